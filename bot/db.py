@@ -1,0 +1,226 @@
+"""Database: SQLAlchemy 2 models, the engine, and migrations applied on start.
+
+SQLite (WAL) by default, PostgreSQL when DATABASE_URL says so; the same code runs on
+both, and `alembic` migrations (bot/migrations) are the only way the schema changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    items_seen: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Preprint(Base):
+    __tablename__ = "preprints"
+    __table_args__ = (
+        UniqueConstraint("server", "identifier", name="uq_preprint_server_identifier"),
+        Index("ix_preprints_posted", "posted"),
+        Index("ix_preprints_doi", "doi"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server: Mapped[str] = mapped_column(String(100))
+    identifier: Mapped[str] = mapped_column(String(500))
+    version: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    authors_json: Mapped[str] = mapped_column(Text, default="[]")
+    category: Mapped[str | None] = mapped_column(String(200))
+    posted: Mapped[date | None] = mapped_column(Date)
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    doi: Mapped[str | None] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="SET NULL"))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def authors(self) -> list[str]:
+        return json.loads(self.authors_json or "[]")
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    name_key: Mapped[str] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    papers: Mapped[list[ReferencePaper]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ReferencePaper.id",
+    )
+
+
+class ReferencePaper(Base):
+    __tablename__ = "reference_papers"
+    __table_args__ = (UniqueConstraint("profile_id", "content_hash", name="uq_reference_paper"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    doi: Mapped[str | None] = mapped_column(String(300))
+    year: Mapped[int | None] = mapped_column(Integer)
+    journal: Mapped[str | None] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    profile: Mapped[Profile] = relationship(back_populates="papers")
+
+
+class Embedding(Base):
+    """Vectors cached per (model, content hash): a text is embedded once per model."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(String(500), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ScoringRun(Base):
+    """One fitted scoring model: which model, which catalog, how well calibrated.
+
+    Stored scores carry the run that produced them, so a changed catalog or model
+    is detected by comparing fingerprints, and rescoring is a query away.
+    """
+
+    __tablename__ = "scoring_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    profiles: Mapped[int] = mapped_column(Integer)
+    reference_papers: Mapped[int] = mapped_column(Integer)
+    background_ids: Mapped[list] = mapped_column(JSON, default=list)
+    tau: Mapped[float] = mapped_column(Float)
+    temperature: Mapped[float] = mapped_column(Float)
+    ece: Mapped[float | None] = mapped_column(Float)
+    heldout: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Score(Base):
+    __tablename__ = "scores"
+    __table_args__ = (Index("ix_scores_profile_score", "profile_id", "score"),)
+
+    preprint_id: Mapped[int] = mapped_column(
+        ForeignKey("preprints.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("scoring_runs.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+
+
+# -- engine ------------------------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the web process read while the clock writes; foreign keys make
+    # cascades (profile removal) behave as on PostgreSQL.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent, safe on every start)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    """The engine and a session factory; one per process, passed to whoever needs it."""
+
+    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if run_migrations:
+            migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,61 @@
+"""The embedding cache: each text is embedded once per model, then read back from the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.db import Embedding
+from scoring.embedder import Embedder, Progress
+
+# SQLite caps bound parameters per statement; stay well under it.
+LOOKUP_BATCH = 500
+
+
+def cached_vectors(session: Session, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), LOOKUP_BATCH):
+        batch = unique[start : start + LOOKUP_BATCH]
+        rows = session.execute(
+            select(Embedding.content_hash, Embedding.vector).where(
+                Embedding.model == model, Embedding.content_hash.in_(batch)
+            )
+        )
+        for key, blob in rows:
+            found[key] = np.frombuffer(blob, dtype=np.float32)
+    return found
+
+
+def ensure_vectors(
+    session: Session,
+    embedder: Callable[[], Embedder],
+    model: str,
+    texts: dict[str, str],
+    progress: Callable[[int], Progress | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Vectors for every hash in `texts` (hash -> document), embedding only the missing ones.
+
+    `embedder` is called only when something is missing, so a warm cache never loads
+    the model; `progress(total)` returns a per-batch callback for a progress bar.
+    """
+    vectors = cached_vectors(session, model, list(texts))
+    missing = [key for key in texts if key not in vectors]
+    if not missing:
+        return vectors
+    tick = progress(len(missing)) if progress else None
+    fresh = embedder().embed([texts[key] for key in missing], progress=tick)
+    for key, vector in zip(missing, fresh, strict=True):
+        session.merge(Embedding(model=model, content_hash=key, dim=len(vector), vector=vector.tobytes()))
+        vectors[key] = vector
+    session.flush()
+    return vectors
+
+
+def stack(vectors: dict[str, np.ndarray], hashes: Sequence[str], dim: int) -> np.ndarray:
+    if not hashes:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.vstack([vectors[h] for h in hashes]).astype(np.float32, copy=False)

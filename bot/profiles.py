@@ -1,0 +1,170 @@
+"""Content profiles: named sets of reference papers, read from files and looked up by name."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.db import Profile, ReferencePaper, utcnow
+from scoring.text import clean_text, content_hash
+
+MIN_PAPERS = 5
+WARN_PAPERS = 10
+
+
+class ProfileError(Exception):
+    """A profile request that cannot be met; the message says what would work."""
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    title: str
+    abstract: str
+    doi: str | None = None
+    year: int | None = None
+    journal: str | None = None
+
+
+@dataclass(frozen=True)
+class PapersFile:
+    papers: list[PaperRecord]
+    skipped: list[str]  # one reason per row that could not be used
+
+
+def normalise_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def read_papers(path: Path) -> PapersFile:
+    """Papers from a JSONL or CSV file with title and abstract (doi, year, journal optional)."""
+    if not path.exists():
+        raise ProfileError(f"no such file: {path}")
+    text = path.read_text(encoding="utf-8-sig")
+    rows, skipped = _rows(text, path)
+    papers: list[PaperRecord] = []
+    seen: set[str] = set()
+    for line, row in rows:
+        title = clean_text(str(row.get("title") or ""))
+        abstract = clean_text(str(row.get("abstract") or ""))
+        if not title and not abstract:
+            skipped.append(f"row {line}: no title or abstract")
+            continue
+        key = content_hash(title, abstract)
+        if key in seen:
+            skipped.append(f"row {line}: duplicate of an earlier paper")
+            continue
+        seen.add(key)
+        papers.append(
+            PaperRecord(
+                title=title or abstract[:120],
+                abstract=abstract,
+                doi=(str(row["doi"]).strip() or None) if row.get("doi") else None,
+                year=_year(row.get("year")),
+                journal=clean_text(str(row["journal"])) if row.get("journal") else None,
+            )
+        )
+    return PapersFile(papers, skipped)
+
+
+def _rows(text: str, path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    skipped: list[str] = []
+    if path.suffix.lower() in {".csv", ".tsv"}:
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+        fields = {f.strip().lower() for f in reader.fieldnames or []}
+        if not {"title", "abstract"} & fields:
+            raise ProfileError(f"{path.name}: the header needs 'title' and 'abstract' columns")
+        return [(i + 2, {k.strip().lower(): v for k, v in r.items() if k}) for i, r in enumerate(reader)], skipped
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(f"line {number}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            skipped.append(f"line {number}: not a JSON object")
+            continue
+        rows.append((number, row))
+    return rows, skipped
+
+
+def _year(value: object) -> int | None:
+    try:
+        year = int(str(value)[:4])
+    except (TypeError, ValueError):
+        return None
+    return year if 1800 < year < 2200 else None
+
+
+def find_profile(session: Session, name: str) -> Profile:
+    """Case-insensitive look-up; an unknown name raises with the closest names."""
+    profile = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
+    if profile is not None:
+        return profile
+    raise ProfileError(unknown_profile_message(session, name))
+
+
+def unknown_profile_message(session: Session, name: str) -> str:
+    names = list(session.scalars(select(Profile.name).order_by(Profile.name)))
+    if not names:
+        return f"no profile named {name!r}: there are no profiles yet (scout profiles add NAME --papers FILE)"
+    close = closest_names(name, names)
+    hint = f" Did you mean: {', '.join(close)}?" if close else f" Profiles: {', '.join(names[:10])}"
+    return f"no profile named {name!r}.{hint}"
+
+
+def closest_names(name: str, names: list[str], limit: int = 3) -> list[str]:
+    keyed = {normalise_name(n): n for n in names}
+    query = normalise_name(name)
+    hits = difflib.get_close_matches(query, list(keyed), n=limit, cutoff=0.5)
+    # Substring hits ("genetics" -> "PLOS Genetics") matter more than edit distance.
+    subs = [k for k in keyed if query and query in k and k not in hits]
+    return [keyed[k] for k in (subs + hits)[:limit]]
+
+
+def add_profile(session: Session, name: str, papers: list[PaperRecord], source: str, *, replace: bool = False) -> Profile:
+    name = " ".join(name.split())
+    if not name:
+        raise ProfileError("a profile needs a name")
+    if len(papers) < MIN_PAPERS:
+        raise ProfileError(
+            f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}"
+        )
+    existing = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
+    if existing is not None and not replace:
+        raise ProfileError(f"a profile named {existing.name!r} exists; use --replace to rebuild it")
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    profile = Profile(name=name, name_key=normalise_name(name), source=source)
+    profile.papers = [
+        ReferencePaper(
+            title=p.title, abstract=p.abstract, doi=p.doi, year=p.year, journal=p.journal,
+            content_hash=content_hash(p.title, p.abstract),
+        )
+        for p in papers
+    ]
+    profile.updated_at = utcnow()
+    session.add(profile)
+    session.flush()
+    return profile
+
+
+def paper_counts(session: Session) -> list[tuple[Profile, int]]:
+    rows = session.execute(
+        select(Profile, func.count(ReferencePaper.id))
+        .outerjoin(ReferencePaper)
+        .group_by(Profile.id)
+        .order_by(Profile.name)
+    )
+    return [(profile, count) for profile, count in rows]

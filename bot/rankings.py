@@ -1,0 +1,227 @@
+"""Rankings and matches: the queries behind `scout rank`, `scout match` and every surface.
+
+Each surface (CLI, Slack, email, JSON) renders the same `Ranking` / `Match` records,
+so they all carry DESIGN.md's fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.db import Preprint, Profile, ReferencePaper, Score
+from bot.embeddings import ensure_vectors
+from bot.profiles import find_profile
+from bot.scores import ScoringContext, latest_run, load_scorer, profile_vectors
+from scoring.text import clean_text, document
+from scoring.window import format_lift, format_score, format_top, top_share, window_stats
+
+WHY_COUNT = 3
+_ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.I)
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.I)
+
+
+class PreprintNotFound(Exception):
+    """A preprint that is not stored (or a malformed identifier); the message says what works."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    title: str
+    year: int | None
+    similarity: float
+
+
+@dataclass(frozen=True)
+class RankedPreprint:
+    rank: int
+    title: str
+    url: str
+    authors: list[str]
+    posted: str | None
+    category: str | None
+    doi: str | None
+    identifier: str
+    server: str
+    score: float
+    top_share: float
+    lift: float
+    abstract: str
+    why: list[Reason] = field(default_factory=list)
+
+    @property
+    def score_text(self) -> str:
+        return format_score(self.score)
+
+    @property
+    def top_text(self) -> str:
+        return format_top(self.top_share)
+
+    @property
+    def lift_text(self) -> str:
+        return format_lift(self.lift)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    profile: str
+    papers: int
+    days: int
+    since: str
+    until: str
+    window_count: int
+    average: float
+    items: list[RankedPreprint]
+
+    @property
+    def average_text(self) -> str:
+        return format_score(self.average)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["version"] = 1
+        return data
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    profile: str
+    score: float
+    top_share: float | None
+    lift: float | None
+
+    @property
+    def score_text(self) -> str:
+        return format_score(self.score)
+
+
+@dataclass(frozen=True)
+class Match:
+    query: str
+    title: str
+    identifier: str | None
+    server: str | None
+    background: float
+    matches: list[ProfileMatch]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["version"] = 1
+        return data
+
+
+def window_bounds(days: int, until: date | None = None) -> tuple[date, date]:
+    until = until or date.today()
+    return until - timedelta(days=days), until
+
+
+def rank_profile(
+    session: Session, ctx: ScoringContext, name: str, *, days: int = 90, top: int = 20,
+    until: date | None = None, why: bool = True,
+) -> Ranking:
+    profile = find_profile(session, name)
+    since, until = window_bounds(days, until)
+    rows = session.execute(
+        select(Preprint, Score.score)
+        .join(Score, Score.preprint_id == Preprint.id)
+        .where(Score.profile_id == profile.id, Preprint.posted >= since, Preprint.posted <= until)
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+    ).all()
+    scores = np.array([s for _, s in rows], dtype=np.float64)
+    stats = window_stats(scores)
+    shown = rows[: max(top, 0)]
+    shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
+    reasons = _reasons(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
+    items = [
+        _ranked(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
+        for i, (p, s) in enumerate(shown)
+    ]
+    papers = session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile.id))
+    return Ranking(profile.name, papers or 0, days, since.isoformat(), until.isoformat(), stats.count, stats.average, items)
+
+
+def _ranked(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
+    return RankedPreprint(
+        rank=rank, title=p.title, url=p.url, authors=p.authors,
+        posted=p.posted.isoformat() if p.posted else None, category=p.category, doi=p.doi,
+        identifier=p.identifier, server=p.server, score=score, top_share=share, lift=lift,
+        abstract=p.abstract, why=why,
+    )
+
+
+def _reasons(session: Session, ctx: ScoringContext, profile: Profile, preprints: list[Preprint]) -> dict[int, list[Reason]]:
+    """The reference papers each preprint is closest to: why it matched."""
+    papers, refs = profile_vectors(session, ctx, profile)
+    texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
+    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    out: dict[int, list[Reason]] = {}
+    for p in preprints:
+        sims = refs @ vectors[p.content_hash]
+        best = np.argsort(-sims)[:WHY_COUNT]
+        out[p.id] = [Reason(papers[i].title, papers[i].year, round(float(sims[i]), 3)) for i in best]
+    return out
+
+
+def find_preprint(session: Session, query: str) -> Preprint:
+    """A stored preprint by DOI (any of its spellings) or arXiv id."""
+    text = query.strip()
+    doi = _DOI.match(text)
+    arxiv = _ARXIV_ID.match(text)
+    if doi:
+        key = doi.group(1).lower().rstrip(".")
+        key = re.sub(r"v\d+$", "", key)
+        found = session.scalar(
+            select(Preprint).where(or_(func.lower(Preprint.doi) == key, Preprint.identifier == key)).limit(1)
+        )
+    elif arxiv:
+        found = session.scalar(select(Preprint).where(Preprint.server == "arxiv", Preprint.identifier == arxiv.group(1)))
+    else:
+        raise PreprintNotFound(
+            f"{query!r} is neither a DOI (10.1101/2024.01.01.123456) nor an arXiv id (2405.01234); "
+            "to score free text use --text"
+        )
+    if found is None:
+        raise PreprintNotFound(f"no stored preprint with id {text}; poll its feed first (scout poll), or use --text")
+    return found
+
+
+def match_preprint(session: Session, preprint: Preprint, days: int = 90, limit: int = 10) -> Match:
+    rows = session.execute(
+        select(Profile.id, Profile.name, Score.score).join(Score, Score.profile_id == Profile.id)
+        .where(Score.preprint_id == preprint.id).order_by(Score.score.desc())
+    ).all()
+    if not rows:
+        raise PreprintNotFound("this preprint has no scores yet: run scout score")
+    since, until = window_bounds(days)
+    matches = []
+    for profile_id, name, score in rows[:limit]:
+        window = np.array(list(session.scalars(
+            select(Score.score).join(Preprint, Preprint.id == Score.preprint_id)
+            .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+        )))
+        stats = window_stats(window)
+        share = float(top_share(window, np.array([score]))[0]) if len(window) else None
+        matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if len(window) else None))
+    background = max(0.0, 1.0 - sum(s for _, _, s in rows))
+    return Match(preprint.identifier, preprint.title, preprint.identifier, preprint.server, background, matches)
+
+
+def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10) -> Match:
+    text = clean_text(text)
+    if len(text.split()) < 5:
+        raise PreprintNotFound("give a title and abstract to score (at least a few words of text)")
+    run = latest_run(session)
+    if run is None:
+        raise PreprintNotFound("no profiles scored yet: add a profile first (scout profiles add NAME --papers FILE)")
+    fitted = load_scorer(session, ctx, run)
+    x = ctx.embedder().embed([text])
+    probs = fitted.scorer.predict_proba(x)[0]
+    names = fitted.scorer.catalog.names
+    order = np.argsort(-probs[:-1])[:limit]
+    matches = [ProfileMatch(names[i], float(probs[i]), None, None) for i in order]
+    return Match(text[:80], text[:200], None, None, float(probs[-1]), matches)

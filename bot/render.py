@@ -1,0 +1,37 @@
+"""Jinja2 environment for everything a user reads: templates are data, not code.
+
+`SCOUT_TEMPLATES_DIR` (optional) is searched before the bundled `templates/`, so a
+deployment can restyle a digest or a ranking by copying one file and editing it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import templates as bundled
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from scoring.window import format_lift, format_score, format_top
+
+BUNDLED_DIR = Path(bundled.__file__).parent
+
+
+@lru_cache(maxsize=4)
+def environment(user_dir: str | None = None) -> Environment:
+    loaders = [FileSystemLoader(user_dir)] if user_dir else []
+    loaders.append(FileSystemLoader(str(BUNDLED_DIR)))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(score=format_score, top=format_top, lift=format_lift)
+    return env
+
+
+def render(name: str, user_dir: str | None = None, **context: object) -> str:
+    return environment(user_dir).get_template(name).render(**context).strip()

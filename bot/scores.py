@@ -1,0 +1,223 @@
+"""Keep stored match scores current: fit when the catalog or model changes, else score what is new."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
+from bot.embeddings import ensure_vectors, stack
+from scoring.embedder import Embedder, Progress
+from scoring.scorer import Catalog, Scorer, fit
+from scoring.text import document
+
+INSERT_BATCH = 5000
+# Below this many stored preprints the background sample is too thin to stand for
+# "published somewhere else"; the scorer then uses its fixed pseudo-background.
+MIN_BACKGROUND = 30
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    run_id: int | None
+    refitted: bool
+    scored: int
+    profiles: int
+    ece: float | None = None
+
+
+@dataclass(frozen=True)
+class FittedCatalog:
+    """A scorer plus the preprint id behind each background row (to leave a preprint out of
+    its own background)."""
+
+    scorer: Scorer
+    background_ids: list[int]
+
+    def exclusions(self, preprint_ids: list[int]) -> np.ndarray | None:
+        if not self.background_ids:
+            return None
+        position = {pid: i for i, pid in enumerate(self.background_ids)}
+        return np.array([position.get(pid, -1) for pid in preprint_ids], dtype=np.int64)
+
+
+@dataclass
+class ScoringContext:
+    """What scoring needs from the outside world: the model (loaded lazily) and a progress bar."""
+
+    model_name: str
+    load_embedder: Callable[[], Embedder]
+    background_size: int = 2000
+    progress: Callable[[int], Progress | None] | None = None
+    _embedder: Embedder | None = None
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.load_embedder()
+        return self._embedder
+
+
+def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:
+    digest = hashlib.sha256(model.encode())
+    for profile_id, name, hashes in sorted(profiles):
+        digest.update(f"|{profile_id}:{name}:".encode())
+        digest.update(",".join(sorted(hashes)).encode())
+    return digest.hexdigest()
+
+
+def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False) -> ScoreReport:
+    """Bring every stored preprint's scores up to date with the current catalog and model."""
+    profiles = _profiles(session)
+    if not profiles:
+        return ScoreReport(None, False, 0, 0)
+    fingerprint = catalog_fingerprint(ctx.model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+    run = latest_run(session)
+    preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
+    if refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx):
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint)
+        session.execute(delete(Score))
+        refitted = True
+    else:
+        fitted = load_scorer(session, ctx, run, profiles)
+        refitted = False
+    pending = list(
+        session.scalars(
+            select(Preprint).where(~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists())
+        )
+    )
+    _score_preprints(session, ctx, fitted, run, profiles, pending)
+    return ScoreReport(run.id, refitted, len(pending), len(profiles), run.ece)
+
+
+def latest_run(session: Session) -> ScoringRun | None:
+    return session.scalar(select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
+
+
+def is_current(session: Session, model_name: str) -> bool:
+    profiles = _profiles(session)
+    run = latest_run(session)
+    if not profiles:
+        return True
+    fingerprint = catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+    if run is None or run.fingerprint != fingerprint:
+        return False
+    unscored = session.scalar(
+        select(func.count(Preprint.id)).where(
+            ~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists()
+        )
+    )
+    return not unscored
+
+
+def load_scorer(
+    session: Session, ctx: ScoringContext, run: ScoringRun, profiles: list[Profile] | None = None
+) -> FittedCatalog:
+    """Rebuild a fitted scorer from its stored run without refitting."""
+    profiles = profiles if profiles is not None else _profiles(session)
+    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids))
+    return FittedCatalog(Scorer(catalog, tau=run.tau, temperature=run.temperature), background_ids)
+
+
+def _profiles(session: Session) -> list[Profile]:
+    return list(session.scalars(select(Profile).order_by(Profile.id)))
+
+
+def _background_outgrown(run: ScoringRun, preprint_count: int, ctx: ScoringContext) -> bool:
+    """Refit while the background sample is still small next to the stored preprints."""
+    have = len(run.background_ids)
+    if have >= ctx.background_size:
+        return False
+    available = min(preprint_count, ctx.background_size)
+    return available >= MIN_BACKGROUND and available >= 2 * have + MIN_BACKGROUND
+
+
+def _choose_background(session: Session, size: int) -> list[int]:
+    """A deterministic spread of stored preprints, newest first, to stand for "elsewhere"."""
+    ids = list(session.scalars(select(Preprint.id).order_by(Preprint.posted.desc(), Preprint.id.desc())))
+    if len(ids) < MIN_BACKGROUND or size == 0:
+        return []
+    if len(ids) <= size:
+        return sorted(ids)
+    step = len(ids) / size
+    return sorted(ids[int(i * step)] for i in range(size))
+
+
+def _catalog(
+    session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int]
+) -> tuple[Catalog, list[int]]:
+    papers = [(i, paper) for i, profile in enumerate(profiles) for paper in profile.papers]
+    background = (
+        list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)).order_by(Preprint.id)))
+        if background_ids else []
+    )
+    texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
+    texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
+    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    dim = len(next(iter(vectors.values())))
+    catalog = Catalog(
+        names=tuple(p.name for p in profiles),
+        vectors=stack(vectors, [paper.content_hash for _, paper in papers], dim),
+        labels=np.array([i for i, _ in papers], dtype=np.int64),
+        background=stack(vectors, [p.content_hash for p in background], dim),
+    )
+    return catalog, [p.id for p in background]
+
+
+def _fit_run(
+    session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str
+) -> tuple[FittedCatalog, ScoringRun]:
+    catalog, background_ids = _catalog(
+        session, ctx, profiles, _choose_background(session, ctx.background_size)
+    )
+    scorer = fit(catalog)
+    cal = scorer.calibration
+    run = ScoringRun(
+        fingerprint=fingerprint,
+        model=ctx.model_name,
+        profiles=len(profiles),
+        reference_papers=len(catalog.labels),
+        background_ids=background_ids,
+        tau=scorer.tau,
+        temperature=scorer.temperature,
+        ece=cal.ece if cal else None,
+        heldout=cal.heldout if cal else 0,
+    )
+    session.add(run)
+    session.flush()
+    return FittedCatalog(scorer, background_ids), run
+
+
+def _score_preprints(
+    session: Session, ctx: ScoringContext, fitted: FittedCatalog, run: ScoringRun,
+    profiles: list[Profile], preprints: list[Preprint],
+) -> None:
+    if not preprints:
+        return
+    scorer = fitted.scorer
+    texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
+    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    dim = scorer.catalog.vectors.shape[1]
+    x = stack(vectors, [p.content_hash for p in preprints], dim)
+    probs = scorer.predict_proba(x, exclude_background=fitted.exclusions([p.id for p in preprints]))
+    rows = [
+        {"preprint_id": p.id, "profile_id": profile.id, "run_id": run.id, "score": float(probs[i, j])}
+        for i, p in enumerate(preprints)
+        for j, profile in enumerate(profiles)
+    ]
+    for start in range(0, len(rows), INSERT_BATCH):
+        session.execute(insert(Score), rows[start : start + INSERT_BATCH])
+    session.flush()
+
+
+def profile_vectors(session: Session, ctx: ScoringContext, profile: Profile) -> tuple[list[ReferencePaper], np.ndarray]:
+    """A profile's reference papers with their vectors (for "why it matched")."""
+    papers = list(profile.papers)
+    texts = {p.content_hash: document(p.title, p.abstract) for p in papers}
+    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    dim = len(next(iter(vectors.values())))
+    return papers, stack(vectors, [p.content_hash for p in papers], dim)
