@@ -33,7 +33,8 @@ profiles_app = typer.Typer(help="Content profiles: named sets of reference paper
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(profiles_app, name="profiles")
 
-out = Console()
+# soft_wrap: piped output keeps one line per sentence instead of an 80-column wrap.
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, ValueError)
@@ -90,8 +91,12 @@ def progress_bar() -> Iterator[Progress | None]:
         yield None
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
     ) as progress:
         yield progress
 
@@ -136,19 +141,35 @@ def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
         return
     table = Table("id", "name", "health", "last success", "items seen", "last error")
     for r in rows:
-        health = "[green]ok[/green]" if r["healthy"] else ("[dim]never polled[/dim]" if r["healthy"] is None else "[red]failing[/red]")
-        table.add_row(str(r["id"]), f"{r['name']}\n[dim]{r['url']}[/dim]", health, r["last_success_at"] or "never",
-                      str(r["items_seen"]), r["last_error"] or "")
+        health = (
+            "[green]ok[/green]"
+            if r["healthy"]
+            else ("[dim]never polled[/dim]" if r["healthy"] is None else "[red]failing[/red]")
+        )
+        table.add_row(
+            str(r["id"]),
+            f"{r['name']}\n[dim]{r['url']}[/dim]",
+            health,
+            r["last_success_at"] or "never",
+            str(r["items_seen"]),
+            r["last_error"] or "",
+        )
     out.print(table)
 
 
 def _feed_row(f: Feed) -> dict:
     healthy = None if f.last_polled_at is None else f.last_error is None
     return {
-        "id": f.id, "name": f.name, "url": f.url, "healthy": healthy,
-        "last_polled_at": _iso(f.last_polled_at), "last_success_at": _iso(f.last_success_at),
-        "last_error": f.last_error, "last_error_at": _iso(f.last_error_at),
-        "consecutive_failures": f.consecutive_failures, "items_seen": f.items_seen,
+        "id": f.id,
+        "name": f.name,
+        "url": f.url,
+        "healthy": healthy,
+        "last_polled_at": _iso(f.last_polled_at),
+        "last_success_at": _iso(f.last_success_at),
+        "last_error": f.last_error,
+        "last_error_at": _iso(f.last_error_at),
+        "consecutive_failures": f.consecutive_failures,
+        "items_seen": f.items_seen,
     }
 
 
@@ -245,21 +266,25 @@ def profiles_add(
             count = len(profile.papers)
         out.print(f"profile {profile.name}: {count} papers")
         if count < WARN_PAPERS:
-            err.print(f"[yellow]warning:[/yellow] {count} papers is thin (minimum {MIN_PAPERS}); "
-                      f"{WARN_PAPERS} or more give steadier scores")
+            err.print(
+                f"[yellow]warning:[/yellow] {count} papers is thin (minimum {MIN_PAPERS}); "
+                f"{WARN_PAPERS} or more give steadier scores"
+            )
         if not no_score:
             run_scoring(settings, db)
 
 
 @profiles_app.command("show")
 def profiles_show(
-    name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A profile's reference papers."""
     with database() as (_settings, db), db.session() as session:
         profile = find_profile(session, name)
         data = {
-            "name": profile.name, "source": profile.source,
+            "name": profile.name,
+            "source": profile.source,
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
         }
     if as_json:
@@ -324,7 +349,9 @@ def print_ranking(ranking, abstracts: bool = False) -> None:
     out.print(render("cli/ranking_header.txt.j2", ranking=ranking), highlight=False)
     out.print()
     if not ranking.items:
-        out.print("No preprints were posted in this window yet: add feeds (scout feeds add) and poll them (scout poll).")
+        out.print(
+            "No preprints were posted in this window yet: add feeds (scout feeds add) and poll them (scout poll)."
+        )
         return
     for item in ranking.items:
         out.print(f"[bold]{item.rank}.[/bold] [link={item.url}][bold]{_esc(item.title)}[/bold][/link]", highlight=False)
@@ -332,14 +359,17 @@ def print_ranking(ranking, abstracts: bool = False) -> None:
         out.print(f"   {_esc(authors) or '[dim]no authors listed[/dim]'}", highlight=False)
         out.print(
             f"   {item.posted or 'undated'} · {_esc(item.category or 'uncategorised')} · {item.server} · "
-            f"{_esc(item.doi or item.identifier)}", highlight=False,
+            f"{_esc(item.doi or item.identifier)}",
+            highlight=False,
         )
         out.print(
-            f"   [green]{item.top_text}[/green] · match [bold]{item.score_text}[/bold] · "
-            f"{item.lift_text} the average", highlight=False,
+            f"   [green]{item.top_text}[/green] · match [bold]{item.score_text}[/bold] · {item.lift_text} the average",
+            highlight=False,
         )
         if item.why:
-            why = "; ".join(f"{_esc(r.title[:70])}{f' ({r.year})' if r.year else ''} {r.similarity:.2f}" for r in item.why)
+            why = "; ".join(
+                f"{_esc(r.title[:70])}{f' ({r.year})' if r.year else ''} {r.similarity:.2f}" for r in item.why
+            )
             out.print(f"   [dim]closest: {why}[/dim]", highlight=False)
         if abstracts:
             out.print(f"   [dim]{_esc(item.abstract)}[/dim]", highlight=False)
@@ -402,8 +432,10 @@ def status() -> None:
         out.print(f"preprints: {session.scalar(select(func.count(Preprint.id)))}")
         out.print(f"profiles: {session.scalar(select(func.count(Profile.id)))}")
         if run:
-            out.print(f"scoring: fitted {_iso(run.created_at)} on {run.reference_papers} papers, "
-                      f"{len(run.background_ids)} background preprints, ECE {run.ece:.3f}")
+            out.print(
+                f"scoring: fitted {_iso(run.created_at)} on {run.reference_papers} papers, "
+                f"{len(run.background_ids)} background preprints, ECE {run.ece:.3f}"
+            )
 
 
 @app.command()

@@ -31,12 +31,8 @@ class Settings(BaseSettings):
     )
     http_timeout: float = Field(default=20.0, gt=0, validation_alias="SCOUT_HTTP_TIMEOUT")
     contact_email: str = Field(default="", validation_alias="SCOUT_CONTACT_EMAIL")
-    biorxiv_rss_url: str = Field(
-        default="https://connect.biorxiv.org", validation_alias="SCOUT_BIORXIV_RSS_URL"
-    )
-    medrxiv_rss_url: str = Field(
-        default="https://connect.medrxiv.org", validation_alias="SCOUT_MEDRXIV_RSS_URL"
-    )
+    biorxiv_rss_url: str = Field(default="https://connect.biorxiv.org", validation_alias="SCOUT_BIORXIV_RSS_URL")
+    medrxiv_rss_url: str = Field(default="https://connect.medrxiv.org", validation_alias="SCOUT_MEDRXIV_RSS_URL")
     arxiv_rss_url: str = Field(default="https://rss.arxiv.org", validation_alias="SCOUT_ARXIV_RSS_URL")
     window_days: int = Field(default=90, ge=1, le=3650, validation_alias="SCOUT_WINDOW_DAYS")
     background_size: int = Field(default=2000, ge=0, validation_alias="SCOUT_BACKGROUND_SIZE")
@@ -48,9 +44,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         if value.startswith("postgres://"):
             # Heroku-style URLs; SQLAlchemy only knows the long scheme.
-            value = "postgresql://" + value[len("postgres://"):]
+            value = "postgresql://" + value[len("postgres://") :]
         if value.startswith("postgresql://"):
-            value = "postgresql+psycopg://" + value[len("postgresql://"):]
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
 
     @cached_property
@@ -81,5 +77,5 @@ def _env_name(field: str) -> str:
 
 def sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///") :])
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -98,7 +98,9 @@ class Profile(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     papers: Mapped[list[ReferencePaper]] = relationship(
-        back_populates="profile", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="profile",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="ReferencePaper.id",
     )
 
@@ -156,12 +158,8 @@ class Score(Base):
     __tablename__ = "scores"
     __table_args__ = (Index("ix_scores_profile_score", "profile_id", "score"),)
 
-    preprint_id: Mapped[int] = mapped_column(
-        ForeignKey("preprints.id", ondelete="CASCADE"), primary_key=True
-    )
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
-    )
+    preprint_id: Mapped[int] = mapped_column(ForeignKey("preprints.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("scoring_runs.id", ondelete="CASCADE"), index=True)
     score: Mapped[float] = mapped_column(Float)
 

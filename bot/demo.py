@@ -78,8 +78,10 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
 
         scout("feeds", "add", "biorxiv:demo", "--name", "bioRxiv sample (served locally)")
         for entry in profiles:
-            app(["profiles", "add", entry["name"], "--papers", str(DATA / entry["file"]), "--no-score"],
-                standalone_mode=False)
+            app(
+                ["profiles", "add", entry["name"], "--papers", str(DATA / entry["file"]), "--no-score"],
+                standalone_mode=False,
+            )
         scout("profiles")
         scout("poll")
         scout("feeds")
@@ -90,8 +92,9 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
         out.print(f"[dim]{doi} was later published in {manifest['journal_of_doi'][doi]}.[/dim]")
         _check(out, manifest, days, newest)
         out.rule()
-        out.print(f"demo finished in {time.monotonic() - started:.0f} s"
-                  + (f"; database kept at {db_file}" if keep else ""))
+        out.print(
+            f"demo finished in {time.monotonic() - started:.0f} s" + (f"; database kept at {db_file}" if keep else "")
+        )
 
 
 def _newest_doi(manifest: dict) -> str:
@@ -116,8 +119,10 @@ def _check(out: Console, manifest: dict, days: int, until: date) -> None:
             total += 1
     db.dispose()
     out.rule("[bold]how well did it do?", align="left")
-    out.print(f"For {hits} of {total} sample preprints ({100 * hits / max(total, 1):.0f}%), the journal that "
-              f"later published it is among its top 3 of {len(json.loads((DATA / 'profiles.json').read_text()))} profiles.")
+    out.print(
+        f"For {hits} of {total} sample preprints ({100 * hits / max(total, 1):.0f}%), the journal that "
+        f"later published it is among its top 3 of {len(json.loads((DATA / 'profiles.json').read_text()))} profiles."
+    )
 
 
 def _quote(arg: str) -> str:

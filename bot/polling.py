@@ -170,9 +170,8 @@ def _new_row(item: FeedItem, feed: Feed | None) -> Preprint:
 
 
 def _is_newer(item: FeedItem, row: Preprint) -> bool:
-    if item.version is not None and row.version is not None:
-        if item.version != row.version:
-            return item.version > row.version
+    if item.version is not None and row.version is not None and item.version != row.version:
+        return item.version > row.version
     # Same or unknown version: take it only if the text changed (a corrected abstract).
     return content_hash(item.title, item.abstract) != row.content_hash and bool(item.abstract)
 

@@ -132,14 +132,14 @@ def closest_names(name: str, names: list[str], limit: int = 3) -> list[str]:
     return [keyed[k] for k in (subs + hits)[:limit]]
 
 
-def add_profile(session: Session, name: str, papers: list[PaperRecord], source: str, *, replace: bool = False) -> Profile:
+def add_profile(
+    session: Session, name: str, papers: list[PaperRecord], source: str, *, replace: bool = False
+) -> Profile:
     name = " ".join(name.split())
     if not name:
         raise ProfileError("a profile needs a name")
     if len(papers) < MIN_PAPERS:
-        raise ProfileError(
-            f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}"
-        )
+        raise ProfileError(f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}")
     existing = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
     if existing is not None and not replace:
         raise ProfileError(f"a profile named {existing.name!r} exists; use --replace to rebuild it")
@@ -149,7 +149,11 @@ def add_profile(session: Session, name: str, papers: list[PaperRecord], source: 
     profile = Profile(name=name, name_key=normalise_name(name), source=source)
     profile.papers = [
         ReferencePaper(
-            title=p.title, abstract=p.abstract, doi=p.doi, year=p.year, journal=p.journal,
+            title=p.title,
+            abstract=p.abstract,
+            doi=p.doi,
+            year=p.year,
+            journal=p.journal,
             content_hash=content_hash(p.title, p.abstract),
         )
         for p in papers

@@ -121,8 +121,14 @@ def window_bounds(days: int, until: date | None = None) -> tuple[date, date]:
 
 
 def rank_profile(
-    session: Session, ctx: ScoringContext, name: str, *, days: int = 90, top: int = 20,
-    until: date | None = None, why: bool = True,
+    session: Session,
+    ctx: ScoringContext,
+    name: str,
+    *,
+    days: int = 90,
+    top: int = 20,
+    until: date | None = None,
+    why: bool = True,
 ) -> Ranking:
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
@@ -138,23 +144,36 @@ def rank_profile(
     shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
     reasons = _reasons(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
     items = [
-        _ranked(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
-        for i, (p, s) in enumerate(shown)
+        _ranked(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, [])) for i, (p, s) in enumerate(shown)
     ]
     papers = session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile.id))
-    return Ranking(profile.name, papers or 0, days, since.isoformat(), until.isoformat(), stats.count, stats.average, items)
+    return Ranking(
+        profile.name, papers or 0, days, since.isoformat(), until.isoformat(), stats.count, stats.average, items
+    )
 
 
 def _ranked(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
     return RankedPreprint(
-        rank=rank, title=p.title, url=p.url, authors=p.authors,
-        posted=p.posted.isoformat() if p.posted else None, category=p.category, doi=p.doi,
-        identifier=p.identifier, server=p.server, score=score, top_share=share, lift=lift,
-        abstract=p.abstract, why=why,
+        rank=rank,
+        title=p.title,
+        url=p.url,
+        authors=p.authors,
+        posted=p.posted.isoformat() if p.posted else None,
+        category=p.category,
+        doi=p.doi,
+        identifier=p.identifier,
+        server=p.server,
+        score=score,
+        top_share=share,
+        lift=lift,
+        abstract=p.abstract,
+        why=why,
     )
 
 
-def _reasons(session: Session, ctx: ScoringContext, profile: Profile, preprints: list[Preprint]) -> dict[int, list[Reason]]:
+def _reasons(
+    session: Session, ctx: ScoringContext, profile: Profile, preprints: list[Preprint]
+) -> dict[int, list[Reason]]:
     """The reference papers each preprint is closest to: why it matched."""
     papers, refs = profile_vectors(session, ctx, profile)
     texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
@@ -179,7 +198,9 @@ def find_preprint(session: Session, query: str) -> Preprint:
             select(Preprint).where(or_(func.lower(Preprint.doi) == key, Preprint.identifier == key)).limit(1)
         )
     elif arxiv:
-        found = session.scalar(select(Preprint).where(Preprint.server == "arxiv", Preprint.identifier == arxiv.group(1)))
+        found = session.scalar(
+            select(Preprint).where(Preprint.server == "arxiv", Preprint.identifier == arxiv.group(1))
+        )
     else:
         raise PreprintNotFound(
             f"{query!r} is neither a DOI (10.1101/2024.01.01.123456) nor an arXiv id (2405.01234); "
@@ -192,18 +213,25 @@ def find_preprint(session: Session, query: str) -> Preprint:
 
 def match_preprint(session: Session, preprint: Preprint, days: int = 90, limit: int = 10) -> Match:
     rows = session.execute(
-        select(Profile.id, Profile.name, Score.score).join(Score, Score.profile_id == Profile.id)
-        .where(Score.preprint_id == preprint.id).order_by(Score.score.desc())
+        select(Profile.id, Profile.name, Score.score)
+        .join(Score, Score.profile_id == Profile.id)
+        .where(Score.preprint_id == preprint.id)
+        .order_by(Score.score.desc())
     ).all()
     if not rows:
         raise PreprintNotFound("this preprint has no scores yet: run scout score")
     since, until = window_bounds(days)
     matches = []
     for profile_id, name, score in rows[:limit]:
-        window = np.array(list(session.scalars(
-            select(Score.score).join(Preprint, Preprint.id == Score.preprint_id)
-            .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
-        )))
+        window = np.array(
+            list(
+                session.scalars(
+                    select(Score.score)
+                    .join(Preprint, Preprint.id == Score.preprint_id)
+                    .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+                )
+            )
+        )
         stats = window_stats(window)
         share = float(top_share(window, np.array([score]))[0]) if len(window) else None
         matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if len(window) else None))

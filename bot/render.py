@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import templates as bundled
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+import templates as bundled
 from scoring.window import format_lift, format_score, format_top
 
 BUNDLED_DIR = Path(bundled.__file__).parent

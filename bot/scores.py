@@ -75,7 +75,9 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     profiles = _profiles(session)
     if not profiles:
         return ScoreReport(None, False, 0, 0)
-    fingerprint = catalog_fingerprint(ctx.model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+    fingerprint = catalog_fingerprint(
+        ctx.model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles]
+    )
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
     if refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx):
@@ -103,7 +105,9 @@ def is_current(session: Session, model_name: str) -> bool:
     run = latest_run(session)
     if not profiles:
         return True
-    fingerprint = catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+    fingerprint = catalog_fingerprint(
+        model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles]
+    )
     if run is None or run.fingerprint != fingerprint:
         return False
     unscored = session.scalar(
@@ -153,7 +157,8 @@ def _catalog(
     papers = [(i, paper) for i, profile in enumerate(profiles) for paper in profile.papers]
     background = (
         list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)).order_by(Preprint.id)))
-        if background_ids else []
+        if background_ids
+        else []
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
@@ -171,9 +176,7 @@ def _catalog(
 def _fit_run(
     session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(
-        session, ctx, profiles, _choose_background(session, ctx.background_size)
-    )
+    catalog, background_ids = _catalog(session, ctx, profiles, _choose_background(session, ctx.background_size))
     scorer = fit(catalog)
     cal = scorer.calibration
     run = ScoringRun(
@@ -193,8 +196,12 @@ def _fit_run(
 
 
 def _score_preprints(
-    session: Session, ctx: ScoringContext, fitted: FittedCatalog, run: ScoringRun,
-    profiles: list[Profile], preprints: list[Preprint],
+    session: Session,
+    ctx: ScoringContext,
+    fitted: FittedCatalog,
+    run: ScoringRun,
+    profiles: list[Profile],
+    preprints: list[Preprint],
 ) -> None:
     if not preprints:
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,10 @@ class Embedder:
         return np.vstack(chunks)
 
 
+@lru_cache(maxsize=2)
 def load_embedder(name: str) -> Embedder:
-    """Load a model without touching the network unless the user named a hub model."""
+    """Load a model (once per process) without touching the network unless the user
+    named a hub model."""
     path = resolve_model_path(name)
     local = Path(path).exists()
     if local:
@@ -76,6 +79,9 @@ def load_embedder(name: str) -> Embedder:
         # should not in production either: weights are part of the deployment).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Loading bars from transformers would garble our own progress output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         from sentence_transformers import SentenceTransformer
 

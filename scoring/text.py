@@ -18,9 +18,30 @@ _WS = re.compile(r"\s+")
 # Block-level tags end a word; inline tags (<i>, <sub>) do not, so "H<sub>2</sub>O"
 # stays "H2O" while "<p>a</p><p>b</p>" becomes "a b".
 _BLOCK_TAGS = frozenset(
-    {"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3", "h4",
-     "h5", "h6", "section", "title", "abstract", "sec", "jats:p", "jats:title",
-     "jats:sec"}
+    {
+        "p",
+        "br",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "tr",
+        "td",
+        "th",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "title",
+        "abstract",
+        "sec",
+        "jats:p",
+        "jats:title",
+        "jats:sec",
+    }
 )
 
 
