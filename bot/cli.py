@@ -386,10 +386,13 @@ def _esc(text: str) -> str:
 def match(
     query: Annotated[str | None, typer.Argument(help="DOI or arXiv id of a stored preprint")] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score free text (title and abstract)")] = None,
-    top: Annotated[int, typer.Option(min=1)] = 10,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    top: Annotated[int, typer.Option(min=1, help="How many profiles to show")] = 10,
+    days: Annotated[int, typer.Option(min=1, help="Window for top % and lift")] = 90,
+    until: Annotated[str | None, typer.Option(help="Window end, YYYY-MM-DD (default today)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see README)")] = False,
 ) -> None:
     """The profiles a preprint fits best, with match scores."""
+    end = _parse_date(until)
     if (query is None) == (text is None):
         raise fail("give a DOI or arXiv id, or --text 'title and abstract'")
     with database() as (settings, db):
@@ -399,12 +402,12 @@ def match(
             if text is not None:
                 result = match_text(session, scoring_context(settings), text, limit=top)
             else:
-                result = match_preprint(session, find_preprint(session, query), limit=top)
+                result = match_preprint(session, find_preprint(session, query), days=days, until=end, limit=top)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     out.print(f"[bold]{_esc(result.title)}[/bold]", highlight=False)
-    table = Table("profile", "match", "top % (90 days)", "lift")
+    table = Table("profile", "match", f"top % ({days} days)", "lift")
     for m in result.matches:
         table.add_row(m.profile, m.score_text, _top(m.top_share), f"{m.lift:.1f}x" if m.lift is not None else "")
     table.add_row("[dim]published elsewhere[/dim]", f"[dim]{result.background * 100:.1f}%[/dim]", "", "")

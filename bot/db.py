@@ -164,6 +164,92 @@ class Score(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class Subscription(Base):
+    """A Slack channel or an email address following a profile, with a threshold and a schedule."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("kind", "team_id", "channel_id", "email", "profile_id", name="uq_subscription_target"),
+        Index("ix_subscriptions_due", "status", "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "slack" | "email"
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    # Slack: workspace + channel. Email: the address. Unused fields are "" so the
+    # unique constraint works the same on SQLite and PostgreSQL (NULLs never collide).
+    team_id: Mapped[str] = mapped_column(String(50), default="")
+    channel_id: Mapped[str] = mapped_column(String(50), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")  # Slack user id, or "cli"
+    threshold_kind: Mapped[str] = mapped_column(String(10), default="top")
+    threshold_value: Mapped[float] = mapped_column(Float, default=0.01)
+    max_items: Mapped[int] = mapped_column(Integer, default=20)
+    send_empty: Mapped[bool] = mapped_column(default=False)
+    schedule: Mapped[str] = mapped_column(String(10), default="daily")  # hourly | daily | weekly
+    at_time: Mapped[str] = mapped_column(String(5), default="08:00")  # HH:MM in `timezone`
+    weekday: Mapped[int] = mapped_column(Integer, default=0)  # weekly: 0 = Monday
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # active | pending (email awaiting confirmation) | paused (a dead channel) | unsubscribed
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    profile: Mapped[Profile] = relationship()
+
+
+class Digest(Base):
+    """One digest being sent: the Slack thread (parent ts) or the email, so a run that dies
+    halfway resumes in the same thread."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done | failed
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    channel_id: Mapped[str | None] = mapped_column(String(50))
+    parent_ts: Mapped[str | None] = mapped_column(String(50))
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """The ledger: written only after Slack or the SMTP server accepted the item, and unique
+    per (subscription, preprint), so nothing is ever sent twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "preprint_id", name="uq_delivery"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    preprint_id: Mapped[int] = mapped_column(ForeignKey("preprints.id", ondelete="CASCADE"), index=True)
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id", ondelete="SET NULL"), index=True)
+    delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    score: Mapped[float] = mapped_column(Float)
+    message_ts: Mapped[str | None] = mapped_column(String(50))  # Slack reply ts
+
+
+class Vote(Base):
+    """Feedback on a delivered match ("relevant" / "not relevant"), per profile."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("profile_id", "preprint_id", "team_id", "user_id", name="uq_vote"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    preprint_id: Mapped[int] = mapped_column(ForeignKey("preprints.id", ondelete="CASCADE"))
+    team_id: Mapped[str] = mapped_column(String(50), default="")
+    user_id: Mapped[str] = mapped_column(String(100))
+    relevant: Mapped[bool] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- engine ------------------------------------------------------------------------------
 
 

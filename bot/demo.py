@@ -88,7 +88,7 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
         for name in RANKED:
             scout("rank", name, "--days", str(days), "--until", newest.isoformat(), "--top", "5")
         doi = _newest_doi(manifest)
-        scout("match", doi)
+        scout("match", doi, "--days", str(days), "--until", newest.isoformat())
         out.print(f"[dim]{doi} was later published in {manifest['journal_of_doi'][doi]}.[/dim]")
         _check(out, manifest, days, newest)
         out.rule()
@@ -114,7 +114,7 @@ def _check(out: Console, manifest: dict, days: int, until: date) -> None:
     with db.session() as session:
         scoring_context(settings)
         for doi, journal in manifest["journal_of_doi"].items():
-            result = match_preprint(session, find_preprint(session, doi), days=days, limit=3)
+            result = match_preprint(session, find_preprint(session, doi), days=days, until=until, limit=3)
             hits += journal in [m.profile for m in result.matches]
             total += 1
     db.dispose()

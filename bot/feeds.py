@@ -31,8 +31,7 @@ KNOWN_SERVERS = ("biorxiv", "medrxiv", "arxiv")
 BIORXIV_DOI_PREFIXES = ("10.1101/", "10.64898/")
 
 _ACCEPT = (
-    "application/rss+xml, application/rdf+xml, application/atom+xml, "
-    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
+    "application/rss+xml, application/rdf+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
 _SHORTCUT_HELP = (
     "use biorxiv:<subject> (e.g. biorxiv:neuroscience), medrxiv:<subject>, "
@@ -116,9 +115,7 @@ def _read_response(
     status = response.status_code
     # Some servers omit the validators on a 304; the ones we sent are still current.
     new_etag = response.headers.get("etag") or (etag if status == 304 else None)
-    new_modified = response.headers.get("last-modified") or (
-        last_modified if status == 304 else None
-    )
+    new_modified = response.headers.get("last-modified") or (last_modified if status == 304 else None)
     content_type = response.headers.get("content-type")
     if status == 304:
         return FetchResult(304, b"", new_etag, new_modified, content_type)
@@ -182,8 +179,7 @@ def expand_shortcut(
 def _subject_slug(subject: str) -> str:
     slug = re.sub(r"[\s-]+", "_", subject.strip().lower())
     if not re.fullmatch(r"[a-z0-9_]+", slug):
-        raise ValueError(f"bad subject {subject.strip()!r}: letters, digits and spaces only; "
-                         f"{_SHORTCUT_HELP}")
+        raise ValueError(f"bad subject {subject.strip()!r}: letters, digits and spaces only; {_SHORTCUT_HELP}")
     return slug
 
 
@@ -198,9 +194,7 @@ def _arxiv_categories(text: str) -> str:
 
 # --------------------------------------------------------------------------- servers
 
-_ARXIV_ID = re.compile(
-    r"(?<![\w.])(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?(?![\d])"
-)
+_ARXIV_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?(?![\d])")
 _DOI = re.compile(r"10\.\d{4,9}/[^\s\"<>]+")
 _DOI_PREFIX = re.compile(r"^(?:doi:\s*|info:doi/|https?://(?:dx\.)?doi\.org/)", re.I)
 
@@ -286,8 +280,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     if bozo:
         warnings.insert(0, f"feed parsed despite errors: {_bozo_message(parsed)}")
     if not entries:
-        warnings.append("no items in feed (normal for arXiv at weekends; for bioRxiv/medRxiv "
-                        "an unknown subject also answers with an empty feed)")
+        warnings.append(
+            "no items in feed (normal for arXiv at weekends; for bioRxiv/medRxiv "
+            "an unknown subject also answers with an empty feed)"
+        )
     return ParsedFeed(_feed_title(parsed, url), tuple(items), tuple(warnings))
 
 
@@ -307,8 +303,7 @@ def _harmless(exc: BaseException | None) -> bool:
 def _raise_not_a_feed(parsed: Any, content: bytes, content_type: str | None) -> None:
     if _is_html(content, content_type):
         kind = content_type.split(";")[0].strip() if content_type else "an HTML page"
-        raise FeedError(f"not a feed (content-type {kind})" if content_type
-                        else f"not a feed ({kind})")
+        raise FeedError(f"not a feed (content-type {kind})" if content_type else f"not a feed ({kind})")
     if content_type and not _feedish_type(content_type) and not parsed.get("version"):
         raise FeedError(f"not a feed (content-type {content_type.split(';')[0].strip()})")
     exc = parsed.get("bozo_exception")
@@ -418,9 +413,7 @@ def _abstract(entry: Mapping[str, Any]) -> str:
     return ""
 
 
-_ARXIV_PREFIX = re.compile(
-    r"^arXiv:\s*\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.I
-)
+_ARXIV_PREFIX = re.compile(r"^arXiv:\s*\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.I)
 
 
 def _strip_arxiv_prefix(text: str) -> str:
@@ -486,7 +479,7 @@ def _identity(
 
 def _arxiv_id(entry: Mapping[str, Any], link: str, entry_id: str) -> tuple[str, int | None] | None:
     summary = _str(entry.get("summary"))[:200]
-    summary_id = summary[len("arXiv:"):] if summary.lower().startswith("arxiv:") else ""
+    summary_id = summary[len("arXiv:") :] if summary.lower().startswith("arxiv:") else ""
     arxiv_link = link if "/abs/" in link or "/pdf/" in link else ""
     identifier, version = None, None
     for source in (entry_id.removeprefix("oai:arXiv.org:"), summary_id, arxiv_link):
@@ -636,7 +629,7 @@ def _is_suffix(part: str) -> bool:
 
 
 def _is_initials(part: str) -> bool:
-    """"I.", "I. J.", "I.J.", "A.-B.", "Ch." or "J P"; but not "Li", "Ng" or "Wei"."""
+    """ "I.", "I. J.", "I.J.", "A.-B.", "Ch." or "J P"; but not "Li", "Ng" or "Wei"."""
     tokens = _INITIAL_TOKEN.findall(part)
     leftover = _INITIAL_TOKEN.sub("", part)
     if not tokens or len(tokens) > 4 or leftover.strip(" -\u2010"):
@@ -652,4 +645,3 @@ def _initial_with_dot(token: str) -> bool:
     if not letters or not letters[0].isupper():
         return False
     return len(letters) == 1 or (len(letters) == 2 and letters[1].islower() and token.endswith("."))
-

@@ -132,19 +132,15 @@ def rank_profile(
 ) -> Ranking:
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    rows = session.execute(
-        select(Preprint, Score.score)
-        .join(Score, Score.preprint_id == Preprint.id)
-        .where(Score.profile_id == profile.id, Preprint.posted >= since, Preprint.posted <= until)
-        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
-    ).all()
+    rows = window_scores(session, profile.id, since, until)
     scores = np.array([s for _, s in rows], dtype=np.float64)
     stats = window_stats(scores)
     shown = rows[: max(top, 0)]
     shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
-    reasons = _reasons(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
+    reasons = reasons_for(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
     items = [
-        _ranked(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, [])) for i, (p, s) in enumerate(shown)
+        ranked_item(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
+        for i, (p, s) in enumerate(shown)
     ]
     papers = session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile.id))
     return Ranking(
@@ -152,7 +148,18 @@ def rank_profile(
     )
 
 
-def _ranked(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
+def window_scores(session: Session, profile_id: int, since: date, until: date) -> list[tuple[Preprint, float]]:
+    """Every preprint posted in the window with its score for one profile, best first."""
+    rows = session.execute(
+        select(Preprint, Score.score)
+        .join(Score, Score.preprint_id == Preprint.id)
+        .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+    ).all()
+    return [(p, float(s)) for p, s in rows]
+
+
+def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
     return RankedPreprint(
         rank=rank,
         title=p.title,
@@ -171,7 +178,7 @@ def _ranked(rank: int, p: Preprint, score: float, share: float, lift: float, why
     )
 
 
-def _reasons(
+def reasons_for(
     session: Session, ctx: ScoringContext, profile: Profile, preprints: list[Preprint]
 ) -> dict[int, list[Reason]]:
     """The reference papers each preprint is closest to: why it matched."""
@@ -211,7 +218,9 @@ def find_preprint(session: Session, query: str) -> Preprint:
     return found
 
 
-def match_preprint(session: Session, preprint: Preprint, days: int = 90, limit: int = 10) -> Match:
+def match_preprint(
+    session: Session, preprint: Preprint, days: int = 90, limit: int = 10, until: date | None = None
+) -> Match:
     rows = session.execute(
         select(Profile.id, Profile.name, Score.score)
         .join(Score, Score.profile_id == Profile.id)
@@ -220,7 +229,7 @@ def match_preprint(session: Session, preprint: Preprint, days: int = 90, limit: 
     ).all()
     if not rows:
         raise PreprintNotFound("this preprint has no scores yet: run scout score")
-    since, until = window_bounds(days)
+    since, until = window_bounds(days, until)
     matches = []
     for profile_id, name, score in rows[:limit]:
         window = np.array(

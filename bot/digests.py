@@ -1,0 +1,274 @@
+"""Digests: which matches a subscription gets, when it is due, and the delivery ledger.
+
+Shared by Slack and email. Selection is a query over stored scores; delivery belongs
+to each channel's deliverer, which writes the ledger item by item *after* the other
+side accepted it, so a run that dies halfway resumes without sending anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
+from bot.rankings import RankedPreprint, ranked_item, reasons_for, window_bounds, window_scores
+from bot.scores import ScoringContext
+from scoring.thresholds import Threshold
+from scoring.window import top_share, window_stats
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("hourly", "daily", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+PERIOD = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
+class ScheduleError(ValueError):
+    """A schedule, time or time zone a user typed that cannot be used."""
+
+
+# -- selection ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    """What one subscription's digest would send now."""
+
+    subscription_id: int
+    profile: str
+    papers: int
+    threshold: Threshold
+    window_days: int
+    window_count: int
+    average: float
+    items: list[RankedPreprint]
+    preprint_ids: list[int]
+    day: date = field(default_factory=date.today)
+
+    @property
+    def empty(self) -> bool:
+        return not self.items
+
+
+def threshold_of(sub: Subscription) -> Threshold:
+    return Threshold(sub.threshold_kind, sub.threshold_value)
+
+
+def plan_digest(
+    session: Session, ctx: ScoringContext | None, sub: Subscription, now: datetime, window_days: int = 90
+) -> DigestPlan:
+    """Undelivered above-threshold matches for one subscription, best first, capped.
+
+    A new subscription starts with what arrived in the last schedule period, not with
+    the whole window's backlog.
+    """
+    since, until = window_bounds(window_days, now.date())
+    rows = window_scores(session, sub.profile_id, since, until)
+    scores = np.array([s for _, s in rows], dtype=np.float64)
+    stats = window_stats(scores)
+    shares = top_share(scores, scores) if len(scores) else np.array([])
+    delivered = set(session.scalars(select(Delivery.preprint_id).where(Delivery.subscription_id == sub.id)))
+    fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
+    threshold = threshold_of(sub)
+    chosen: list[tuple[Preprint, float, float]] = []
+    for (preprint, score), share in zip(rows, shares, strict=True):
+        if preprint.id in delivered or _as_utc(preprint.first_seen_at) < fresh_from:
+            continue
+        if threshold.passes(score, float(share), stats.lift(score)):
+            chosen.append((preprint, score, float(share)))
+        if len(chosen) >= sub.max_items:
+            break
+    reasons = reasons_for(session, ctx, sub.profile, [p for p, _, _ in chosen]) if ctx and chosen else {}
+    items = [
+        ranked_item(i + 1, p, score, share, stats.lift(score), reasons.get(p.id, []))
+        for i, (p, score, share) in enumerate(chosen)
+    ]
+    return DigestPlan(
+        subscription_id=sub.id,
+        profile=sub.profile.name,
+        papers=len(sub.profile.papers),
+        threshold=threshold,
+        window_days=window_days,
+        window_count=stats.count,
+        average=stats.average,
+        items=items,
+        preprint_ids=[p.id for p, _, _ in chosen],
+        day=now.date(),
+    )
+
+
+# -- schedules ---------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> str:
+    try:
+        parsed = time.fromisoformat(text.strip().zfill(5))
+    except ValueError:
+        raise ScheduleError(f"{text!r} is not a time of day; use HH:MM, e.g. 08:00") from None
+    return parsed.strftime("%H:%M")
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+
+
+def next_run(sub: Subscription, after: datetime) -> datetime:
+    """The first scheduled moment strictly after `after`, in UTC."""
+    tz = zone(sub.timezone or "UTC")
+    local = _as_utc(after).astimezone(tz)
+    hour, minute = (int(x) for x in (sub.at_time or "08:00").split(":"))
+    if sub.schedule == "hourly":
+        candidate = local.replace(minute=minute, second=0, microsecond=0)
+        step = timedelta(hours=1)
+    else:
+        candidate = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        step = timedelta(days=1)
+    while candidate <= local or (sub.schedule == "weekly" and candidate.weekday() != sub.weekday):
+        # Step in local wall-clock time so 08:00 stays 08:00 across DST changes.
+        naive = candidate.replace(tzinfo=None) + step
+        candidate = naive.replace(tzinfo=tz)
+    return candidate.astimezone(timezone.utc)
+
+
+def schedule_next(sub: Subscription, now: datetime) -> None:
+    sub.next_run_at = next_run(sub, now)
+
+
+def due_subscriptions(session: Session, now: datetime, kinds: Sequence[str], force: bool = False) -> list[Subscription]:
+    query = select(Subscription).where(Subscription.status == "active", Subscription.kind.in_(kinds))
+    subs = list(session.scalars(query.order_by(Subscription.id)))
+    if force:
+        return subs
+    return [s for s in subs if s.next_run_at is None or _as_utc(s.next_run_at) <= _as_utc(now)]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# -- ledger ------------------------------------------------------------------------------
+
+
+def open_digest(session: Session, sub: Subscription) -> Digest:
+    """The digest to write into: an unfinished one (to resume its thread) or a new one."""
+    digest = session.scalar(
+        select(Digest)
+        .where(Digest.subscription_id == sub.id, Digest.status == "open")
+        .order_by(Digest.id.desc())
+        .limit(1)
+    )
+    if digest is None:
+        digest = Digest(subscription_id=sub.id, status="open", items=0)
+        session.add(digest)
+        session.flush()
+    return digest
+
+
+def record_delivery(
+    db: Database,
+    subscription_id: int,
+    preprint_id: int,
+    digest_id: int | None,
+    score: float,
+    message_ts: str | None = None,
+) -> bool:
+    """Write one ledger row in its own transaction; False if it was already there."""
+    try:
+        with db.session() as session:
+            session.add(
+                Delivery(
+                    subscription_id=subscription_id,
+                    preprint_id=preprint_id,
+                    digest_id=digest_id,
+                    score=score,
+                    message_ts=message_ts,
+                )
+            )
+            if digest_id is not None:
+                digest = session.get(Digest, digest_id)
+                digest.items += 1
+    except IntegrityError:
+        return False
+    return True
+
+
+def already_delivered(session: Session, subscription_id: int, preprint_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Delivery.id).where(Delivery.subscription_id == subscription_id, Delivery.preprint_id == preprint_id)
+        )
+        is not None
+    )
+
+
+def finish_digest(db: Database, digest_id: int, subscription_id: int, now: datetime, error: str | None = None) -> None:
+    """Close a digest and move its subscription to the next scheduled run."""
+    with db.session() as session:
+        digest = session.get(Digest, digest_id)
+        digest.status = "failed" if error else "done"
+        digest.error = error
+        digest.finished_at = utcnow()
+        if error is None:
+            sub = session.get(Subscription, subscription_id)
+            sub.last_run_at = now
+            schedule_next(sub, now)
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+@dataclass
+class DigestOutcome:
+    subscription_id: int
+    target: str  # "#C123 (T1)" or an address
+    profile: str
+    sent: int = 0
+    planned: int = 0
+    skipped: bool = False  # nothing above threshold and an empty digest not wanted
+    error: str | None = None
+    paused: bool = False
+
+
+class Deliverer(Protocol):
+    """Sends the due digests of one kind ("slack", "email")."""
+
+    kind: str
+
+    def run(self, subscription_ids: list[int], now: datetime, dry_run: bool) -> list[DigestOutcome]: ...
+
+
+def run_due_digests(
+    db: Database,
+    deliverers: Sequence[Deliverer],
+    now: datetime | None = None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[DigestOutcome]:
+    """Every due digest, kind by kind; one deliverer failing never stops the others."""
+    now = now or utcnow()
+    outcomes: list[DigestOutcome] = []
+    for deliverer in deliverers:
+        with db.session() as session:
+            ids = [s.id for s in due_subscriptions(session, now, [deliverer.kind], force=force)]
+        if not ids:
+            continue
+        try:
+            outcomes.extend(deliverer.run(ids, now, dry_run))
+        except Exception as exc:  # a broken deliverer must not stop the next one
+            log.exception("%s digests failed", deliverer.kind)
+            outcomes.append(DigestOutcome(0, deliverer.kind, "*", error=str(exc)))
+    return outcomes
