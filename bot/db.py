@@ -250,6 +250,19 @@ class Vote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PagingCursor(Base):
+    """Where a paged import (API backfill, profile build) stopped, so a crash at page 40 of
+    160 resumes at 40. Keyed by what is being paged, e.g. "details/biorxiv/2026-01-01/2026-03-31"."""
+
+    __tablename__ = "paging_cursors"
+
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- engine ------------------------------------------------------------------------------
 
 
