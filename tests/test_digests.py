@@ -1,0 +1,198 @@
+"""Digest selection, schedules and the ledger, on stored scores (no model needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db import Delivery, Digest, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription
+from bot.digests import (
+    ScheduleError,
+    finish_digest,
+    next_run,
+    open_digest,
+    parse_time,
+    plan_digest,
+    record_delivery,
+    run_due_digests,
+)
+from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from scoring.thresholds import ThresholdError
+
+NOW = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+CHANNEL = Target("slack", team_id="T1", channel_id="C1")
+
+
+def seed(db, scores: list[float], *, seen: datetime = NOW - timedelta(hours=2)) -> None:
+    """One profile and one preprint per score, posted yesterday."""
+    with db.session() as session:
+        profile = Profile(name="Genetics", name_key="genetics", source="test")
+        profile.papers = [ReferencePaper(title=f"Paper {i}", abstract="A", content_hash=f"r{i}") for i in range(5)]
+        session.add(profile)
+        run = ScoringRun(fingerprint="f", model="m", profiles=1, reference_papers=5, tau=0.05, temperature=1.0)
+        session.add(run)
+        session.flush()
+        for i, score in enumerate(scores):
+            p = Preprint(
+                server="biorxiv",
+                identifier=f"10.1101/{i:06d}",
+                title=f"Preprint {i}",
+                abstract="Text.",
+                content_hash=f"h{i}",
+                posted=NOW.date() - timedelta(days=1),
+                url=f"https://x/{i}",
+                first_seen_at=seen,
+            )
+            session.add(p)
+            session.flush()
+            session.add(Score(preprint_id=p.id, profile_id=profile.id, run_id=run.id, score=score))
+
+
+def make_sub(db, threshold: str, **kw) -> int:
+    with db.session() as session:
+        sub, created = subscribe(
+            session,
+            CHANNEL,
+            "genetics",
+            Options(threshold=threshold, **kw),
+            created_by="U1",
+            now=NOW - timedelta(hours=1),
+        )
+        assert created
+        return sub.id
+
+
+def plan(db, sub_id: int):
+    with db.session() as session:
+        return plan_digest(session, None, session.get(Subscription, sub_id), NOW)
+
+
+def test_plan_takes_undelivered_above_threshold_best_first_and_capped(db):
+    seed(db, [0.01 * i for i in range(1, 101)])  # 100 preprints, scores 1%..100%
+    sub = make_sub(db, "top 5%", max_items=3)
+    first = plan(db, sub)
+    assert [round(i.score, 2) for i in first.items] == [1.0, 0.99, 0.98]
+    assert first.items[0].top_share == pytest.approx(0.01) and first.window_count == 100
+    assert first.average == pytest.approx(0.505)
+    digest_id = _digest_id(db, sub)
+    for pid, item in zip(first.preprint_ids, first.items, strict=True):
+        assert record_delivery(db, sub, pid, digest_id, item.score)
+    assert not record_delivery(db, sub, first.preprint_ids[0], digest_id, 1.0)  # the ledger is unique
+    second = plan(db, sub)
+    assert [round(i.score, 2) for i in second.items] == [0.97, 0.96]  # only the top 5% remain
+    assert not set(second.preprint_ids) & set(first.preprint_ids)
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [("min 90%", 11), ("lift 1.9", 5), ("top 1%", 1)])
+def test_each_threshold_kind(db, threshold, expected):
+    seed(db, [0.01 * i for i in range(1, 101)])
+    sub = make_sub(db, threshold, max_items=50)
+    assert len(plan(db, sub).items) == expected
+
+
+def test_a_new_subscription_does_not_get_the_old_backlog(db):
+    seed(db, [0.9, 0.8], seen=NOW - timedelta(days=5))
+    sub = make_sub(db, "min 50%")
+    assert plan(db, sub).empty
+
+
+def test_open_digest_is_resumed_until_finished(db):
+    seed(db, [0.5])
+    sub = make_sub(db, "top 100%")
+    first = _digest_id(db, sub)
+    assert _digest_id(db, sub) == first
+    finish_digest(db, first, sub, NOW)
+    assert _digest_id(db, sub) != first
+    with db.session() as session:
+        s = session.get(Subscription, sub)
+        assert s.next_run_at.replace(tzinfo=UTC) == datetime(2026, 5, 5, 8, 0, tzinfo=UTC)
+
+
+def _digest_id(db, sub_id: int) -> int:
+    with db.session() as session:
+        return open_digest(session, session.get(Subscription, sub_id)).id
+
+
+def sub_at(schedule: str, at: str = "08:00", tz: str = "UTC", weekday: int = 0) -> Subscription:
+    return Subscription(schedule=schedule, at_time=at, timezone=tz, weekday=weekday)
+
+
+def test_next_run_daily_weekly_hourly_and_time_zones():
+    assert next_run(sub_at("daily"), NOW) == datetime(2026, 5, 5, 8, 0, tzinfo=UTC)
+    assert next_run(sub_at("daily", "10:00"), NOW) == datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    assert next_run(sub_at("hourly", "00:15"), NOW) == datetime(2026, 5, 4, 10, 15, tzinfo=UTC)
+    # 2026-05-04 is a Monday; the next Friday 08:00 is the 8th.
+    assert next_run(sub_at("weekly", weekday=4), NOW) == datetime(2026, 5, 8, 8, 0, tzinfo=UTC)
+    berlin = next_run(sub_at("daily", "08:00", "Europe/Berlin"), NOW)
+    assert berlin == datetime(2026, 5, 5, 6, 0, tzinfo=UTC)  # CEST is UTC+2
+    # Across the autumn DST change the wall-clock time stays 08:00.
+    autumn = next_run(sub_at("daily", "08:00", "Europe/Berlin"), datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert autumn == datetime(2026, 10, 25, 7, 0, tzinfo=UTC)
+
+
+def test_bad_schedules_say_what_works(db):
+    seed(db, [0.5])
+    with pytest.raises(ScheduleError, match="HH:MM"):
+        parse_time("8am")
+    with db.session() as session:
+        with pytest.raises(ScheduleError, match="daily"):
+            subscribe(session, CHANNEL, "genetics", Options(schedule="monthly"))
+        with pytest.raises(ScheduleError, match="IANA"):
+            subscribe(session, CHANNEL, "genetics", Options(timezone="Mars/Olympus"))
+        with pytest.raises(ThresholdError):
+            subscribe(session, CHANNEL, "genetics", Options(threshold="top 0%"))
+
+
+def test_subscriptions_are_per_target_and_can_end(db):
+    seed(db, [0.5])
+    make_sub(db, "top 1%")
+    other = Target("slack", team_id="T2", channel_id="C1")
+    with db.session() as session:
+        subscribe(session, other, "genetics", Options(threshold="min 5%", schedule="weekly", weekday="fri"))
+        assert [describe(s) for s in subscriptions_for(session, CHANNEL)] == [
+            "Genetics: top 1%, daily at 08:00 UTC, up to 20"
+        ]
+        assert "weekly on Friday" in describe(subscriptions_for(session, other)[0])
+        assert len(unsubscribe(session, CHANNEL)) == 1
+        assert subscriptions_for(session, CHANNEL) == []
+        assert len(subscriptions_for(session, other)) == 1
+
+
+class RecordingDeliverer:
+    kind = "slack"
+
+    def __init__(self, fail: bool = False):
+        self.calls: list[list[int]] = []
+        self.fail = fail
+
+    def run(self, subscription_ids, now, dry_run):
+        self.calls.append(subscription_ids)
+        if self.fail:
+            raise RuntimeError("boom")
+        return []
+
+
+def test_run_due_digests_picks_due_subscriptions_and_survives_a_failing_deliverer(db):
+    seed(db, [0.5])
+    sub = make_sub(db, "top 1%")
+    broken, ok = RecordingDeliverer(fail=True), RecordingDeliverer()
+    ok.kind = "slack"
+    outcomes = run_due_digests(db, [broken, ok], NOW)  # not due until tomorrow 08:00
+    assert broken.calls == [] and outcomes == []
+    outcomes = run_due_digests(db, [broken, ok], NOW + timedelta(days=1))
+    assert broken.calls == [[sub]] and ok.calls == [[sub]] and outcomes[0].error == "boom"
+    assert run_due_digests(db, [ok], NOW, force=True) == [] and ok.calls[-1] == [sub]
+    with db.session() as session:
+        assert session.scalar(select(func.count(Delivery.id))) == 0
+        assert session.scalar(select(func.count(Digest.id))) == 0
+
+
+def test_window_uses_posted_dates(db):
+    seed(db, [0.5])
+    sub = make_sub(db, "top 100%")
+    with db.session() as session:
+        s = session.get(Subscription, sub)
+        later = plan_digest(session, None, s, NOW + timedelta(days=200))
+    assert later.window_count == 0 and later.day == date(2026, 11, 20)
