@@ -1,0 +1,78 @@
+"""The web side of email links: confirm an address, unsubscribe in one click (RFC 8058).
+
+GET /email/confirm?token=...      confirms a pending subscription (double opt-in)
+GET /email/unsubscribe?token=...  a page that asks, with a button that POSTs
+POST /email/unsubscribe?token=... unsubscribes; what mail clients send for one-click
+                                  ("List-Unsubscribe=One-Click" in the body)
+
+A forged, tampered or expired token gets a 400 page that says what to do; never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from bot.config import Settings, SettingsError
+from bot.db import Database
+from bot.mail import confirm_by_token, unsubscribe_by_token
+from bot.render import render
+from bot.tokens import CONFIRM, MAX_AGE, TokenError, secret_key
+
+log = logging.getLogger(__name__)
+
+# Mail scanners and browsers must not cache or index these pages.
+HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
+
+
+def _page(template: str, status: int = 200, **context: object) -> HTMLResponse:
+    return HTMLResponse(render(template, **context), status_code=status, headers=HEADERS)
+
+
+def routes(settings: Settings, db: Database) -> list[Route]:
+    """The email link routes; none when SCOUT_SECRET_KEY is unset (no link could be checked)."""
+    try:
+        secret_key(settings)
+    except SettingsError as exc:
+        if settings.smtp_url.get_secret_value():
+            log.error("email links are not served: %s", exc)
+        return []
+
+    async def confirm(request: Request) -> HTMLResponse:
+        token = request.query_params.get("token")
+        try:
+            result = await run_in_threadpool(confirm_by_token, db, settings, token)
+        except TokenError as exc:
+            return _page(
+                "email/confirmed.html.j2",
+                400,
+                state="invalid",
+                error=str(exc),
+                expired=exc.expired,
+                valid_days=MAX_AGE[CONFIRM].days,
+            )
+        return _page("email/confirmed.html.j2", state=result.state, result=result)
+
+    async def unsubscribe(request: Request) -> HTMLResponse:
+        token = request.query_params.get("token")
+        apply = request.method == "POST"
+        try:
+            result = await run_in_threadpool(unsubscribe_by_token, db, settings, token, apply=apply)
+        except TokenError as exc:
+            return _page("email/unsubscribe.html.j2", 400, state="invalid", error=str(exc))
+        if apply:
+            log.info("one-click unsubscribe: %d subscription(s)", len(result.profiles))
+        # The button posts back to the URL the link opened (token in the query, as RFC 8058 wants);
+        # a relative URL, so it works behind any proxy.
+        action = f"{request.url.path}?{urlencode({'token': token})}"
+        return _page("email/unsubscribe.html.j2", state=result.state, result=result, action=action)
+
+    return [
+        Route("/email/confirm", confirm, methods=["GET"]),
+        Route("/email/unsubscribe", unsubscribe, methods=["GET", "POST"]),
+    ]

@@ -1,0 +1,124 @@
+"""A real SMTP server on 127.0.0.1 for tests (aiosmtpd), recording what it accepted.
+
+    with SmtpServer() as smtp:
+        smtp.refuse("gone@example.org")              # 550 at RCPT for this address
+        smtp.defer_all("421 4.3.2 Try again later")  # every RCPT answered 4xx
+        ... deliver with SMTP_URL=smtp.url ...
+        msg = smtp.messages[-1].message              # an email.message.EmailMessage
+
+`closed_port_url()` is an SMTP_URL where nothing listens: a server that is down.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """An smtp:// URL on loopback with nothing listening (connection refused)."""
+    return f"smtp://127.0.0.1:{free_port()}"
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return BytesParser(policy=policy.default).parsebytes(self.content)
+
+
+class _Handler:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[Received] = []
+        self.refused: dict[str, str] = {}
+        self.deferred: str | None = None
+        self.rcpt_attempts: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
+        with self.lock:
+            self.rcpt_attempts.append(address)
+            if self.deferred:
+                return self.deferred
+            reply = self.refused.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            )
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """aiosmtpd on a free loopback port; optional AUTH (user, password) over plain text for tests."""
+
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        self.handler = _Handler()
+        self.port = free_port()
+        kwargs = {}
+        if credentials:
+            user, password = (c.encode() for c in credentials)
+
+            def authenticator(server, session, envelope, mechanism, auth_data):
+                ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (user, password)
+                return AuthResult(success=ok, handled=False)
+
+            kwargs = {"authenticator": authenticator, "auth_require_tls": False, "auth_required": True}
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    @property
+    def rcpt_attempts(self) -> list[str]:
+        with self.handler.lock:
+            return list(self.handler.rcpt_attempts)
+
+    def refuse(self, address: str, reply: str = "550 5.1.1 No such user here") -> None:
+        with self.handler.lock:
+            self.handler.refused[address.lower()] = reply
+
+    def defer_all(self, reply: str | None = "421 4.3.2 Service not available, try again later") -> None:
+        with self.handler.lock:
+            self.handler.deferred = reply
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

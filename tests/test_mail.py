@@ -1,0 +1,429 @@
+"""Email digests over a real SMTP server on loopback (aiosmtpd), on SQLite and PostgreSQL.
+
+Only the other side of the wire is fake: messages are built, signed, sent over SMTP by
+smtplib, received by aiosmtpd, and parsed back here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.config import SettingsError, load_settings
+from bot.db import Delivery, Digest, Subscription
+from bot.digests import run_due_digests
+from bot.mail import (
+    RETRY_BASE,
+    EmailDeliverer,
+    MailError,
+    confirm_by_token,
+    make_email_deliverer,
+    normalise_address,
+    parse_email_command,
+    subscribe_email,
+    subscribe_email_from_slack,
+    unsubscribe_by_token,
+)
+from bot.subscriptions import Options
+from bot.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
+from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
+from tests.smtp_server import SmtpServer, closed_port_url
+
+NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+LATER = NOW + timedelta(days=1, hours=2)  # after the first scheduled run (08:00 next day)
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def seeded(db):
+    seed(db, NOW)
+    return db
+
+
+def run(db, settings, when=LATER, **kw):
+    return run_due_digests(db, [EmailDeliverer(settings, db)], now=when, **kw)
+
+
+def parts(msg):
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+    return [p.get_content_type() for p in msg.iter_parts()], text, html
+
+
+def tokens_in(text: str, path: str) -> list[str]:
+    urls = re.findall(rf"{re.escape(BASE_URL)}{path}\?token=[A-Za-z0-9_.\-]+", text)
+    return [parse_qs(urlsplit(u).query)["token"][0] for u in urls]
+
+
+# -- the digest email --------------------------------------------------------------------
+
+
+def test_one_email_per_address_grouping_profiles(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    ada_gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    ada_elife = follow(db, "ada@example.org", "eLife", NOW, threshold="top 5%")
+    bob = follow(db, "bob@example.org", "PLOS Genetics", NOW, threshold="top 5%")
+
+    outcomes = run(db, settings)
+
+    assert {(o.subscription_id, o.sent) for o in outcomes} == {(ada_gen, 4), (ada_elife, 2), (bob, 2)}
+    assert not any(o.error for o in outcomes)
+    assert len(smtp.messages) == 2
+    by_rcpt = {m.rcpt_tos[0]: m for m in smtp.messages}
+    assert by_rcpt["ada@example.org"].mail_from == FROM
+    assert b"\r\nSubject: Preprint Scout: 6 new matches" in by_rcpt["ada@example.org"].content  # not folded
+    msg = by_rcpt["ada@example.org"].message
+
+    # Headers: stable From, Date, Message-ID, subject naming counts and profiles.
+    assert msg["From"] == f"Preprint Scout <{FROM}>"
+    assert msg["To"] == "ada@example.org"
+    assert msg["Subject"] == "Preprint Scout: 6 new matches for PLOS Genetics (4) and eLife (2)"
+    assert parsedate_to_datetime(msg["Date"]) == LATER
+    assert re.fullmatch(r"<[^@<>\s]+@example\.org>", msg["Message-ID"])
+    assert by_rcpt["bob@example.org"].message["Subject"] == "Preprint Scout: 2 new matches for PLOS Genetics"
+
+    # multipart/alternative: plain text first, HTML second.
+    kinds, text, html = parts(msg)
+    assert kinds == ["text/plain", "text/html"]
+    # Every field of a ranking, in both parts.
+    for part in (text, html):
+        assert "PLOS Genetics" in part and "eLife" in part
+        assert "Preprint number 1 on chromatin and growth" in part
+        assert "https://www.biorxiv.org/content/10.1101/2026.01.01.500001v1" in part
+        assert "Author0, A., Author1, B." in part and "et al." in part
+        assert "2026-03-01" in part and "genetics" in part and "bioRxiv" in part
+        assert "10.1101/2026.01.01.500001" in part
+        assert "Top 5%" in part and "match 20.0%" in part.replace("<strong>", "").replace("</strong>", "")
+        assert "We study growth." in part
+    assert text.index("== PLOS Genetics ==") < text.index("== eLife ==")
+    assert "based on 3 papers previously published there" in " ".join(text.split())
+    assert "word word" in text and "word " * 100 not in text  # a short abstract, not all of it
+    assert max(len(line) for line in text.splitlines() if "http" not in line) <= 78
+
+    # Ledger: one row per preprint, digests done, next run scheduled.
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 8
+        digests = list(s.scalars(select(Digest)))
+        assert {d.status for d in digests} == {"done"} and len(digests) == 3
+        assert len({d.message_id for d in digests if d.subscription_id != bob}) == 1
+        assert digests[0].message_id == msg["Message-ID"]
+        sub = s.get(Subscription, ada_gen)
+        assert sub.last_run_at is not None and sub.next_run_at.replace(tzinfo=UTC) > LATER
+
+    # Forcing another run at once sends nothing twice: nothing new above the thresholds.
+    again = run(db, settings, force=True)
+    assert len(smtp.messages) == 2
+    assert all(o.skipped and o.sent == 0 for o in again)
+
+
+def test_html_escapes_feed_text_and_text_part_keeps_it(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    follow(db, "ada@example.org", "PLOS Genetics", NOW, threshold="top 5%")
+    run(db, settings)
+    _, text, html = parts(smtp.messages[0].message)
+    assert "<script>" not in html and "<!channel>" not in html and "<b>bold</b>" not in html
+    assert "<i>with</i>" not in html and "&lt;x@y&gt;" in html
+    assert "Gene &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; drives &lt;!channel&gt; &amp; &lt;b&gt;bold" in html
+    assert "O&#39;Brien, A." in html
+    assert "Gene <script>alert('x')</script> drives <!channel> &" in text  # plain text stays plain
+    assert NASTY_TITLE.split(" drives")[0] in text
+
+
+def test_digest_says_why_it_matched_with_the_real_model(seeded, smtp, database_url, scoring_ctx):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    follow(db, "ada@example.org", "PLOS Genetics", NOW, threshold="top 5%")
+    run_due_digests(db, [EmailDeliverer(settings, db, scoring_ctx)], now=LATER)
+    _, text, html = parts(smtp.messages[0].message)
+    assert "Closest reference papers:" in text and "PLOS Genetics paper 0 (2020), similarity" in " ".join(text.split())
+    assert "PLOS Genetics paper 2 (2022), similarity" in html
+
+
+def test_rfc8058_headers_and_signed_links_per_recipient_and_list(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    elife = follow(db, "ada@example.org", "eLife", NOW)
+    run(db, settings)
+    msg = smtp.messages[0].message
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    header = msg["List-Unsubscribe"]
+    assert re.fullmatch(rf"<{re.escape(BASE_URL)}/email/unsubscribe\?token=[A-Za-z0-9_.\-]+>", header)
+    token = tokens_in(header, "/email/unsubscribe")[0]
+    assert read_token(settings, UNSUBSCRIBE, token).email == "ada@example.org"
+    assert read_token(settings, UNSUBSCRIBE, token).subscription_ids == tuple(sorted((gen, elife)))
+    assert "List-Id" in msg and "Auto-Submitted" in msg
+
+    # Visible links: one per profile, one for all, in both parts, all signed.
+    _, text, html = parts(msg)
+    text_tokens = tokens_in(text, "/email/unsubscribe")
+    assert len(text_tokens) == 3 and text_tokens[-1] == token
+    assert {read_token(settings, UNSUBSCRIBE, t).subscription_ids for t in text_tokens[:2]} == {(gen,), (elife,)}
+    assert set(tokens_in(html.replace("&amp;", "&"), "/email/unsubscribe")) == set(text_tokens)
+
+    # A token signed with another key, or for another purpose, is refused.
+    other = load_settings(SCOUT_SECRET_KEY="another-secret-key-0123456789")
+    with pytest.raises(TokenError):
+        read_token(other, UNSUBSCRIBE, token)
+    with pytest.raises(TokenError):
+        read_token(settings, CONFIRM, token)
+    assert unsubscribe_by_token(db, settings, token, apply=True).state == "done"
+    assert subscription(db, gen).status == subscription(db, elife).status == "unsubscribed"
+
+
+def test_resumes_a_run_that_died_without_sending_twice(seeded, smtp, database_url):
+    """A run that died after opening its digest (before the server accepted anything) is
+    resumed with the same Message-ID; what was accepted before is never sent again."""
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW, threshold="top 10%")
+    with db.session() as s:
+        # Preprint 1 went out in an earlier digest; then a run opened a digest and died.
+        from bot.db import Preprint
+
+        first = s.scalar(select(Preprint.id).where(Preprint.content_hash == "pre1"))
+        s.add(Delivery(subscription_id=sub_id, preprint_id=first, score=0.2))
+        s.add(Digest(subscription_id=sub_id, status="open", message_id="<crashed.1@example.org>"))
+    outcomes = run(db, settings)
+    assert outcomes[0].sent == 3  # the top 4, less the one already delivered
+    msg = smtp.messages[0].message
+    assert msg["Message-ID"] == "<crashed.1@example.org>"
+    assert "Preprint number 1 on" not in msg.get_body(("plain",)).get_content()
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 4
+        assert [d.status for d in s.scalars(select(Digest))] == ["done"]
+
+
+# -- failures ----------------------------------------------------------------------------
+
+
+def test_refused_recipient_is_paused_and_not_retried(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    smtp.refuse("gone@example.org")
+    gone = follow(db, "gone@example.org", "PLOS Genetics", NOW)
+    ok = follow(db, "ok@example.org", "PLOS Genetics", NOW)
+
+    outcomes = {o.subscription_id: o for o in run(db, settings)}
+
+    assert outcomes[gone].paused and "550" in outcomes[gone].error and outcomes[gone].sent == 0
+    assert outcomes[ok].sent == 4 and outcomes[ok].error is None  # the others still get theirs
+    assert [m.rcpt_tos for m in smtp.messages] == [["ok@example.org"]]
+    sub = subscription(db, gone)
+    assert sub.status == "paused" and "550 5.1.1 No such user here" in sub.status_reason
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id)).where(Delivery.subscription_id == gone)) == 0
+        assert s.scalar(select(Digest.status).where(Digest.subscription_id == gone)) == "failed"
+
+    attempts = smtp.rcpt_attempts.count("gone@example.org")
+    run(db, settings, when=LATER + timedelta(days=3), force=True)
+    assert smtp.rcpt_attempts.count("gone@example.org") == attempts  # never tried again
+
+
+def test_server_down_fails_and_retries_with_backoff(seeded, smtp, database_url):
+    db = seeded
+    down = mail_settings(database_url, closed_port_url())
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    other = follow(db, "bob@example.org", "PLOS Genetics", NOW)
+
+    outcomes = run(db, down)
+    assert all(o.error and "cannot reach the mail server" in o.error and not o.paused for o in outcomes)
+    assert len(outcomes) == 2
+    sub = subscription(db, sub_id)
+    assert sub.status == "active"
+    assert sub.next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
+    # Not due before the backoff; a second failure doubles it.
+    assert run(db, down, when=LATER + timedelta(minutes=1)) == []
+    run(db, down, when=LATER + RETRY_BASE)
+    assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) == LATER + 3 * RETRY_BASE
+
+    # The server is back: the next due run delivers everything, once.
+    up = mail_settings(database_url, smtp.url)
+    outcomes = run(db, up, when=LATER + 3 * RETRY_BASE)
+    assert {o.subscription_id: o.sent for o in outcomes} == {sub_id: 4, other: 4}
+    assert len(smtp.messages) == 2
+    with db.session() as s:
+        statuses = list(s.scalars(select(Digest.status).where(Digest.subscription_id == sub_id).order_by(Digest.id)))
+        assert statuses == ["failed", "failed", "done"]
+    assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) > LATER + timedelta(hours=20)
+
+
+def test_deferred_4xx_is_retried_not_paused(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    smtp.defer_all("451 4.7.1 Greylisted, try again later")
+    [outcome] = run(db, settings)
+    assert "451" in outcome.error and not outcome.paused
+    assert subscription(db, sub_id).status == "active"
+    smtp.defer_all(None)
+    [outcome] = run(db, settings, when=LATER + RETRY_BASE)
+    assert outcome.sent == 4 and len(smtp.messages) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH")
+def test_smtp_login_and_a_bad_password_never_shown(seeded, database_url):
+    db = seeded
+    follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    with SmtpServer(credentials=("scout", "s3cret:pw")) as server:
+        bad = mail_settings(database_url, f"smtp://scout:wrong-pw@127.0.0.1:{server.port}")
+        [outcome] = run(db, bad)
+        assert "login" in outcome.error and "SMTP_URL" in outcome.error and "wrong-pw" not in outcome.error
+        assert bad.smtp_display == f"smtp://scout:***@127.0.0.1:{server.port}"
+        good = mail_settings(database_url, f"smtp://scout:s3cret%3Apw@127.0.0.1:{server.port}")
+        [outcome] = run(db, good, when=LATER + RETRY_BASE)
+        assert outcome.sent == 4 and len(server.messages) == 1
+
+
+# -- subscribing and confirming ----------------------------------------------------------
+
+
+def test_typed_address_gets_only_a_confirmation_until_confirmed(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    result = subscribe_email(db, settings, " Ada@Example.ORG ", "plos genetics", Options(threshold="top 10%"), now=NOW)
+    assert result.status == "pending" and result.confirmation_sent and result.email == "ada@example.org"
+    assert "confirmation sent to ada@example.org" in result.message
+
+    [received] = smtp.messages
+    msg = received.message
+    assert received.rcpt_tos == ["ada@example.org"]
+    assert msg["Subject"] == "Confirm your Preprint Scout digest for PLOS Genetics"
+    assert "List-Unsubscribe" not in msg
+    kinds, text, html = parts(msg)
+    assert kinds == ["text/plain", "text/html"]
+    [token] = tokens_in(text, "/email/confirm")
+    assert tokens_in(html.replace("&amp;", "&"), "/email/confirm") == [token]
+
+    # Pending: no digest, even when forced.
+    assert run(db, settings, force=True) == []
+    assert len(smtp.messages) == 1
+
+    # Tampered and foreign tokens are refused and change nothing.
+    with pytest.raises(TokenError) as bad:
+        confirm_by_token(db, settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+    assert not bad.value.expired
+    unsub = make_token(settings, UNSUBSCRIBE, "ada@example.org", [result.subscription_id])
+    with pytest.raises(TokenError):
+        confirm_by_token(db, settings, unsub)
+    assert subscription(db, result.subscription_id).status == "pending"
+
+    # Expired: a week later the link no longer works.
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=8), tick=False), pytest.raises(TokenError) as old:
+        confirm_by_token(db, settings, token)
+    assert old.value.expired
+
+    confirmed = confirm_by_token(db, settings, token, now=NOW)
+    assert confirmed.state == "confirmed" and confirmed.profiles == ["PLOS Genetics"]
+    sub = subscription(db, result.subscription_id)
+    assert sub.status == "active" and sub.confirmed_at is not None
+    assert confirm_by_token(db, settings, token).state == "already"
+
+    [outcome] = run(db, settings)
+    assert outcome.sent == 4 and len(smtp.messages) == 2
+
+
+def test_slack_subscription_is_active_at_once(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    reply = subscribe_email_from_slack(
+        db, settings, email="Ada@example.org", text="plos genetics weekly top 5%", user_id="U1", team_id="T1", now=NOW
+    )
+    assert reply.startswith("Email digest for ada@example.org: PLOS Genetics: top 5%, weekly on Monday")
+    assert smtp.messages == []  # Slack verified the address: no confirmation round trip
+    with db.session() as s:
+        sub = s.scalar(select(Subscription))
+        assert (sub.status, sub.created_by, sub.schedule) == ("active", "slack:T1:U1", "weekly")
+    outcomes = run(db, settings, when=NOW + timedelta(days=8))
+    assert outcomes[0].sent == 2
+    with pytest.raises(ValueError, match="users:read.email"):
+        subscribe_email_from_slack(db, settings, email="", text="eLife")
+
+
+def test_parse_email_command_and_addresses():
+    assert parse_email_command("PLOS Genetics") == ("PLOS Genetics", "daily", None)
+    assert parse_email_command("PLOS Genetics weekly top 5%") == ("PLOS Genetics", "weekly", "top 5%")
+    assert parse_email_command("eLife min 2% daily") == ("eLife", "daily", "min 2%")
+    assert parse_email_command("  Genome  Biology   lift 100 ") == ("Genome Biology", "daily", "lift 100")
+    with pytest.raises(ValueError, match="usage"):
+        parse_email_command("weekly")
+    assert normalise_address("Ada Lovelace <Ada@Example.org>") == "ada@example.org"
+    for bad in ("", "ada", "ada@", "ada@example", "a b@example.org", "ada@example.org\nBcc: x@y.org"):
+        with pytest.raises(ValueError, match="not an email address"):
+            normalise_address(bad)
+
+
+def test_settings_checks(database_url, smtp):
+    assert make_email_deliverer(load_settings(DATABASE_URL=database_url), None) is None
+    no_secret = load_settings(
+        DATABASE_URL=database_url, SMTP_URL=smtp.url, SCOUT_MAIL_FROM=FROM, SCOUT_BASE_URL=BASE_URL
+    )
+    with pytest.raises(SettingsError, match="SCOUT_SECRET_KEY is not set"):
+        make_email_deliverer(no_secret, None)
+    with pytest.raises(SettingsError, match="SCOUT_MAIL_FROM, SCOUT_BASE_URL are not set"):
+        make_email_deliverer(load_settings(SMTP_URL=smtp.url, SCOUT_SECRET_KEY=SECRET), None)
+    with pytest.raises(SettingsError, match="SMTP_URL"):
+        load_settings(SMTP_URL="http://mail.example.org")
+    assert "pw" not in repr(load_settings(SMTP_URL="smtp://u:pw@mail.example.org:587"))
+
+
+def test_send_failure_of_confirmation_is_explained(seeded, database_url):
+    settings = mail_settings(database_url, closed_port_url())
+    with pytest.raises(MailError, match="could not send the confirmation email to ada@example.org.*run the same"):
+        subscribe_email(seeded, settings, "ada@example.org", "eLife", Options(), now=NOW)
+    with seeded.session() as s:
+        assert s.scalar(select(Subscription.status)) == "pending"
+
+
+# -- the CLI -----------------------------------------------------------------------------
+
+
+def test_cli_subscribe_list_unsubscribe(seeded, smtp, database_url, monkeypatch):
+    for key, value in {
+        "DATABASE_URL": database_url,
+        "SMTP_URL": smtp.url,
+        "SCOUT_MAIL_FROM": FROM,
+        "SCOUT_BASE_URL": BASE_URL,
+        "SCOUT_SECRET_KEY": SECRET,
+    }.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+
+    def scout(*args, code=0):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    out = scout(
+        "email", "subscribe", "ada@example.org", "plos genetics", "--schedule", "weekly", "--threshold", "top 5%"
+    )
+    assert "confirmation sent to ada@example.org" in out.stdout
+    assert len(smtp.messages) == 1 and smtp.messages[0].message["Subject"].startswith("Confirm")
+    scout("email", "subscribe", "ada@example.org", "elife")
+    import json
+
+    rows = json.loads(scout("email", "list", "--json").stdout)
+    assert [(r["email"], r["profile"], r["status"]) for r in rows] == [
+        ("ada@example.org", "PLOS Genetics", "pending"),
+        ("ada@example.org", "eLife", "pending"),
+    ]
+    assert "top 5%, weekly" in rows[0]["description"]
+    assert "pending" in scout("email", "list").stdout
+
+    assert "unsubscribed ada@example.org from eLife" in scout("email", "unsubscribe", "ada@example.org", "elife").stdout
+    assert [r["profile"] for r in json.loads(scout("email", "list", "--json").stdout)] == ["PLOS Genetics"]
+    assert "no email subscriptions" in scout("email", "unsubscribe", "ada@example.org", "elife", code=1).stderr
+
+    bad = scout("email", "subscribe", "not-an-address", "elife", code=2)
+    assert "not an email address" in bad.stderr and "Traceback" not in bad.stderr
+    assert "Did you mean" in scout("email", "subscribe", "ada@example.org", "genetcs", code=2).stderr
+    assert "threshold" in scout("email", "subscribe", "ada@example.org", "elife", "--threshold", "best", code=2).stderr
+    monkeypatch.delenv("SCOUT_SECRET_KEY")
+    assert "SCOUT_SECRET_KEY is not set" in scout("email", "subscribe", "ada@example.org", "elife", code=2).stderr

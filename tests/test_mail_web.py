@@ -1,0 +1,164 @@
+"""The links in emails against the real web app, served by uvicorn on loopback: one-click
+unsubscribe (RFC 8058 POST), the unsubscribe page, and the double opt-in confirmation."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import time_machine
+import uvicorn
+
+from bot.db import Subscription
+from bot.mail import EmailDeliverer, subscribe_email
+from bot.subscriptions import Options
+from bot.tokens import CONFIRM, make_token
+from bot.web import build_app
+from tests.mail_data import follow, mail_settings, seed, subscription
+from tests.smtp_server import SmtpServer, free_port
+
+# The web process confirms with the real clock, so these tests run in the present.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+LATER = NOW + timedelta(days=1, hours=1)  # after the first scheduled run
+
+
+@contextmanager
+def serve(app, port: int):
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def site(db, database_url):
+    """(db, settings, smtp server, web URL): the app's links point at the live server."""
+    seed(db, NOW)
+    port = free_port()
+    with SmtpServer() as smtp:
+        settings = mail_settings(database_url, smtp.url, base_url=f"http://127.0.0.1:{port}")
+        with serve(build_app(settings, db), port) as url:
+            yield db, settings, smtp, url
+
+
+def send_digest(db, settings, when=LATER):
+    from bot.digests import run_due_digests
+
+    return run_due_digests(db, [EmailDeliverer(settings, db)], now=when)
+
+
+def test_one_click_post_unsubscribes(site):
+    db, settings, smtp, url = site
+    gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    elife = follow(db, "ada@example.org", "eLife", NOW)
+    send_digest(db, settings)
+    msg = smtp.messages[0].message
+    target = msg["List-Unsubscribe"].strip("<>")
+    assert target.startswith(url + "/email/unsubscribe?token=")
+
+    # What a mail client does for RFC 8058: POST the URL with this body, no cookies, no page.
+    reply = httpx.post(
+        target,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 200
+    assert "Unsubscribed" in reply.text and "ada@example.org" in reply.text
+    assert subscription(db, gen).status == subscription(db, elife).status == "unsubscribed"
+    assert subscription(db, gen).status_reason == "one-click unsubscribe"
+
+    # Again: still fine, nothing more to do; and no digest goes out any more.
+    again = httpx.post(target, content="List-Unsubscribe=One-Click")
+    assert again.status_code == 200 and "Already unsubscribed" in again.text
+    assert send_digest(db, settings, LATER + timedelta(days=2)) == []
+    assert len(smtp.messages) == 1
+
+
+def test_get_shows_a_page_and_changes_nothing_until_posted(site):
+    db, settings, smtp, url = site
+    gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    follow(db, "ada@example.org", "eLife", NOW)
+    send_digest(db, settings)
+    text = smtp.messages[0].message.get_body(("plain",)).get_content()
+    # The visible per-profile link from the text part.
+    link = re.search(r"Unsubscribe from PLOS Genetics: (\S+)", text).group(1)
+
+    page = httpx.get(link)
+    assert page.status_code == 200
+    assert "Unsubscribe?" in page.text and "PLOS Genetics" in page.text and 'method="post"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert subscription(db, gen).status == "active"  # a link scanner's GET does nothing
+
+    action = re.search(r'action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    done = httpx.post(url + action, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and "Unsubscribed" in done.text
+    with db.session() as s:
+        statuses = {sub.profile.name: sub.status for sub in s.query(Subscription)}
+    assert statuses == {"PLOS Genetics": "unsubscribed", "eLife": "active"}
+
+
+def test_forged_and_tampered_tokens_are_refused(site):
+    db, settings, smtp, url = site
+    gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    send_digest(db, settings)
+    target = smtp.messages[0].message["List-Unsubscribe"].strip("<>")
+    payload, stamp, signature = target.split("token=")[1].split(".")
+    # Someone swaps in another subscription id and keeps the signature.
+    forged_payload = payload.replace("WzFd", "WzJd") if "WzFd" in payload else payload[:-1] + "A"
+    forged = f"{url}/email/unsubscribe?token={forged_payload}.{stamp}.{signature}"
+    flipped = target[:-1] + ("A" if target[-1] != "A" else "B")
+    for bad in (forged, flipped, f"{url}/email/unsubscribe", f"{url}/email/unsubscribe?token=nonsense"):
+        for method in ("GET", "POST"):
+            reply = httpx.request(method, bad)
+            assert reply.status_code == 400, (method, bad)
+            assert "This link does not work" in reply.text and "Traceback" not in reply.text
+    # A confirmation token is no unsubscribe token.
+    other = make_token(settings, CONFIRM, "ada@example.org", [gen])
+    assert httpx.post(f"{url}/email/unsubscribe?token={other}").status_code == 400
+    assert subscription(db, gen).status == "active"
+
+
+def test_confirmation_link_then_digest(site):
+    db, settings, smtp, url = site
+    result = subscribe_email(db, settings, "ada@example.org", "PLOS Genetics", Options(threshold="top 10%"), now=NOW)
+    assert send_digest(db, settings) == []  # pending: not due, nothing sent
+    text = smtp.messages[0].message.get_body(("plain",)).get_content()
+    link = re.search(rf"{re.escape(url)}/email/confirm\?token=\S+", text).group(0)
+
+    page = httpx.get(link)
+    assert page.status_code == 200 and "Confirmed" in page.text and "PLOS Genetics" in page.text
+    assert subscription(db, result.subscription_id).status == "active"
+    assert "Already confirmed" in httpx.get(link).text
+
+    outcomes = send_digest(db, settings, LATER + timedelta(days=1))
+    assert [o.sent for o in outcomes] == [4]
+    assert smtp.messages[-1].message["Subject"] == "Preprint Scout: 4 new matches for PLOS Genetics"
+
+
+def test_expired_and_tampered_confirmation_links_are_refused(site):
+    db, settings, smtp, url = site
+    result = subscribe_email(db, settings, "ada@example.org", "eLife", Options(), now=NOW)
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=8), tick=False):
+        old = make_token(settings, CONFIRM, "ada@example.org", [result.subscription_id])
+    expired = httpx.get(f"{url}/email/confirm", params={"token": old})
+    assert expired.status_code == 400 and "expired" in expired.text and "subscribe again" in expired.text
+
+    text = smtp.messages[0].message.get_body(("plain",)).get_content()
+    token = re.search(r"/email/confirm\?token=(\S+)", text).group(1)
+    tampered = httpx.get(f"{url}/email/confirm", params={"token": token[:-3] + "abc"})
+    assert tampered.status_code == 400 and "not valid" in tampered.text
+    assert subscription(db, result.subscription_id).status == "pending"
