@@ -1,0 +1,1 @@
+"""Slack: the Bolt app (slash commands, buttons, App Home), digest delivery and OAuth installs."""

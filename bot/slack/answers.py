@@ -1,0 +1,207 @@
+"""What `/scout` answers: each parsed command -> a Slack message (dict for respond()).
+
+No Bolt here: the listeners in app.py ack, call `answer`, and send what it returns.
+Expected errors (unknown profile, bad threshold, unknown preprint) become a message
+that says what would work; they never reach the user as a stack trace.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.db import Database, Preprint, Profile, Vote
+from bot.digests import ScheduleError
+from bot.profiles import ProfileError, closest_names, find_profile, normalise_name, paper_counts
+from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
+from bot.render import render
+from bot.scores import ScoringContext
+from bot.slack import blocks
+from bot.slack.commands import (
+    DEFAULT_DAYS,
+    Command,
+    Help,
+    ListProfiles,
+    ListSubscriptions,
+    MatchId,
+    MatchText,
+    Rank,
+    Subscribe,
+    Unsubscribe,
+    usage_text,
+)
+from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from scoring.thresholds import ThresholdError
+
+EXPECTED = (ProfileError, PreprintNotFound, ThresholdError, ScheduleError)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Who asked, from where: the workspace scopes everything."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+
+    @property
+    def target(self) -> Target:
+        return Target("slack", team_id=self.team_id, channel_id=self.channel_id)
+
+
+def help_message(problem: str | None = None) -> dict:
+    return blocks.message("help", problem=problem, usage=usage_text())
+
+
+def error_message(text: str) -> dict:
+    return blocks.notice(":warning: " + blocks.escape(text))
+
+
+def answer(cmd: Command, db: Database, ctx: ScoringContext, settings: Settings, where: Where) -> tuple[dict, bool]:
+    """(message, ok): the reply to one command; expected errors come back as an explanation."""
+    try:
+        with db.session() as session:
+            return _answer(cmd, session, ctx, settings, where), True
+    except EXPECTED as exc:
+        return error_message(str(exc)), False
+
+
+def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, where: Where) -> dict:
+    if isinstance(cmd, Help):
+        return help_message()
+    if isinstance(cmd, Rank):
+        name, days = cmd.profile, cmd.days
+        if cmd.alternative:
+            try:
+                find_profile(session, name)
+            except ProfileError:
+                with suppress(ProfileError):  # neither reading: report the first one's error
+                    name, days = find_profile(session, cmd.alternative).name, DEFAULT_DAYS
+        ranking = rank_profile(session, ctx, name, days=days, top=cmd.top)
+        ids = _ids_for(session, ranking.items)
+        header = render("cli/ranking_header.txt.j2", ranking=ranking)
+        return blocks.message("ranking", ranking=ranking, header=header, ids=ids)
+    if isinstance(cmd, MatchId):
+        result = match_preprint(session, find_preprint(session, cmd.identifier), days=settings.window_days)
+        return _match_message(result)
+    if isinstance(cmd, MatchText):
+        return _match_message(match_text(session, ctx, cmd.text))
+    if isinstance(cmd, Subscribe):
+        options = Options(threshold=cmd.threshold, schedule=cmd.schedule, at_time=cmd.at_time, weekday=cmd.weekday)
+        sub, created = subscribe(session, where.target, cmd.profile, options, created_by=where.user_id)
+        verb = "Subscribed" if created else "Updated"
+        when = sub.next_run_at.strftime("%Y-%m-%d %H:%M UTC") if sub.next_run_at else "soon"
+        return blocks.notice(
+            f":white_check_mark: {verb} <#{where.channel_id}> to {blocks.escape(describe(sub))}.\n"
+            f"First digest: {when}. Private channel? Invite the app first (`/invite @Preprint Scout`)."
+        )
+    if isinstance(cmd, Unsubscribe):
+        ended = unsubscribe(session, where.target, cmd.profile)
+        if not ended:
+            what = "anything" if cmd.profile is None else blocks.escape(cmd.profile)
+            return blocks.notice(f"<#{where.channel_id}> was not following {what}; nothing changed.")
+        names = ", ".join(blocks.escape(s.profile.name) for s in ended)
+        return blocks.notice(f":wave: <#{where.channel_id}> no longer gets digests for {names}.")
+    if isinstance(cmd, ListSubscriptions):
+        subs = subscriptions_for(session, where.target)
+        if not subs:
+            return blocks.notice(
+                f"<#{where.channel_id}> follows no profiles yet. Try `/scout subscribe PROFILE top 1% daily`."
+            )
+        lines = "\n".join(f"• {blocks.escape(describe(s))}" for s in subs)
+        return blocks.notice(f"<#{where.channel_id}> follows:\n{lines}")
+    if isinstance(cmd, ListProfiles):
+        return _profiles_message(session, cmd.search)
+    raise TypeError(f"unhandled command {cmd!r}")  # pragma: no cover - parse_command returns only the above
+
+
+def _ids_for(session, items) -> list[int]:
+    """Preprint ids for ranked items (the abstract button carries the id)."""
+    ids = []
+    for item in items:
+        found = session.scalar(
+            select(Preprint.id).where(Preprint.server == item.server, Preprint.identifier == item.identifier)
+        )
+        ids.append(found or 0)
+    return ids
+
+
+def _match_message(result) -> dict:
+    if not result.matches:
+        return blocks.notice("No profiles to match against yet.")
+    lines = "\n".join(
+        f"*{blocks.escape(m.profile)}*: match *{m.score_text}*"
+        + (f" · {_top(m.top_share)}" if m.top_share is not None else "")
+        + (f" · {m.lift:.1f}x the average" if m.lift is not None else "")
+        for m in result.matches
+    )
+    return blocks.message("match", match=result, lines=lines)
+
+
+def _top(share: float) -> str:
+    from scoring.window import format_top
+
+    return format_top(share)
+
+
+def _profiles_message(session, search: str) -> dict:
+    rows = paper_counts(session)
+    if not rows:
+        return blocks.notice(
+            "There are no profiles yet: an admin adds them with `scout profiles add NAME --papers FILE`."
+        )
+    if search:
+        key = normalise_name(search)
+        hits = [(p, n) for p, n in rows if key in p.name_key]
+        if not hits:
+            close = closest_names(search, [p.name for p, _ in rows])
+            hint = f" Closest: {', '.join(blocks.escape(c) for c in close)}." if close else ""
+            return blocks.notice(f"No profile matches `{blocks.escape(search)}`.{hint}")
+        rows = hits
+    lines = "\n".join(f"• *{blocks.escape(p.name)}* ({n} papers)" for p, n in rows[:100])
+    more = f"\n…and {len(rows) - 100} more; narrow it with `/scout profiles WORD`." if len(rows) > 100 else ""
+    return blocks.notice(f"{len(rows)} profile{'s' if len(rows) != 1 else ''}:\n{lines}{more}")
+
+
+def abstract_message(db: Database, preprint_id: int) -> dict:
+    with db.session() as session:
+        preprint = session.get(Preprint, preprint_id)
+        if preprint is None:
+            return error_message("That preprint is no longer stored.")
+        title = blocks.link(preprint.url, preprint.title)
+        body = blocks.escape(preprint.abstract) or "_No abstract was published with this preprint._"
+    return blocks.notice(f"*{title}*\n{body}")
+
+
+def record_vote(db: Database, value: str, team_id: str, user_id: str, relevant: bool) -> dict:
+    """Store (or change) one user's vote on a delivered match; `value` is "profile_id:preprint_id"."""
+    try:
+        profile_id, preprint_id = (int(x) for x in value.split(":"))
+    except ValueError:
+        return error_message("That button is out of date.")
+    with db.session() as session:
+        profile = session.get(Profile, profile_id)
+        if profile is None or session.get(Preprint, preprint_id) is None:
+            return error_message("That profile or preprint is no longer stored.")
+        vote = session.scalar(
+            select(Vote).where(
+                Vote.profile_id == profile_id,
+                Vote.preprint_id == preprint_id,
+                Vote.team_id == team_id,
+                Vote.user_id == user_id,
+            )
+        )
+        if vote is None:
+            session.add(
+                Vote(
+                    profile_id=profile_id, preprint_id=preprint_id, team_id=team_id, user_id=user_id, relevant=relevant
+                )
+            )
+        else:
+            vote.relevant = relevant
+        name = profile.name
+    verdict = "relevant" if relevant else "not relevant"
+    return blocks.notice(f"Thanks: noted as *{verdict}* for {blocks.escape(name)}.")

@@ -1,0 +1,404 @@
+"""The Slack app end to end: the real app served over HTTP on a free port, slash commands and
+button clicks sent to it as Slack sends them (form-encoded, signed), and a fake Slack Web API
+on loopback taking its answers. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.config import BUNDLED_MODEL, Settings, load_settings
+from bot.db import Database, Preprint, Profile, Score, Subscription, Vote
+from bot.scores import ScoringContext
+from bot.web import build_app
+from scoring.embedder import load_embedder
+from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+PROFILES = ["Neural Networks", "PLOS Genetics", "Genome Biology and Evolution"]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def score_of(p: int, q: int) -> float:
+    """A fixed, distinct score per (profile, preprint): rankings differ per profile."""
+    return round(0.01 + ((q * 7 + p * 3) % 23) / 100.0, 4)
+
+
+PREPRINTS = [
+    {"title": f"Synaptic plasticity study {i}", "abstract": f"We measured circuit {i} in mice."} for i in range(12)
+]
+PREPRINTS[4] = {
+    "title": "<!channel> Big news & <b>bold</b> claims",
+    "abstract": "Ping <!here> & <@U123> everyone <https://evil.example|click>.",
+}
+
+
+@dataclass
+class Live:
+    fake: FakeSlack
+    slack: SlackSender
+    settings: Settings
+    db: Database
+    ids: dict
+    url: str
+
+
+def slack_settings(db: Database, fake: FakeSlack, **extra) -> Settings:
+    values = {
+        "DATABASE_URL": db.url,
+        "SLACK_API_URL": fake.api_url,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_POST_INTERVAL": 0,
+        "SLACK_RETRY_BACKOFF": 0.05,
+        "SLACK_CLIENT_ID": None,
+        "SLACK_CLIENT_SECRET": None,
+        "SLACK_BOT_TOKEN": "xoxb-t1",
+    }
+    values.update(extra)
+    return load_settings(**values)
+
+
+def lazy_ctx() -> ScoringContext:
+    """The real model, loaded only if something is not in the embedding cache."""
+    return ScoringContext(BUNDLED_MODEL, lambda: load_embedder(BUNDLED_MODEL))
+
+
+@pytest.fixture
+def live(db: Database) -> Iterator[Live]:
+    with FakeSlack() as fake:
+        fake.add_team("T1", "xoxb-t1")
+        ids = seed_catalog(db, PROFILES, PREPRINTS, score_of)
+        settings = slack_settings(db, fake)
+        with serve(build_app(settings, db, ctx=lazy_ctx())) as url:
+            yield Live(fake, SlackSender(url, SECRET, fake), settings, db, ids, url)
+
+
+def texts(payload: dict) -> str:
+    """Everything a user would read in a message payload."""
+    return payload.get("text", "") + "\n" + json.dumps(payload.get("blocks", []), ensure_ascii=False)
+
+
+def answer(live: Live, text: str, **kw) -> dict:
+    ack, url = live.slack.command(text, **kw)
+    assert ack.status_code == 200, ack.text
+    assert ack.text in ("", "null"), f"expected an empty ack, got {ack.text}"
+    return live.fake.wait_response(url)[0]
+
+
+def ack_body(live: Live, text: str, **kw) -> dict:
+    ack, _ = live.slack.command(text, **kw)
+    assert ack.status_code == 200
+    return ack.json()
+
+
+# -- signatures --------------------------------------------------------------------------
+
+
+def test_bad_signature_and_stale_timestamp_are_refused(live: Live):
+    ack, url = live.slack.command("rank Neural Networks", secret="not-the-secret")
+    assert ack.status_code == 401
+    ack, url2 = live.slack.command("rank Neural Networks", timestamp=int(time.time()) - 6 * 60)
+    assert ack.status_code == 401
+    ack, url3 = live.slack.command("rank Neural Networks")
+    assert ack.status_code == 200
+    live.fake.wait_response(url3)
+    time.sleep(0.2)
+    assert live.fake.responses[urlsplit(url).path].payloads == []
+    assert live.fake.responses[urlsplit(url2).path].payloads == []
+    assert httpx.get(live.url + "/healthz").json() == {"ok": True}
+
+
+# -- help and bad input ------------------------------------------------------------------
+
+
+def test_help_and_bad_input_answer_ephemerally_with_what_works(live: Live):
+    for text in ("", "help"):
+        body = ack_body(live, text)
+        assert body["response_type"] == "ephemeral"
+        assert "/scout rank PROFILE" in texts(body) and "/scout subscribe PROFILE" in texts(body)
+    typo = ack_body(live, "rnak Neural Networks")
+    assert "Did you mean `rank`" in texts(typo) and typo["response_type"] == "ephemeral"
+    assert "Which profile" in texts(ack_body(live, "rank"))
+    assert "between 0% and 100%" in texts(ack_body(live, "subscribe Neural Networks top 150%"))
+    assert "lift threshold must be above 1" in texts(ack_body(live, "subscribe Neural Networks lift 0.5"))
+    assert "not a time of day" in texts(ack_body(live, "subscribe Neural Networks at 25:00"))
+    assert "at least five words" in texts(ack_body(live, "match hello there"))
+    assert "Give a DOI" in texts(ack_body(live, "match"))
+
+
+def test_unknown_profile_suggests_the_closest_names(live: Live):
+    reply = answer(live, "rank neural netwrks")
+    assert reply["response_type"] == "ephemeral"
+    assert "Did you mean: Neural Networks" in texts(reply)
+    reply = answer(live, "subscribe genetics top 1%")
+    assert "PLOS Genetics" in texts(reply)
+    with live.db.session() as session:
+        assert session.scalar(select(Subscription.id)) is None
+
+
+# -- rank --------------------------------------------------------------------------------
+
+
+def _expected_order(db: Database, profile: str) -> list[str]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Preprint.title, Score.score)
+            .join(Score, Score.preprint_id == Preprint.id)
+            .join(Profile, Profile.id == Score.profile_id)
+            .where(Profile.name == profile)
+            .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+        ).all()
+    return [t for t, _ in rows]
+
+
+def test_rank_shows_the_ranking_with_every_field(live: Live):
+    reply = answer(live, "rank PLOS Genetics top 3")
+    assert reply["response_type"] == "ephemeral"
+    blocks = reply["blocks"]
+    header = blocks[0]["text"]["text"]
+    assert "ranked by how well they match PLOS Genetics's content profile, based on 5 papers" in header
+    items = [
+        b for b in blocks if b["type"] == "section" and b.get("accessory", {}).get("action_id") == "scout_abstract"
+    ]
+    assert len(items) == 3
+    expected = _expected_order(live.db, "PLOS Genetics")[:3]
+    for block, title in zip(items, expected, strict=True):
+        text = block["text"]["text"]
+        assert title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in text
+        assert "<https://www.biorxiv.org/content/" in text  # the title links to the preprint
+        assert "Doe, J., Roe, R." in text and "neuroscience" in text and "biorxiv" in text
+        assert "DOI <https://doi.org/10.1101/" in text
+        assert re.search(r"\*Top [\d.]+%\* · match \*[\d.]+%\*", text)
+    assert any(b["type"] == "context" and "Closest:" in b["elements"][0]["text"] for b in blocks)
+    assert len(blocks) <= 50
+
+
+def test_rank_public_posts_in_channel_and_days_window(live: Live):
+    reply = answer(live, "rank Neural Networks 5 days top 20 public")
+    assert reply["response_type"] == "in_channel"
+    with live.db.session() as session:
+        since = date.today() - timedelta(days=5)  # the window includes its first day
+        in_window = sum(1 for p in session.scalars(select(Preprint)) if p.posted >= since)
+    shown = [b for b in reply["blocks"] if b.get("accessory", {}).get("action_id") == "scout_abstract"]
+    assert len(shown) == in_window > 0
+    assert "in the 5 days to" in reply["blocks"][0]["text"]["text"]
+
+
+def test_ack_comes_before_the_work_finishes(live: Live):
+    """The answer's delivery is slow (the response_url takes 4 s); the ack is not held up by it."""
+    started = time.monotonic()
+    ack, url = live.slack.command("rank Neural Networks top 5", response_delay=4.0)
+    acked = time.monotonic() - started
+    assert ack.status_code == 200 and acked < 3.0
+    live.fake.wait_response(url)
+    answered = live.fake.responses[urlsplit(url).path].times[0] - started
+    assert answered >= 4.0 > acked
+
+
+def test_escaping_pings_nobody(live: Live):
+    reply = answer(live, "rank Neural Networks top 20")
+    body = texts(reply)
+    assert "&lt;!channel&gt; Big news &amp; &lt;b&gt;bold&lt;/b&gt; claims" in body
+    bad_id = live.ids["preprints"][4]
+    ack, url = live.slack.click("scout_abstract", str(bad_id))
+    assert ack.status_code == 200
+    abstract = live.fake.wait_response(url)[0]
+    assert "Ping &lt;!here&gt; &amp; &lt;@U123&gt;" in texts(abstract)
+    assert live.fake.pings() == []
+
+
+# -- match -------------------------------------------------------------------------------
+
+
+def test_match_by_doi_lists_profiles_by_score(live: Live):
+    with live.db.session() as session:
+        doi = session.get(Preprint, live.ids["preprints"][2]).doi
+    reply = answer(live, f"match <https://doi.org/{doi}|doi.org/{doi}>")
+    lines = reply["blocks"][1]["text"]["text"].splitlines()
+    names = [re.match(r"\*(.+?)\*", line).group(1) for line in lines]
+    expected = sorted(range(len(PROFILES)), key=lambda p: -score_of(p, 2))
+    assert names == [PROFILES[p] for p in expected]
+    assert f"{100 * score_of(expected[0], 2):.1f}%" in lines[0]
+    missing = answer(live, "match 10.1101/2099.01.01.999999")
+    assert "no stored preprint" in texts(missing)
+
+
+# -- subscriptions -----------------------------------------------------------------------
+
+
+def test_subscribe_list_unsubscribe(live: Live):
+    reply = answer(live, "subscribe neural networks top 5% weekly on friday at 09:30")
+    assert "Subscribed <#C1> to Neural Networks: top 5%, weekly on Friday at 09:30 UTC" in texts(reply)
+    with live.db.session() as session:
+        sub = session.scalar(select(Subscription))
+        assert (sub.kind, sub.team_id, sub.channel_id, sub.created_by) == ("slack", "T1", "C1", "U1")
+        assert (sub.threshold_kind, sub.threshold_value, sub.schedule, sub.weekday) == ("top", 0.05, "weekly", 4)
+    again = answer(live, "subscribe Neural Networks lift 100 daily")
+    assert "Updated" in texts(again)
+    answer(live, "subscribe PLOS Genetics min 5%")
+    listed = texts(answer(live, "subscriptions"))
+    assert "Neural Networks: lift 100x, daily at 08:00 UTC" in listed and "PLOS Genetics: min 5%" in listed
+    assert "follows no profiles" in texts(answer(live, "subscriptions", channel_id="C2"))
+    assert "no longer gets digests for PLOS Genetics" in texts(answer(live, "unsubscribe plos genetics"))
+    assert "no longer gets digests for Neural Networks" in texts(answer(live, "unsubscribe all"))
+    assert "nothing changed" in texts(answer(live, "unsubscribe all"))
+
+
+def test_team_isolation(live: Live):
+    """Two workspaces with the same channel id: neither sees or changes the other's."""
+    live.fake.add_team("T2", "xoxb-t2")
+    answer(live, "subscribe Neural Networks", team_id="T1", channel_id="C1")
+    assert "follows no profiles" in texts(answer(live, "subscriptions", team_id="T2", channel_id="C1"))
+    assert "nothing changed" in texts(answer(live, "unsubscribe all", team_id="T2", channel_id="C1"))
+    answer(live, "subscribe PLOS Genetics", team_id="T2", channel_id="C1")
+    t1 = texts(answer(live, "subscriptions", team_id="T1", channel_id="C1"))
+    assert "Neural Networks" in t1 and "PLOS Genetics" not in t1
+    with live.db.session() as session:
+        subs = {(s.team_id, s.profile.name, s.status) for s in session.scalars(select(Subscription))}
+    assert subs == {("T1", "Neural Networks", "active"), ("T2", "PLOS Genetics", "active")}
+    assert live.slack.event({"type": "app_home_opened", "user": "U7", "tab": "home"}, team_id="T2").status_code == 200
+    deadline = time.monotonic() + 10
+    while not live.fake.views and time.monotonic() < deadline:
+        time.sleep(0.02)
+    home = json.dumps(live.fake.views[-1]["view"], ensure_ascii=False)
+    assert "PLOS Genetics" in home and "Neural Networks" not in home
+
+
+def test_profiles_with_search(live: Live):
+    listed = texts(answer(live, "profiles"))
+    assert all(name in listed for name in PROFILES) and "(5 papers)" in listed
+    found = texts(answer(live, "profiles genetics"))
+    assert "PLOS Genetics" in found and "Neural Networks" not in found
+    assert "No profile matches" in texts(answer(live, "profiles zzzz"))
+
+
+# -- buttons and home --------------------------------------------------------------------
+
+
+def test_votes_are_stored_and_shown_in_profiles_show(live: Live, monkeypatch):
+    profile_id, preprint_id = live.ids["profiles"][0], live.ids["preprints"][1]
+    for user, action in (
+        ("U1", "scout_vote_relevant"),
+        ("U2", "scout_vote_relevant"),
+        ("U3", "scout_vote_not_relevant"),
+    ):
+        ack, url = live.slack.click(action, f"{profile_id}:{preprint_id}", user_id=user)
+        assert ack.status_code == 200
+        assert "Thanks: noted as" in texts(live.fake.wait_response(url)[0])
+    ack, url = live.slack.click("scout_vote_not_relevant", f"{profile_id}:{preprint_id}", user_id="U1")
+    live.fake.wait_response(url)  # U1 changes their mind: still one vote each
+    with live.db.session() as session:
+        votes = sorted((v.user_id, v.relevant, v.team_id) for v in session.scalars(select(Vote)))
+    assert votes == [("U1", False, "T1"), ("U2", True, "T1"), ("U3", False, "T1")]
+    monkeypatch.setenv("DATABASE_URL", live.db.url)
+    result = CliRunner().invoke(cli, ["profiles", "show", "Neural Networks"], catch_exceptions=False)
+    assert "votes from Slack: 1 relevant, 2 not relevant" in result.output
+    stale = live.slack.click("scout_vote_relevant", "garbage")
+    assert "out of date" in texts(live.fake.wait_response(stale[1])[0])
+
+
+def test_home_tab_shows_subscriptions_and_recent_digests(live: Live):
+    answer(live, "subscribe Neural Networks min 20%", channel_id="C5")
+    assert live.slack.event({"type": "app_home_opened", "user": "U1", "tab": "home"}).status_code == 200
+    deadline = time.monotonic() + 10
+    while not live.fake.views and time.monotonic() < deadline:
+        time.sleep(0.02)
+    view = live.fake.views[-1]
+    assert view["user_id"] == "U1" and view["view"]["type"] == "home"
+    body = json.dumps(view["view"], ensure_ascii=False)
+    assert "<#C5> · Neural Networks: min 20%" in body and "No digests sent yet" in body
+
+
+# -- match on free text (real model, real scoring) ---------------------------------------
+
+
+def test_match_free_text_scores_with_the_model(db: Database, scoring_ctx):
+    from bot.profiles import add_profile, read_papers
+    from bot.scores import update_scores
+
+    with db.session() as session:
+        for name, file in (
+            ("eLife", "elife.jsonl"),
+            ("PLOS Computational Biology", "plos-computational-biology.jsonl"),
+        ):
+            add_profile(session, name, read_papers(FIXTURES / "profiles" / file).papers, source=file)
+        update_scores(session, scoring_ctx)
+    papers = read_papers(FIXTURES / "profiles" / "plos-computational-biology.jsonl").papers
+    text = f"{papers[0].title}. {papers[0].abstract}"
+    with FakeSlack() as fake:
+        fake.add_team("T1", "xoxb-t1")
+        settings = slack_settings(db, fake)
+        with serve(build_app(settings, db, ctx=scoring_ctx)) as url:
+            sender = SlackSender(url, SECRET, fake)
+            ack, response_url = sender.command(f"match {text[:1500]}")
+            assert ack.status_code == 200
+            reply = fake.wait_response(response_url)[0]
+    lines = reply["blocks"][1]["text"]["text"].splitlines()
+    assert lines[0].startswith("*PLOS Computational Biology*: match *")
+    shown = [float(m) for m in re.findall(r"match \*([\d.]+)%\*", reply["blocks"][1]["text"]["text"])]
+    background = float(re.search(r"Published elsewhere: ([\d.]+)%", texts(reply)).group(1))
+    assert abs(sum(shown) + background - 100) < 1.0  # probabilities over profiles + elsewhere
+
+
+# -- OAuth: many workspaces --------------------------------------------------------------
+
+
+def test_oauth_install_then_uninstall(db: Database):
+    from bot.slack.oauth import installation_store
+
+    seed_catalog(db, PROFILES[:1], PREPRINTS[:3], score_of)
+    with FakeSlack() as fake:
+        settings = slack_settings(
+            db, fake, SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID=fake.client_id, SLACK_CLIENT_SECRET=fake.client_secret
+        )
+        with serve(build_app(settings, db, ctx=lazy_ctx())) as url, httpx.Client(base_url=url) as browser:
+            page = browser.get("/slack/install")
+            assert page.status_code == 200
+            authorize = re.search(r'href="([^"]+oauth/v2/authorize[^"]+)"', page.text).group(1).replace("&amp;", "&")
+            query = parse_qs(urlsplit(authorize).query)
+            assert query["client_id"] == [fake.client_id] and "commands" in query["scope"][0]
+            fake.add_oauth_code("code-t2", "T2", "xoxb-t2")
+            # The state cookie is Secure (the browser sends it back over https); hand it back here.
+            cookie = page.headers["set-cookie"].split(";")[0]
+            done = browser.get(
+                "/slack/oauth_redirect",
+                params={"code": "code-t2", "state": query["state"][0]},
+                headers={"Cookie": cookie},
+            )
+            assert done.status_code == 200, done.text
+            store = installation_store(settings, db)
+            assert store.find_bot(enterprise_id=None, team_id="T2").bot_token == "xoxb-t2"
+
+            sender = SlackSender(url, SECRET, fake)
+            ack, response_url = sender.command("subscribe Neural Networks", team_id="T2")
+            assert ack.status_code == 200
+            assert "Subscribed" in texts(fake.wait_response(response_url)[0])
+            assert {c.token for c in fake.calls_to("auth.test")} == {"xoxb-t2"}  # the install's own token
+            unknown, _ = sender.command("subscriptions", team_id="T3")  # never installed there
+            assert "install" in unknown.text.lower() or unknown.status_code == 200
+
+            assert sender.event({"type": "app_uninstalled"}, team_id="T2").status_code == 200
+            deadline = time.monotonic() + 10
+            while store.find_bot(enterprise_id=None, team_id="T2") is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.find_bot(enterprise_id=None, team_id="T2") is None
+            with db.session() as session:
+                sub = session.scalar(select(Subscription))
+                for _ in range(100):
+                    if sub.status == "paused":
+                        break
+                    time.sleep(0.05)
+                    session.refresh(sub)
+                assert sub.status == "paused" and "uninstalled" in sub.status_reason

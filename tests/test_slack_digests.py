@@ -1,0 +1,296 @@
+"""Slack digests end to end: `scout digests run` against the fake Slack Web API, on SQLite and
+PostgreSQL. Threads, exactly-once after a killed run, 429 / 5xx / timeouts, dead channels,
+escaping and Slack's block limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.db import Database, Delivery, Digest, Preprint, Subscription
+from bot.slack.delivery import REASONS
+from bot.subscriptions import Options, Target, subscribe
+from tests.fake_slack import FakeSlack, seed_catalog
+
+ROOT = Path(__file__).parent.parent
+PROFILES = ["Neural Networks", "PLOS Genetics"]
+THRESHOLD = 0.12
+
+
+def score_of(p: int, q: int) -> float:
+    return round(0.01 + ((q * 7 + p * 3) % 23) / 100.0, 4)
+
+
+def preprints(n: int = 10, **special: dict) -> list[dict]:
+    specs = [{"title": f"Cortical dynamics preprint {i}", "abstract": f"Recordings of area {i}."} for i in range(n)]
+    for index, spec in special.items():
+        specs[int(index.lstrip("_"))] = spec
+    return specs
+
+
+@dataclass
+class Setup:
+    fake: FakeSlack
+    db: Database
+    ids: dict
+    env: dict[str, str]
+    specs: list[dict]
+
+    def run(self, *args: str, code: int | None = 0) -> str:
+        result = CliRunner().invoke(cli, ["digests", "run", *args], env=self.env, catch_exceptions=False)
+        if code is not None:
+            assert result.exit_code == code, result.output
+        return result.output
+
+    def expected(self, profile: int = 0) -> list[int]:
+        """Preprint ids above the threshold, best first (what the digest should hold)."""
+        order = sorted(range(len(self.specs)), key=lambda q: -score_of(profile, q))
+        return [self.ids["preprints"][q] for q in order if score_of(profile, q) >= THRESHOLD]
+
+    def subscribe(self, channel: str = "C1", profile: str = "Neural Networks", team: str = "T1", **options):
+        options.setdefault("threshold", f"min {THRESHOLD * 100:g}%")
+        with self.db.session() as session:
+            sub, _ = subscribe(session, Target("slack", team, channel), profile, Options(**options), created_by="U1")
+            return sub.id
+
+
+def make_setup(db: Database, fake: FakeSlack, specs: list[dict]) -> Setup:
+    fake.add_team("T1", "xoxb-t1")
+    ids = seed_catalog(db, PROFILES, specs, score_of)
+    env = {
+        "DATABASE_URL": db.url,
+        "SLACK_API_URL": fake.api_url,
+        "SLACK_BOT_TOKEN": "xoxb-t1",
+        "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_POST_INTERVAL": "0",
+        "SLACK_TIMEOUT": "1",
+        "SLACK_RETRY_BACKOFF": "0.05",
+        "SLACK_CLIENT_ID": "",
+        "SLACK_CLIENT_SECRET": "",
+    }
+    return Setup(fake, db, ids, env, specs)
+
+
+@pytest.fixture
+def setup(db: Database) -> Iterator[Setup]:
+    with FakeSlack() as fake:
+        yield make_setup(db, fake, preprints())
+
+
+def item_ids(messages: list[dict]) -> list[int]:
+    return [m["metadata"]["event_payload"]["preprint_id"] for m in messages]
+
+
+# -- a digest with threads ---------------------------------------------------------------
+
+
+def test_digest_is_a_parent_with_one_threaded_reply_per_preprint(setup: Setup):
+    sid = setup.subscribe()
+    expected = setup.expected()
+    assert f"{len(expected)} planned" in setup.run("--dry-run", "--force") and not setup.fake.posted()
+    output = setup.run("--force")
+    assert f"sent {len(expected)}" in output
+    parents = [m for m in setup.fake.posted("C1") if not m["thread_ts"]]
+    assert len(parents) == 1
+    parent = parents[0]
+    header = parent["blocks"][0]["text"]["text"]
+    assert header == f"Neural Networks: {len(expected)} new preprints with a match score of 12% or more"
+    assert "threshold: min 12%" in json.dumps(parent["blocks"]) and time.strftime("%Y-%m-%d") in parent["text"]
+    replies = setup.fake.replies(parent["ts"])
+    assert item_ids(replies) == expected
+    for reply in replies:
+        assert reply["unfurl_links"] is False and reply["text"]
+        assert len(reply["blocks"]) <= 50
+        actions = [b for b in reply["blocks"] if b["type"] == "actions"][0]
+        assert [e["action_id"] for e in actions["elements"]] == ["scout_vote_relevant", "scout_vote_not_relevant"]
+    with setup.db.session() as session:
+        ledger = {d.preprint_id: d.message_ts for d in session.scalars(select(Delivery))}
+        digest = session.scalar(select(Digest))
+        sub = session.get(Subscription, sid)
+        assert ledger == {pid: r["ts"] for pid, r in zip(expected, replies, strict=True)}
+        assert (digest.status, digest.items, digest.parent_ts) == ("done", len(expected), parent["ts"])
+        assert sub.last_run_at is not None
+    # Nothing new: no second digest, nothing posted.
+    assert "nothing new" in setup.run("--force")
+    assert len(setup.fake.posted()) == len(expected) + 1
+    assert "no digests due" in setup.run()  # the next run is scheduled in the future
+
+
+def test_escaping_and_slack_limits(db: Database):
+    specs = preprints(
+        _1={"title": "<!channel> & <!here> read <@U0ALL> this", "abstract": "x & y <z>"},
+        _2={"title": "&" * 4000, "abstract": "a very long one " * 400, "authors": ["<" * 1000] * 6},
+        _3={"title": "Ordinary title", "abstract": "Ordinary.", "authors": ["<!everyone>", "Smith & Wesson"]},
+    )
+    with FakeSlack() as fake:
+        setup = make_setup(db, fake, specs)
+        setup.subscribe(threshold="min 1%")
+        setup.run("--force")
+        assert fake.pings() == []
+        posted = json.dumps([m["blocks"] for m in fake.posted()])
+        assert "&lt;!channel&gt; &amp; &lt;!here&gt; read &lt;@U0ALL&gt; this" in posted
+        assert "&lt;!everyone&gt;, Smith &amp; Wesson" in posted
+        assert len([m for m in fake.posted() if m["thread_ts"]]) == len(specs)  # the validator accepted every one
+        long_one = next(m for m in fake.posted() if m["thread_ts"] and "&amp;&amp;" in m["blocks"][0]["text"]["text"])
+        text = long_one["blocks"][0]["text"]["text"]
+        assert len(text) <= 3000 and text.endswith("&lt;…")  # cut between entities, never inside one
+        assert "<https://www.biorxiv.org/" in text  # the title link survives, its label shortened
+
+
+def test_blocks_slack_refuses_fall_back_to_text(setup: Setup):
+    setup.subscribe()
+    setup.fake.fail("chat.postMessage", error="invalid_blocks")  # the parent's blocks
+    setup.run("--force")
+    parent = [m for m in setup.fake.posted() if not m["thread_ts"]]
+    assert len(parent) == 1 and parent[0]["blocks"] is None and "Neural Networks" in parent[0]["text"]
+    assert item_ids(setup.fake.replies(parent[0]["ts"])) == setup.expected()
+
+
+# -- exactly once ------------------------------------------------------------------------
+
+
+def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setup: Setup):
+    setup.subscribe()
+    expected = setup.expected()
+    assert len(expected) >= 4
+    third_accepted, release = threading.Event(), threading.Event()
+    accepted: list[str] = []
+
+    def stall_after_third_reply(call, answer):
+        if call.args.get("thread_ts"):
+            accepted.append(answer["ts"])
+            if len(accepted) == 3:
+                third_accepted.set()
+                release.wait(60)  # Slack took it; the sender dies before it hears back
+
+    setup.run("--dry-run", "--force")  # plans in-process: the embedding cache is warm, the child needs no model
+    setup.fake.on("chat.postMessage", stall_after_third_reply)
+    env = {**os.environ, **setup.env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "digests", "run", "--force"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert third_accepted.wait(120), proc.stderr.read1().decode() if proc.poll() is not None else "stalled"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        setup.fake.on("chat.postMessage", None)
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    with setup.db.session() as session:
+        assert session.scalar(select(Digest)).status == "open"
+        assert len(list(session.scalars(select(Delivery)))) == 2  # the third was never written down
+
+    setup.run("--force")
+    parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
+    assert len(parents) == 1  # the same thread
+    replies = setup.fake.replies(parents[0]["ts"])
+    assert sorted(item_ids(replies)) == sorted(expected)  # every preprint exactly once
+    assert item_ids(replies) == expected  # and still best first
+    with setup.db.session() as session:
+        ledger = {d.preprint_id: d.message_ts for d in session.scalars(select(Delivery))}
+        digest = session.scalar(select(Digest))
+    assert ledger[expected[2]] == accepted[2]  # recorded from the thread, not sent again
+    assert (digest.status, digest.items) == ("done", len(expected))
+    assert setup.fake.calls_to("chat.update")[-1].args["ts"] == parents[0]["ts"]
+
+
+# -- errors that heal --------------------------------------------------------------------
+
+
+def test_rate_limit_waits_retry_after(setup: Setup):
+    setup.subscribe()
+    setup.fake.fail("chat.postMessage", status=429, retry_after=1)
+    setup.run("--force")
+    calls = setup.fake.calls_to("chat.postMessage")
+    assert calls[0].args["text"] == calls[1].args["text"]  # the parent, retried
+    assert calls[1].at - calls[0].at >= 1.0
+    parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
+    assert len(parents) == 1 and item_ids(setup.fake.replies(parents[0]["ts"])) == setup.expected()
+
+
+def test_server_errors_and_timeouts_retry_with_backoff(setup: Setup):
+    setup.subscribe()
+    setup.fake.fail("chat.postMessage", status=502)
+    setup.fake.fail("chat.postMessage", status=500)
+    setup.fake.fail("chat.postMessage", hang=1.5, status=503)  # longer than SLACK_TIMEOUT=1
+    setup.run("--force")
+    assert len(setup.fake.calls_to("chat.postMessage")) == len(setup.expected()) + 1 + 3
+    parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
+    assert len(parents) == 1 and item_ids(setup.fake.replies(parents[0]["ts"])) == setup.expected()
+
+
+def test_errors_that_outlast_the_retries_leave_the_digest_open(setup: Setup):
+    setup.subscribe()
+    setup.fake.fail("chat.postMessage", status=500, times=4)  # 1 + 3 retries
+    assert "will resume" in setup.run("--force", code=1)
+    with setup.db.session() as session:
+        assert session.scalar(select(Digest)).status == "open"
+        assert session.scalar(select(Subscription)).status == "active"
+    setup.run("--force")
+    assert len([m for m in setup.fake.posted() if not m["thread_ts"]]) == 1
+
+
+# -- errors that will not heal -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [("missing", "channel_not_found"), ("archived", "is_archived"), ("not_in_channel", "not_in_channel")],
+)
+def test_a_dead_channel_pauses_the_subscription_and_tells_its_creator(setup: Setup, state, error):
+    sid = setup.subscribe(channel="C9")
+    other = setup.subscribe(channel="C2")
+    setup.fake.set_channel("C9", state)
+    output = setup.run("--force")
+    assert "paused" in output
+    with setup.db.session() as session:
+        sub = session.get(Subscription, sid)
+        assert sub.status == "paused" and sub.status_reason == REASONS[error]
+        assert session.get(Subscription, other).status == "active"
+    dms = setup.fake.posted("DU1")
+    assert len(dms) == 1 and "paused" in dms[0]["text"] and "<#C9>" in dms[0]["text"]
+    assert setup.fake.calls_to("conversations.open")[0].args["users"] == "U1"
+    assert item_ids(setup.fake.replies(setup.fake.posted("C2")[0]["ts"])) == setup.expected()
+    before = len(setup.fake.calls_to("chat.postMessage"))
+    setup.run("--force")  # paused: left alone
+    assert len(setup.fake.calls_to("chat.postMessage")) == before
+
+
+def test_a_revoked_token_pauses(setup: Setup):
+    sid = setup.subscribe()
+    setup.fake.revoke("xoxb-t1")
+    setup.run("--force")
+    with setup.db.session() as session:
+        sub = session.get(Subscription, sid)
+        assert sub.status == "paused" and "revoked" in sub.status_reason
+    assert not setup.fake.posted()
+
+
+def test_nothing_above_the_threshold_sends_nothing(setup: Setup):
+    sid = setup.subscribe(threshold="min 90%")
+    assert "nothing new" in setup.run("--force")
+    assert not setup.fake.posted()
+    with setup.db.session() as session:
+        assert session.get(Subscription, sid).last_run_at is not None
+        assert session.scalar(select(Digest)) is None
+    with setup.db.session() as session:
+        assert session.scalar(select(Preprint.id)) is not None
