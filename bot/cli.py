@@ -24,7 +24,8 @@ from bot.polling import add_feed, find_feed, poll_all
 from bot.profiles import MIN_PAPERS, WARN_PAPERS, ProfileError, add_profile, find_profile, paper_counts, read_papers
 from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
 from bot.render import render
-from bot.scores import ScoringContext, is_current, latest_run, update_scores
+from bot.scores import ScoringContext, is_current, update_scores
+from bot.sources.http import SourceError
 from scoring.embedder import ModelError, load_embedder
 
 app = typer.Typer(help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True)
@@ -37,7 +38,7 @@ app.add_typer(profiles_app, name="profiles")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
-EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, ValueError)
+EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, SourceError, ValueError)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -252,17 +253,43 @@ def profiles_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
 @profiles_app.command("add")
 def profiles_add(
     name: Annotated[str, typer.Argument(help="Profile name, e.g. a journal")],
-    papers: Annotated[Path, typer.Option("--papers", help="JSONL or CSV: title, abstract[, doi, year, journal]")],
+    papers: Annotated[
+        Path | None, typer.Option("--papers", help="JSONL or CSV: title, abstract[, doi, year, journal]")
+    ] = None,
+    from_preprints: Annotated[
+        bool,
+        typer.Option("--from-preprints", help="From bioRxiv/medRxiv preprints later published in the journal NAME"),
+    ] = False,
+    issn: Annotated[str | None, typer.Option("--issn", help="From the journal's recent articles, by ISSN")] = None,
+    source: Annotated[str, typer.Option("--source", help="For --issn: crossref or openalex")] = "crossref",
+    limit: Annotated[int, typer.Option(min=5, max=2000, help="At most this many papers (API sources)")] = 200,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="For --from-preprints: look back this many days")] = 365,
+    server: Annotated[
+        str | None, typer.Option("--server", help="For --from-preprints: biorxiv or medrxiv (default both)")
+    ] = None,
     replace: Annotated[bool, typer.Option(help="Rebuild a profile that exists")] = False,
     no_score: Annotated[bool, typer.Option("--no-score", help="Skip rescoring")] = False,
 ) -> None:
-    """Add a profile from a file of papers."""
+    """Add a profile: from a file of papers, from preprints published in the journal, or by ISSN."""
+    chosen = [flag for flag, on in (("--papers", papers), ("--from-preprints", from_preprints), ("--issn", issn)) if on]
+    if len(chosen) != 1:
+        raise fail(
+            ("give only one of " + ", ".join(chosen) if chosen else "say where the papers come from")
+            + ": --papers FILE, --from-preprints (journal named NAME) or --issn XXXX-XXXX [--source crossref|openalex]"
+        )
     with database() as (settings, db):
-        parsed = read_papers(papers)
-        for reason in parsed.skipped[:10]:
+        if papers is not None:
+            parsed = read_papers(papers)
+            skipped, records, origin = parsed.skipped, parsed.papers, str(papers)
+        else:
+            built = _build_from_api(settings, name, from_preprints, issn, source, limit, days, server)
+            skipped, records, origin = built.skipped, built.papers, built.spec.encode()
+        for reason in skipped[:10]:
             err.print(f"[yellow]skipped[/yellow] {reason}")
+        if len(skipped) > 10:
+            err.print(f"[yellow]skipped[/yellow] {len(skipped) - 10} more")
         with db.session() as session:
-            profile = add_profile(session, name, parsed.papers, source=str(papers), replace=replace)
+            profile = add_profile(session, name, records, source=origin, replace=replace)
             count = len(profile.papers)
         out.print(f"profile {profile.name}: {count} papers")
         if count < WARN_PAPERS:
@@ -270,6 +297,109 @@ def profiles_add(
                 f"[yellow]warning:[/yellow] {count} papers is thin (minimum {MIN_PAPERS}); "
                 f"{WARN_PAPERS} or more give steadier scores"
             )
+        if not no_score:
+            run_scoring(settings, db)
+
+
+def _build_from_api(settings, name, from_preprints, issn, source, limit, days, server):
+    from bot.polling import http_client
+    from bot.sources import Sources
+    from bot.sources.journals import papers_from_issn, papers_from_preprints
+
+    if server is not None and server not in ("biorxiv", "medrxiv"):
+        raise fail(f"--server must be biorxiv or medrxiv, not {server!r}")
+    with http_client(settings) as client, progress_bar() as progress:
+        sources = Sources.from_settings(settings, client)
+        bar = _api_bar(progress, "journal articles" if issn else "bioRxiv/medRxiv publications")
+        if issn:
+            built = papers_from_issn(sources, issn, source.lower(), limit, progress=bar)
+        else:
+            servers = (server,) if server else ("biorxiv", "medrxiv")
+            built = papers_from_preprints(sources, name, days=days, servers=servers, limit=limit, progress=bar)
+    if built.journal:
+        err.print(f"[dim]{len(built.papers)} papers from {built.journal}[/dim]", highlight=False)
+    return built
+
+
+def _api_bar(progress: Progress | None, label: str):
+    """A progress callback (records done, total) over a rich task; None off a terminal."""
+    if progress is None:
+        return None
+    task = progress.add_task(label, total=None)
+
+    def advance(done: int, total: int | None) -> None:
+        progress.update(task, advance=done, total=total)
+
+    return advance
+
+
+@profiles_app.command("refresh")
+def profiles_refresh(
+    name: Annotated[str | None, typer.Argument(help="Profile to refresh (default: every API-built profile)")] = None,
+    no_score: Annotated[bool, typer.Option("--no-score", help="Skip rescoring")] = False,
+) -> None:
+    """Rebuild profiles from the API they were built from (ISSN or published preprints)."""
+    from bot.polling import http_client
+    from bot.sources import Sources
+    from bot.sources.journals import refresh_profiles
+
+    with database() as (settings, db):
+        with http_client(settings) as client, progress_bar() as progress:
+            results = refresh_profiles(db, Sources.from_settings(settings, client), name, _api_bar(progress, "papers"))
+        if not results:
+            err.print("no profiles built from an API to refresh (profiles from files are rebuilt with add --replace)")
+        for r in results:
+            if r.error:
+                err.print(f"[red]failed[/red] {r.profile}: {r.error} (kept its papers)", highlight=False)
+            else:
+                out.print(f"profile {r.profile}: {r.papers} papers", highlight=False)
+        if not no_score and any(r.error is None for r in results):
+            run_scoring(settings, db)
+    if results and all(r.error for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Backfill the last N days")] = 90,
+    server: Annotated[
+        str | None, typer.Option("--server", help="biorxiv, medrxiv or arxiv (default: what the feeds follow)")
+    ] = None,
+    all_subjects: Annotated[
+        bool, typer.Option("--all-subjects", help="Every bioRxiv/medRxiv subject, not only the feeds' subjects")
+    ] = False,
+    no_score: Annotated[bool, typer.Option("--no-score", help="Only fetch and store")] = False,
+) -> None:
+    """Fetch every preprint of the last N days from the APIs (resumes where a run stopped)."""
+    from datetime import timedelta
+
+    from bot.backfill import Plan, feed_plan, run_plan
+    from bot.polling import http_client
+    from bot.sources import Sources
+
+    if server is not None and server not in ("biorxiv", "medrxiv", "arxiv"):
+        raise fail(f"--server must be biorxiv, medrxiv or arxiv, not {server!r}")
+    with database() as (settings, db):
+        plan = feed_plan(db, settings)
+        if not plan.servers and not plan.arxiv:
+            plan = Plan({"biorxiv": None, "medrxiv": None})
+        if server == "arxiv":
+            if not plan.arxiv:
+                raise fail("no arXiv feeds: add one first (scout feeds add arxiv:cs.LG), it names the categories")
+            plan = Plan({}, plan.arxiv)
+        elif server is not None:
+            plan = Plan({server: plan.servers.get(server)})
+        if all_subjects:
+            plan = Plan({s: None for s in plan.servers}, plan.arxiv)
+        end = date.today()
+        start = end - timedelta(days=days)
+        with http_client(settings) as client, progress_bar() as progress:
+            sources = Sources.from_settings(settings, client)
+            reports = run_plan(db, sources, plan, start, end, lambda name: _api_bar(progress, f"backfill {name}"))
+        for report in reports:
+            err.print(f"[green]ok[/green] {report.summary()}", highlight=False)
+            for reason in report.skipped[:5]:
+                err.print(f"   [yellow]skipped[/yellow] {reason}", highlight=False)
         if not no_score:
             run_scoring(settings, db)
 
@@ -286,15 +416,32 @@ def profiles_show(
             "name": profile.name,
             "source": profile.source,
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
+            "votes": _votes(session, profile.id),
         }
     if as_json:
         out.print_json(data=data)
         return
     out.print(f"[bold]{data['name']}[/bold]: {len(data['papers'])} papers (from {data['source']})")
+    votes = data["votes"]
+    out.print(f"votes from Slack: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
     table = Table("year", "title", "doi")
     for p in data["papers"]:
         table.add_row(str(p["year"] or ""), p["title"], p["doi"] or "")
     out.print(table)
+
+
+def _votes(session, profile_id: int) -> dict:
+    """Feedback from the Slack buttons on this profile's delivered matches."""
+    from sqlalchemy import func
+
+    from bot.db import Vote
+
+    rows = dict(
+        session.execute(
+            select(Vote.relevant, func.count(Vote.id)).where(Vote.profile_id == profile_id).group_by(Vote.relevant)
+        ).all()
+    )
+    return {"relevant": rows.get(True, 0), "not_relevant": rows.get(False, 0)}
 
 
 @profiles_app.command("remove")
@@ -398,11 +545,12 @@ def match(
     with database() as (settings, db):
         if not _scores_current(settings, db):
             run_scoring(settings, db)
+        preprint = _stored_or_fetched(settings, db, query) if text is None else None
         with db.session() as session:
             if text is not None:
                 result = match_text(session, scoring_context(settings), text, limit=top)
             else:
-                result = match_preprint(session, find_preprint(session, query), days=days, until=end, limit=top)
+                result = match_preprint(session, preprint, days=days, until=end, limit=top)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
@@ -414,6 +562,31 @@ def match(
     out.print(table)
 
 
+def _stored_or_fetched(settings: Settings, db: Database, query: str):
+    """A stored preprint, or one fetched from the bioRxiv/medRxiv or arXiv API, stored and scored."""
+    from bot.backfill import fetch_preprint
+    from bot.db import Preprint
+    from bot.polling import http_client
+    from bot.rankings import parse_preprint_id
+    from bot.sources import Sources
+
+    with db.session() as session:
+        try:
+            return find_preprint(session, query)
+        except PreprintNotFound:
+            if parse_preprint_id(query) is None:
+                raise
+    err.print(f"[dim]{query.strip()} is not stored yet: fetching it…[/dim]", highlight=False)
+    try:
+        with http_client(settings) as client, db.session() as session:
+            preprint_id = fetch_preprint(session, Sources.from_settings(settings, client), query).id
+    except SourceError as exc:
+        raise PreprintNotFound(f"no stored preprint with id {query.strip()}, and fetching it failed: {exc}") from None
+    run_scoring(settings, db)
+    with db.session() as session:
+        return session.get(Preprint, preprint_id)
+
+
 def _top(share: float | None) -> str:
     from scoring.window import format_top
 
@@ -421,24 +594,91 @@ def _top(share: float | None) -> str:
 
 
 @app.command()
-def status() -> None:
-    """What is stored: feeds, preprints, profiles, the scoring model."""
-    from sqlalchemy import func
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Feeds' health, preprints in the window, profiles, scoring, subscriptions, the active clock."""
+    from bot.db import utcnow
+    from bot.status import collect
 
-    from bot.db import Preprint, Profile
+    with database() as (settings, db):
+        data = collect(db, settings.window_days, utcnow())
+    if as_json:
+        out.print_json(data=data)
+        return
+    out.print(f"database: {_safe_url(settings.database_url)}   model: {settings.model}", highlight=False)
+    clock = data["clock"]
+    out.print(f"clock: {clock['active'] + ' (active)' if clock else 'none running'}", highlight=False)
+    pre = data["preprints"]
+    out.print(f"preprints: {pre['stored']} stored, {pre['in_window']} posted in the last {pre['window_days']} days; "
+              f"last poll {data['last_poll'] or 'never'}", highlight=False)
+    if data["scoring"]:
+        sc = data["scoring"]
+        ece = f"{sc['ece']:.3f}" if sc["ece"] is not None else "n/a"
+        out.print(f"scoring: fitted {sc['fitted_at']} on {sc['reference_papers']} papers, "
+                  f"{sc['background']} background preprints, ECE {ece}", highlight=False)
+    feeds = Table("feed", "health", "last success", "items", "last error", title="Feeds")
+    for f in data["feeds"]:
+        health = {None: "never polled", True: "ok", False: "failing"}[f["healthy"]]
+        feeds.add_row(f["name"], health, f["last_success_at"] or "never", str(f["items_seen"]), f["last_error"] or "")
+    out.print(feeds)
+    names = ", ".join(f"{p['name']} ({p['papers']})" for p in data["profiles"])
+    out.print(f"profiles: {names or 'none'}", highlight=False)
+    subs = Table("to", "subscription", "next run", "last digest", title="Subscriptions")
+    for s in data["subscriptions"]:
+        last = s["last_digest"]
+        subs.add_row(s["target"], s["description"], s["next_run_at"] or "",
+                     f"{last['at']} {last['status']} ({last['items']})" if last else "never")
+    out.print(subs)
 
-    with database() as (settings, db), db.session() as session:
-        run = latest_run(session)
-        out.print(f"database: {_safe_url(settings.database_url)}")
-        out.print(f"model: {settings.model}")
-        out.print(f"feeds: {session.scalar(select(func.count(Feed.id)))}")
-        out.print(f"preprints: {session.scalar(select(func.count(Preprint.id)))}")
-        out.print(f"profiles: {session.scalar(select(func.count(Profile.id)))}")
-        if run:
-            out.print(
-                f"scoring: fitted {_iso(run.created_at)} on {run.reference_papers} papers, "
-                f"{len(run.background_ids)} background preprints, ECE {run.ece:.3f}"
-            )
+
+@app.command()
+def scheduler(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one full cycle (poll, score, due digests) and exit")
+    ] = False,
+    poll_minutes: Annotated[int, typer.Option(min=1, help="Default minutes between polls of a feed")] = 30,
+) -> None:
+    """The clock process: poll, score, send due digests, reconcile and prune on a schedule."""
+    from bot.scheduler import ClockConfig, Cycle, Leadership, run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with database() as (settings, db):
+        cycle = Cycle(
+            settings,
+            db,
+            scoring_context(settings),
+            lambda: _deliverers(settings, db),
+            ClockConfig(poll_minutes=poll_minutes),
+            reconcile=_reconciler(settings, db),
+        )
+        if not once:
+            run_forever(cycle, Leadership(db))
+            return
+        leadership = Leadership(db)
+        if not leadership.acquire():
+            raise fail("another clock is active; --once did nothing", code=1)
+        try:
+            report = cycle.once()
+        finally:
+            leadership.release()
+        sent = sum(o.sent for o in report.digests)
+        failed = [o for o in report.digests if o.error]
+        err.print(
+            f"cycle done: {report.poll.new if report.poll else 0} new preprints, "
+            f"{report.score.scored if report.score else 0} scored, {sent} digest items sent"
+            + (f", {len(failed)} digests failed" if failed else "")
+        )
+
+
+def _deliverers(settings: Settings, db: Database) -> list:
+    from bot.deliverers import build_deliverers
+
+    return build_deliverers(settings, db, scoring_context(settings))
+
+
+def _reconciler(settings: Settings, db: Database):
+    from bot.backfill import reconcile_now
+
+    return lambda days: reconcile_now(settings, db, days)
 
 
 @app.command()
@@ -449,6 +689,188 @@ def demo(
     from bot.demo import run_demo
 
     run_demo(out, err, keep)
+
+
+# -- email -------------------------------------------------------------------------------
+
+email_app = typer.Typer(
+    help="Email digests: subscribe an address (double opt-in), list, unsubscribe, send.", no_args_is_help=True
+)
+app.add_typer(email_app, name="email")
+
+
+@email_app.command("subscribe")
+def email_subscribe(
+    address: Annotated[str, typer.Argument(help="Email address, e.g. editor@example.org")],
+    profile: Annotated[str, typer.Argument(help="Profile to follow (case-insensitive)")],
+    schedule: Annotated[str, typer.Option(help="daily or weekly (or hourly)")] = "daily",
+    threshold: Annotated[str | None, typer.Option(help='"top 1%" (default), "min 5%" or "lift 100"')] = None,
+    at: Annotated[str, typer.Option("--at", help="Time of day, HH:MM")] = "08:00",
+    weekday: Annotated[str, typer.Option(help="For weekly: monday..sunday")] = "monday",
+    tz: Annotated[str, typer.Option("--timezone", help="IANA time zone, e.g. Europe/Berlin")] = "UTC",
+    max_items: Annotated[int, typer.Option(min=1, max=50, help="At most this many preprints per profile")] = 20,
+) -> None:
+    """Follow a profile by email; the address gets a confirmation link first (double opt-in)."""
+    from bot.mail import MailError, subscribe_email
+    from bot.subscriptions import Options
+
+    options = Options(
+        threshold=threshold, schedule=schedule, at_time=at, weekday=weekday, timezone=tz, max_items=max_items
+    )
+    with database() as (settings, db):
+        try:
+            result = subscribe_email(db, settings, address, profile, options, created_by="cli")
+        except MailError as exc:
+            raise fail(str(exc), code=1) from None
+        out.print(result.message, highlight=False)
+
+
+@email_app.command("list")
+def email_list(
+    address: Annotated[str | None, typer.Argument(help="Only this address")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Email subscriptions, with their status (pending = waiting for confirmation)."""
+    from bot.mail import email_subscriptions
+    from bot.subscriptions import describe
+
+    with database() as (_settings, db), db.session() as session:
+        rows = [
+            {
+                "id": s.id,
+                "email": s.email,
+                "profile": s.profile.name,
+                "status": s.status,
+                "status_reason": s.status_reason,
+                "description": describe(s),
+                "confirmed_at": _iso(s.confirmed_at),
+                "last_run_at": _iso(s.last_run_at),
+                "next_run_at": _iso(s.next_run_at),
+            }
+            for s in email_subscriptions(session, address)
+        ]
+    if as_json:
+        out.print_json(data=rows)
+        return
+    if not rows:
+        out.print("no email subscriptions yet: scout email subscribe ADDRESS PROFILE")
+        return
+    table = Table("address", "subscription", "status", "next digest")
+    for r in rows:
+        state = r["status"] + (f": {r['status_reason']}" if r["status_reason"] else "")
+        table.add_row(r["email"], r["description"].split(" [")[0], state, r["next_run_at"] or "")
+    out.print(table)
+
+
+@email_app.command("unsubscribe")
+def email_unsubscribe(
+    address: Annotated[str, typer.Argument(help="Email address")],
+    profile: Annotated[str | None, typer.Argument(help="Only this profile (default: all of them)")] = None,
+) -> None:
+    """Stop emailing an address (one profile, or everything)."""
+    from bot.mail import KIND, normalise_address
+    from bot.subscriptions import Target, unsubscribe
+
+    with database() as (_settings, db), db.session() as session:
+        ended = unsubscribe(session, Target(KIND, email=normalise_address(address)), profile)
+        if not ended:
+            raise fail(f"{address} has no email subscriptions{' to ' + profile if profile else ''}", code=1)
+        names = ", ".join(s.profile.name for s in ended)
+        out.print(f"unsubscribed {normalise_address(address)} from {names}", highlight=False)
+
+
+@email_app.command("send")
+def email_send(
+    force: Annotated[bool, typer.Option("--force", help="Send every active subscription now, due or not")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the digests, send nothing")] = False,
+) -> None:
+    """Send the due email digests now (the clock does this on schedule)."""
+    from bot.digests import run_due_digests
+    from bot.mail import make_email_deliverer
+
+    with database() as (settings, db):
+        deliverer = make_email_deliverer(settings, db, scoring_context(settings))
+        if deliverer is None:
+            raise fail("SMTP_URL is not set: email digests need an SMTP server (see README, Email)")
+        outcomes = run_due_digests(db, [deliverer], force=force, dry_run=dry_run)
+    if not outcomes:
+        err.print("no email digests due")
+    for o in outcomes:
+        if o.error:
+            state = f"[red]{'paused' if o.paused else 'failed'}[/red] {_esc(o.error)}"
+        elif o.skipped:
+            state = "[dim]nothing new above the threshold[/dim]"
+        else:
+            state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
+        err.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
+    if any(o.error for o in outcomes):
+        raise typer.Exit(1)
+
+
+# -- Slack and digests -------------------------------------------------------------------
+
+digests_app = typer.Typer(help="Digests to Slack channels (and email addresses).", no_args_is_help=True)
+app.add_typer(digests_app, name="digests")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "0.0.0.0",
+) -> None:
+    """The web process: Slack over HTTP (POST /slack/events, OAuth install), email links, /healthz."""
+    import uvicorn
+
+    from bot.web import build_app
+
+    with database() as (settings, db):
+        web = build_app(settings, db)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not settings.slack_configured:
+            err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
+        uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@app.command()
+def socket() -> None:
+    """Slack over Socket Mode (no public URL needed): needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN."""
+    from bot.slack.app import default_context, socket_handler
+
+    with database() as (settings, db):
+        handler = socket_handler(settings, db, default_context(settings))
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        err.print("connected to Slack over Socket Mode; Ctrl-C stops")
+        handler.start()
+
+
+@digests_app.command("run")
+def digests_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every due digest, send nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Every subscription's digest now, due or not")] = False,
+) -> None:
+    """Send every digest that is due (a killed run resumes its threads with no duplicates)."""
+    from bot.deliverers import build_deliverers
+    from bot.digests import run_due_digests
+
+    with database() as (settings, db):
+        deliverers = build_deliverers(settings, db, scoring_context(settings))
+        if not deliverers:
+            raise fail("no digest channel is configured: set SLACK_BOT_TOKEN (or OAuth) and/or SMTP_URL")
+        outcomes = run_due_digests(db, deliverers, force=force, dry_run=dry_run)
+    if not outcomes:
+        err.print("no digests due (--force sends every subscription's now)")
+    for o in outcomes:
+        if o.paused:
+            state = f"[red]paused[/red] {_esc(o.error or '')}"
+        elif o.error:
+            state = f"[red]failed[/red] {_esc(o.error)}"
+        elif o.skipped:
+            state = "[dim]nothing new above the threshold[/dim]"
+        else:
+            state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
+        out.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
+    if any(o.error and not o.paused for o in outcomes):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m bot.cli`

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -34,8 +34,48 @@ class Settings(BaseSettings):
     biorxiv_rss_url: str = Field(default="https://connect.biorxiv.org", validation_alias="SCOUT_BIORXIV_RSS_URL")
     medrxiv_rss_url: str = Field(default="https://connect.medrxiv.org", validation_alias="SCOUT_MEDRXIV_RSS_URL")
     arxiv_rss_url: str = Field(default="https://rss.arxiv.org", validation_alias="SCOUT_ARXIV_RSS_URL")
+    # APIs for backfill, profiles and on-demand matches (bot/sources). The intervals are the
+    # minimum seconds between two requests to one service: what each service asks for
+    # (arXiv: one request every 3 s; OpenAlex: at most 10/s; Crossref's polite pool allows
+    # more than we use; bioRxiv documents none, so we stay gentle). Tests set them to 0.
+    biorxiv_api_url: str = Field(default="https://api.biorxiv.org", validation_alias="SCOUT_BIORXIV_API_URL")
+    crossref_url: str = Field(default="https://api.crossref.org", validation_alias="SCOUT_CROSSREF_URL")
+    openalex_url: str = Field(default="https://api.openalex.org", validation_alias="SCOUT_OPENALEX_URL")
+    arxiv_api_url: str = Field(default="https://export.arxiv.org", validation_alias="SCOUT_ARXIV_API_URL")
+    biorxiv_api_interval: float = Field(default=1.0, ge=0, validation_alias="SCOUT_BIORXIV_API_INTERVAL")
+    crossref_interval: float = Field(default=0.2, ge=0, validation_alias="SCOUT_CROSSREF_INTERVAL")
+    openalex_interval: float = Field(default=0.1, ge=0, validation_alias="SCOUT_OPENALEX_INTERVAL")
+    arxiv_api_interval: float = Field(default=3.0, ge=0, validation_alias="SCOUT_ARXIV_API_INTERVAL")
+    api_retries: int = Field(default=4, ge=0, le=10, validation_alias="SCOUT_API_RETRIES")
+    api_backoff: float = Field(default=2.0, ge=0, validation_alias="SCOUT_API_BACKOFF")
     window_days: int = Field(default=90, ge=1, le=3650, validation_alias="SCOUT_WINDOW_DAYS")
     background_size: int = Field(default=2000, ge=0, validation_alias="SCOUT_BACKGROUND_SIZE")
+    # Slack (docs/slack.md). Secrets are SecretStr: they never show up in a repr or a log line.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_scopes: str = Field(
+        default="commands,chat:write,chat:write.public,im:write,channels:history,groups:history",
+        validation_alias="SLACK_SCOPES",
+    )
+    slack_timeout: float = Field(default=10.0, gt=0, validation_alias="SLACK_TIMEOUT")
+    # Seconds between two posts to one channel (Slack allows about one message a second).
+    slack_post_interval: float = Field(default=1.0, ge=0, validation_alias="SLACK_POST_INTERVAL")
+    # Base of the exponential backoff (seconds) when Slack answers 5xx or times out.
+    slack_retry_backoff: float = Field(default=0.5, ge=0, validation_alias="SLACK_RETRY_BACKOFF")
+    # Email (bot/mail.py). SecretStr keeps the SMTP password and the signing key out of
+    # reprs and logs; `smtp_display` is the printable form of SMTP_URL.
+    smtp_url: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias="SMTP_URL",
+        description="smtp://user:pass@host:587 (STARTTLS when offered) or smtps://... (implicit TLS).",
+    )
+    mail_from: str = Field(default="", validation_alias="SCOUT_MAIL_FROM")
+    base_url: str = Field(default="", validation_alias="SCOUT_BASE_URL")
+    secret_key: SecretStr = Field(default=SecretStr(""), validation_alias="SCOUT_SECRET_KEY")
 
     @field_validator("database_url")
     @classmethod
@@ -48,6 +88,47 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        if raw and not raw.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL, e.g. smtp://user:pass@host:587")
+        return SecretStr(raw)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be the public http(s):// URL of the web process")
+        return value
+
+    @property
+    def smtp_display(self) -> str:
+        """SMTP_URL with the password hidden, for messages and logs."""
+        raw = self.smtp_url.get_secret_value()
+        if "@" in raw and "://" in raw:
+            scheme, rest = raw.split("://", 1)
+            userinfo, host = rest.rsplit("@", 1)
+            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else raw
+        return raw
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto the base URL: it must end with a slash.
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def slack_multi_workspace(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def slack_configured(self) -> bool:
+        """True when digests can be sent: a bot token, or OAuth installs in the database."""
+        return bool(self.slack_bot_token) or self.slack_multi_workspace
 
     @cached_property
     def user_agent(self) -> str:

@@ -56,6 +56,8 @@ class Feed(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     items_seen: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Minutes between polls for this feed; None means the clock's default.
+    poll_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class Preprint(Base):
@@ -261,6 +263,19 @@ class PagingCursor(Base):
     total: Mapped[int | None] = mapped_column(Integer)
     done: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClockLease(Base):
+    """Which clock process is active. On SQLite the lease itself is the lock (renewed by a
+    heartbeat, taken over when it expires); on PostgreSQL an advisory lock decides and this
+    row only tells `scout status` who holds it."""
+
+    __tablename__ = "clock_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # -- engine ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -90,9 +90,25 @@ def find_feed(session: Session, key: str) -> Feed | None:
     return next((f for f in feeds if f.url.endswith(url.split("://", 1)[-1].split("/", 1)[-1])), None)
 
 
-def poll_all(db: Database, settings: Settings, client: httpx.Client | None = None) -> PollReport:
-    with db.session() as session:
-        feed_ids = list(session.scalars(select(Feed.id).order_by(Feed.id)))
+def due_feed_ids(session: Session, now: datetime, default_minutes: int) -> list[int]:
+    """Feeds whose own interval (or the default) has passed since their last poll."""
+    due = []
+    for feed in session.scalars(select(Feed).order_by(Feed.id)):
+        last = feed.last_polled_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if last is None or now - last >= timedelta(minutes=feed.poll_minutes or default_minutes):
+            due.append(feed.id)
+    return due
+
+
+def poll_all(
+    db: Database, settings: Settings, client: httpx.Client | None = None, feed_ids: list[int] | None = None
+) -> PollReport:
+    """Poll the given feeds (default: all), each in its own transaction."""
+    if feed_ids is None:
+        with db.session() as session:
+            feed_ids = list(session.scalars(select(Feed.id).order_by(Feed.id)))
     own = client is None
     client = client or http_client(settings)
     try:

@@ -144,10 +144,20 @@ def add_profile(
     if existing is not None and not replace:
         raise ProfileError(f"a profile named {existing.name!r} exists; use --replace to rebuild it")
     if existing is not None:
-        session.delete(existing)
-        session.flush()
+        # Swap the papers in place: the profile's subscriptions and votes stay.
+        return set_papers(session, existing, papers, source)
     profile = Profile(name=name, name_key=normalise_name(name), source=source)
-    profile.papers = [
+    session.add(profile)
+    return set_papers(session, profile, papers, source)
+
+
+def set_papers(session: Session, profile: Profile, papers: list[PaperRecord], source: str | None) -> Profile:
+    """Replace a profile's reference papers (the scores are refitted on the next run)."""
+    if len(papers) < MIN_PAPERS:
+        raise ProfileError(f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}")
+    profile.papers.clear()
+    session.flush()
+    profile.papers.extend(
         ReferencePaper(
             title=p.title,
             abstract=p.abstract,
@@ -157,9 +167,10 @@ def add_profile(
             content_hash=content_hash(p.title, p.abstract),
         )
         for p in papers
-    ]
+    )
+    if source is not None:
+        profile.source = source
     profile.updated_at = utcnow()
-    session.add(profile)
     session.flush()
     return profile
 

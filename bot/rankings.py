@@ -193,6 +193,21 @@ def reasons_for(
     return out
 
 
+def parse_preprint_id(query: str) -> tuple[str, str] | None:
+    """("doi", "10.1101/...") or ("arxiv", "2405.01234") for what a user typed; None if it is neither.
+
+    The DOI loses a trailing version ("...123456v2") as stored preprints are keyed without it.
+    """
+    text = query.strip()
+    doi = _DOI.match(text)
+    if doi:
+        return "doi", re.sub(r"v\d+$", "", doi.group(1).lower().rstrip("."))
+    arxiv = _ARXIV_ID.match(text)
+    if arxiv:
+        return "arxiv", arxiv.group(1)
+    return None
+
+
 def find_preprint(session: Session, query: str) -> Preprint:
     """A stored preprint by DOI (any of its spellings) or arXiv id."""
     text = query.strip()

@@ -23,7 +23,11 @@ def environment(user_dir: str | None = None) -> Environment:
     loaders.append(FileSystemLoader(str(BUNDLED_DIR)))
     env = Environment(
         loader=ChoiceLoader(loaders),
-        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=False),
+        # "digest.html.j2" ends in ".j2": list the compound suffixes too, or HTML templates
+        # would render unescaped.
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "html.j2", "htm.j2", "xml.j2"), default_for_string=False
+        ),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

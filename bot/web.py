@@ -16,11 +16,17 @@ from bot.config import Settings
 from bot.db import Database
 
 
-def build_app(settings: Settings, db: Database, extra_routes: list | None = None) -> Starlette:
+def build_app(settings: Settings, db: Database, extra_routes: list | None = None, ctx=None) -> Starlette:
+    """`ctx`: the ScoringContext for Slack answers (default: the configured model, loaded on first need)."""
+    from bot.mail_web import routes as mail_routes
+    from bot.slack.app import slack_routes
+
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
     routes = [Route("/healthz", healthz, methods=["GET"])]
+    routes.extend(slack_routes(settings, db, ctx))  # none when Slack is not configured
+    routes.extend(mail_routes(settings, db))  # none without SCOUT_SECRET_KEY
     routes.extend(extra_routes or [])
     app = Starlette(routes=routes)
     app.state.settings = settings

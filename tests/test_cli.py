@@ -52,6 +52,9 @@ def scout(database_url, monkeypatch, embedder):
         monkeypatch.setenv("DATABASE_URL", database_url)
         monkeypatch.setenv("SCOUT_BIORXIV_RSS_URL", server.url)
         monkeypatch.setenv("SCOUT_ARXIV_RSS_URL", server.url)
+        # `scout match` fetches an unstored preprint from the APIs: keep that on loopback too.
+        monkeypatch.setenv("SCOUT_BIORXIV_API_URL", server.url)
+        monkeypatch.setenv("SCOUT_ARXIV_API_URL", server.url)
         runner = CliRunner()
 
         def run(*args: str, code: int = 0):

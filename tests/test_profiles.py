@@ -76,7 +76,7 @@ def test_profiles_need_enough_papers_and_unique_names(db):
         rebuilt = add_profile(session, "elife", papers[:5], source="test", replace=True)
         assert len(rebuilt.papers) == 5
     with db.session() as session:
-        assert [(p.name, n) for p, n in paper_counts(session)] == [("elife", 5)]
+        assert [(p.name, n) for p, n in paper_counts(session)] == [("eLife", 5)]  # same profile, new papers
 
 
 def test_lookup_is_case_insensitive_and_suggests_close_names(db):

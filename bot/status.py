@@ -1,0 +1,101 @@
+"""`scout status`: one look at everything the bot is doing, from the database alone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.db import Database, Digest, Feed, Preprint, Profile, ReferencePaper, Subscription
+from bot.scheduler import active_clock
+from bot.scores import latest_run
+from bot.subscriptions import describe
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value.isoformat()
+
+
+def collect(db: Database, window_days: int, now: datetime) -> dict:
+    with db.session() as session:
+        data = {
+            "feeds": _feeds(session),
+            "last_poll": _iso(session.scalar(select(func.max(Feed.last_polled_at)))),
+            "preprints": {
+                "stored": session.scalar(select(func.count(Preprint.id))) or 0,
+                "in_window": session.scalar(
+                    select(func.count(Preprint.id)).where(Preprint.posted >= now.date() - timedelta(days=window_days))
+                )
+                or 0,
+                "window_days": window_days,
+            },
+            "profiles": [
+                {"name": name, "papers": papers}
+                for name, papers in session.execute(
+                    select(Profile.name, func.count(ReferencePaper.id))
+                    .outerjoin(ReferencePaper)
+                    .group_by(Profile.id, Profile.name)
+                    .order_by(Profile.name)
+                )
+            ],
+            "scoring": _scoring(session),
+            "subscriptions": _subscriptions(session),
+        }
+    clock = active_clock(db, now)
+    data["clock"] = {"active": clock[0], "lease_until": _iso(clock[1])} if clock else None
+    return data
+
+
+def _feeds(session: Session) -> list[dict]:
+    return [
+        {
+            "name": f.name,
+            "healthy": None if f.last_polled_at is None else f.last_error is None,
+            "last_success_at": _iso(f.last_success_at),
+            "last_error": f.last_error,
+            "items_seen": f.items_seen,
+        }
+        for f in session.scalars(select(Feed).order_by(Feed.id))
+    ]
+
+
+def _scoring(session: Session) -> dict | None:
+    run = latest_run(session)
+    if run is None:
+        return None
+    return {
+        "fitted_at": _iso(run.created_at),
+        "model": run.model,
+        "reference_papers": run.reference_papers,
+        "background": len(run.background_ids),
+        "ece": run.ece,
+    }
+
+
+def _subscriptions(session: Session) -> list[dict]:
+    rows = []
+    subs = session.scalars(select(Subscription).where(Subscription.status != "unsubscribed").order_by(Subscription.id))
+    for sub in subs:
+        last = session.scalar(
+            select(Digest).where(Digest.subscription_id == sub.id).order_by(Digest.id.desc()).limit(1)
+        )
+        rows.append(
+            {
+                "target": f"{sub.team_id}/{sub.channel_id}" if sub.kind == "slack" else sub.email,
+                "kind": sub.kind,
+                "description": describe(sub),
+                "status": sub.status,
+                "next_run_at": _iso(sub.next_run_at),
+                "last_digest": {
+                    "at": _iso(last.finished_at or last.started_at),
+                    "status": last.status,
+                    "items": last.items,
+                }
+                if last
+                else None,
+            }
+        )
+    return rows
