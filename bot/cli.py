@@ -608,13 +608,19 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     clock = data["clock"]
     out.print(f"clock: {clock['active'] + ' (active)' if clock else 'none running'}", highlight=False)
     pre = data["preprints"]
-    out.print(f"preprints: {pre['stored']} stored, {pre['in_window']} posted in the last {pre['window_days']} days; "
-              f"last poll {data['last_poll'] or 'never'}", highlight=False)
+    out.print(
+        f"preprints: {pre['stored']} stored, {pre['in_window']} posted in the last {pre['window_days']} days; "
+        f"last poll {data['last_poll'] or 'never'}",
+        highlight=False,
+    )
     if data["scoring"]:
         sc = data["scoring"]
         ece = f"{sc['ece']:.3f}" if sc["ece"] is not None else "n/a"
-        out.print(f"scoring: fitted {sc['fitted_at']} on {sc['reference_papers']} papers, "
-                  f"{sc['background']} background preprints, ECE {ece}", highlight=False)
+        out.print(
+            f"scoring: fitted {sc['fitted_at']} on {sc['reference_papers']} papers, "
+            f"{sc['background']} background preprints, ECE {ece}",
+            highlight=False,
+        )
     feeds = Table("feed", "health", "last success", "items", "last error", title="Feeds")
     for f in data["feeds"]:
         health = {None: "never polled", True: "ok", False: "failing"}[f["healthy"]]
@@ -625,8 +631,12 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     subs = Table("to", "subscription", "next run", "last digest", title="Subscriptions")
     for s in data["subscriptions"]:
         last = s["last_digest"]
-        subs.add_row(s["target"], s["description"], s["next_run_at"] or "",
-                     f"{last['at']} {last['status']} ({last['items']})" if last else "never")
+        subs.add_row(
+            s["target"],
+            s["description"],
+            s["next_run_at"] or "",
+            f"{last['at']} {last['status']} ({last['items']})" if last else "never",
+        )
     out.print(subs)
 
 
@@ -635,25 +645,35 @@ def scheduler(
     once: Annotated[
         bool, typer.Option("--once", help="Run one full cycle (poll, score, due digests) and exit")
     ] = False,
-    poll_minutes: Annotated[int, typer.Option(min=1, help="Default minutes between polls of a feed")] = 30,
+    poll_minutes: Annotated[
+        int | None, typer.Option(min=1, help="Default minutes between polls of a feed [SCOUT_POLL_MINUTES]")
+    ] = None,
 ) -> None:
-    """The clock process: poll, score, send due digests, reconcile and prune on a schedule."""
+    """The clock process: poll, score, send due digests, reconcile, refresh and prune on a schedule."""
     from bot.scheduler import ClockConfig, Cycle, Leadership, run_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     with database() as (settings, db):
+        minutes = poll_minutes or settings.poll_minutes
+        config = ClockConfig(
+            poll_minutes=minutes,
+            poll_check_minutes=min(5, minutes),
+            digest_check_seconds=settings.digest_check_seconds,
+            prune_days=settings.retention_days,
+        )
         cycle = Cycle(
             settings,
             db,
             scoring_context(settings),
             lambda: _deliverers(settings, db),
-            ClockConfig(poll_minutes=poll_minutes),
+            config,
             reconcile=_reconciler(settings, db),
+            refresh=_refresher(settings, db),
         )
+        leadership = Leadership(db, lease_seconds=settings.clock_lease_seconds)
         if not once:
-            run_forever(cycle, Leadership(db))
+            run_forever(cycle, leadership)
             return
-        leadership = Leadership(db)
         if not leadership.acquire():
             raise fail("another clock is active; --once did nothing", code=1)
         try:
@@ -673,6 +693,20 @@ def _deliverers(settings: Settings, db: Database) -> list:
     from bot.deliverers import build_deliverers
 
     return build_deliverers(settings, db, scoring_context(settings))
+
+
+def _refresher(settings: Settings, db: Database):
+    def refresh() -> None:
+        from bot.polling import http_client
+        from bot.sources import Sources
+        from bot.sources.journals import refresh_profiles
+
+        with http_client(settings) as client:
+            for result in refresh_profiles(db, Sources.from_settings(settings, client)):
+                if result.error:
+                    logging.getLogger("bot.scheduler").warning("refresh %s failed: %s", result.profile, result.error)
+
+    return refresh
 
 
 def _reconciler(settings: Settings, db: Database):
@@ -825,7 +859,7 @@ def serve(
 
     with database() as (settings, db):
         web = build_app(settings, db)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
         if not settings.slack_configured:
             err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
         uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
@@ -838,7 +872,7 @@ def socket() -> None:
 
     with database() as (settings, db):
         handler = socket_handler(settings, db, default_context(settings))
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
         err.print("connected to Slack over Socket Mode; Ctrl-C stops")
         handler.start()
 

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     api_backoff: float = Field(default=2.0, ge=0, validation_alias="SCOUT_API_BACKOFF")
     window_days: int = Field(default=90, ge=1, le=3650, validation_alias="SCOUT_WINDOW_DAYS")
     background_size: int = Field(default=2000, ge=0, validation_alias="SCOUT_BACKGROUND_SIZE")
+    templates_dir: str | None = Field(default=None, validation_alias="SCOUT_TEMPLATES_DIR")
+    # The clock (`scout scheduler`).
+    poll_minutes: int = Field(default=30, ge=1, le=1440, validation_alias="SCOUT_POLL_MINUTES")
+    digest_check_seconds: int = Field(default=60, ge=1, le=3600, validation_alias="SCOUT_DIGEST_CHECK_SECONDS")
+    clock_lease_seconds: int = Field(default=45, ge=3, le=600, validation_alias="SCOUT_CLOCK_LEASE_SECONDS")
+    retention_days: int = Field(default=365, ge=30, validation_alias="SCOUT_RETENTION_DAYS")
     # Slack (docs/slack.md). Secrets are SecretStr: they never show up in a repr or a log line.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
@@ -58,7 +64,8 @@ class Settings(BaseSettings):
     slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
     slack_scopes: str = Field(
-        default="commands,chat:write,chat:write.public,im:write,channels:history,groups:history",
+        default="commands,chat:write,chat:write.public,im:write,channels:history,groups:history,"
+        "users:read,users:read.email",
         validation_alias="SLACK_SCOPES",
     )
     slack_timeout: float = Field(default=10.0, gt=0, validation_alias="SLACK_TIMEOUT")
@@ -76,6 +83,13 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="", validation_alias="SCOUT_MAIL_FROM")
     base_url: str = Field(default="", validation_alias="SCOUT_BASE_URL")
     secret_key: SecretStr = Field(default=SecretStr(""), validation_alias="SCOUT_SECRET_KEY")
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_folder(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_dir():
+            raise ValueError(f"{value!r} is not a folder")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

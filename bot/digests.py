@@ -8,7 +8,7 @@ side accepted it, so a run that dies halfway resumes without sending anything tw
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Protocol
@@ -77,16 +77,18 @@ def plan_digest(
     stats = window_stats(scores)
     shares = top_share(scores, scores) if len(scores) else np.array([])
     delivered = set(session.scalars(select(Delivery.preprint_id).where(Delivery.subscription_id == sub.id)))
+    # A digest that died halfway resumes with what is left of its cap, not a fresh one.
+    room = sub.max_items - _sent_in_open_digest(session, sub.id)
     fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
     threshold = threshold_of(sub)
     chosen: list[tuple[Preprint, float, float]] = []
     for (preprint, score), share in zip(rows, shares, strict=True):
         if preprint.id in delivered or _as_utc(preprint.first_seen_at) < fresh_from:
             continue
+        if len(chosen) >= room:
+            break
         if threshold.passes(score, float(share), stats.lift(score)):
             chosen.append((preprint, score, float(share)))
-        if len(chosen) >= sub.max_items:
-            break
     reasons = reasons_for(session, ctx, sub.profile, [p for p, _, _ in chosen]) if ctx and chosen else {}
     items = [
         ranked_item(i + 1, p, score, share, stats.lift(score), reasons.get(p.id, []))
@@ -104,6 +106,15 @@ def plan_digest(
         preprint_ids=[p.id for p, _, _ in chosen],
         day=now.date(),
     )
+
+
+def _sent_in_open_digest(session: Session, subscription_id: int) -> int:
+    open_id = session.scalar(
+        select(Digest.id).where(Digest.subscription_id == subscription_id, Digest.status == "open").limit(1)
+    )
+    if open_id is None:
+        return 0
+    return len(list(session.scalars(select(Delivery.id).where(Delivery.digest_id == open_id))))
 
 
 # -- schedules ---------------------------------------------------------------------------
@@ -257,18 +268,25 @@ def run_due_digests(
     *,
     force: bool = False,
     dry_run: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> list[DigestOutcome]:
-    """Every due digest, kind by kind; one deliverer failing never stops the others."""
+    """Every due digest, kind by kind and recipient by recipient; one deliverer failing
+    never stops the others. `stop()` is asked between recipients, so a clock told to shut
+    down finishes the digest in hand and leaves the rest to the next run."""
     now = now or utcnow()
     outcomes: list[DigestOutcome] = []
     for deliverer in deliverers:
         with db.session() as session:
-            ids = [s.id for s in due_subscriptions(session, now, [deliverer.kind], force=force)]
-        if not ids:
-            continue
-        try:
-            outcomes.extend(deliverer.run(ids, now, dry_run))
-        except Exception as exc:  # a broken deliverer must not stop the next one
-            log.exception("%s digests failed", deliverer.kind)
-            outcomes.append(DigestOutcome(0, deliverer.kind, "*", error=str(exc)))
+            subs = due_subscriptions(session, now, [deliverer.kind], force=force)
+            groups: dict[tuple[str, str, str], list[int]] = {}
+            for sub in subs:
+                groups.setdefault((sub.team_id, sub.channel_id, sub.email), []).append(sub.id)
+        for ids in groups.values():
+            if stop is not None and stop():
+                return outcomes
+            try:
+                outcomes.extend(deliverer.run(ids, now, dry_run))
+            except Exception as exc:  # a broken deliverer must not stop the next one
+                log.exception("%s digests failed", deliverer.kind)
+                outcomes.append(DigestOutcome(ids[0], deliverer.kind, "*", error=str(exc)))
     return outcomes

@@ -6,6 +6,7 @@ deployment can restyle a digest or a ranking by copying one file and editing it.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,10 +16,18 @@ import templates as bundled
 from scoring.window import format_lift, format_score, format_top
 
 BUNDLED_DIR = Path(bundled.__file__).parent
+TEMPLATES_ENV = "SCOUT_TEMPLATES_DIR"
+
+
+def environment(user_dir: str | None = None) -> Environment:
+    """The template environment; without an explicit folder, SCOUT_TEMPLATES_DIR (validated
+    at start by Settings) is read here so that every surface honours it without threading
+    the settings through each renderer."""
+    return _environment(user_dir or os.environ.get(TEMPLATES_ENV) or None)
 
 
 @lru_cache(maxsize=4)
-def environment(user_dir: str | None = None) -> Environment:
+def _environment(user_dir: str | None) -> Environment:
     loaders = [FileSystemLoader(user_dir)] if user_dir else []
     loaders.append(FileSystemLoader(str(BUNDLED_DIR)))
     env = Environment(

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "clock"
 LEASE_SECONDS = 45
-HEARTBEAT_SECONDS = 10
 # Keyed by schema too, so two deployments sharing one PostgreSQL database (or parallel
 # test runs, each in its own schema) never block each other's clock.
 ADVISORY_KEY_SQL = "hashtext('preprint-scout-clock:' || current_schema())"
@@ -169,11 +168,15 @@ class Cycle:
         deliverers: Callable[[], Sequence],
         config: ClockConfig | None = None,
         reconcile: Callable[[int], object] | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self.settings, self.db, self.ctx = settings, db, ctx
         self.deliverers = deliverers
         self.config = config or ClockConfig()
         self.reconcile_fn = reconcile
+        # Set on SIGTERM: jobs in hand finish their current recipient, then return.
+        self.stopping = threading.Event()
+        self.refresh_fn = refresh
 
     def poll_and_score(self, now: datetime | None = None, *, all_feeds: bool = False) -> CycleReport:
         now = now or utcnow()
@@ -205,7 +208,7 @@ class Cycle:
         return result
 
     def send_digests(self, now: datetime | None = None, *, force: bool = False) -> list[DigestOutcome]:
-        outcomes = run_due_digests(self.db, self.deliverers(), now or utcnow(), force=force)
+        outcomes = run_due_digests(self.db, self.deliverers(), now or utcnow(), force=force, stop=self.stopping.is_set)
         for o in outcomes:
             if o.error:
                 log.warning("digest %s for %s: %s", o.profile, o.target, o.error)
@@ -216,6 +219,11 @@ class Cycle:
     def reconcile(self) -> None:
         if self.reconcile_fn is not None:
             self.reconcile_fn(self.config.reconcile_days)
+
+    def refresh_profiles(self) -> None:
+        """Rebuild API-built profiles from their sources (new papers the journal published)."""
+        if self.refresh_fn is not None:
+            self.refresh_fn()
 
     def prune(self, now: datetime | None = None) -> int:
         """Forget preprints posted long before any window anyone looks at."""
@@ -259,11 +267,14 @@ def build_scheduler(cycle: Cycle, leadership: Leadership, scheduler: BaseSchedul
         ("digests", cycle.send_digests, IntervalTrigger(seconds=cfg.digest_check_seconds)),
         ("reconcile", cycle.reconcile, CronTrigger(hour=3, minute=17)),
         ("prune", cycle.prune, CronTrigger(hour=4, minute=43)),
+        ("refresh", cycle.refresh_profiles, CronTrigger(day_of_week="sun", hour=5, minute=29)),
     ]
     for name, fn, trigger in jobs:
         scheduler.add_job(leader_only(leadership, name, fn), trigger, id=name, name=name, **common)
+    # Renew well before the lease runs out, even while a long digest job is running.
+    heartbeat = max(1.0, leadership.lease.total_seconds() / 3)
     scheduler.add_job(
-        leadership.acquire, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat", name="heartbeat", **common
+        leadership.acquire, IntervalTrigger(seconds=heartbeat), id="heartbeat", name="heartbeat", **common
     )
     return scheduler
 
@@ -273,7 +284,8 @@ def run_forever(cycle: Cycle, leadership: Leadership) -> None:
     scheduler = build_scheduler(cycle, leadership)
 
     def stop(signum, _frame) -> None:
-        log.info("received %s: finishing the running job, then stopping", signal.Signals(signum).name)
+        log.info("received %s: finishing the digest in hand, then stopping", signal.Signals(signum).name)
+        cycle.stopping.set()
         # shutdown(wait=True) from a signal handler would block the handler; do it aside.
         threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 

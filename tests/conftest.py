@@ -33,6 +33,15 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch):
+    """A developer's own settings (a production DATABASE_URL, a real Slack token) never
+    reach a test: each test sets what it needs."""
+    for name in list(os.environ):
+        if name.startswith(("SCOUT_", "SLACK_")) or name in ("DATABASE_URL", "SMTP_URL"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return load_embedder(BUNDLED_MODEL)

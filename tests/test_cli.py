@@ -147,3 +147,13 @@ def test_invalid_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("SCOUT_WINDOW_DAYS", "-3")
     result = CliRunner().invoke(app, ["init"])
     assert result.exit_code == 2 and "SCOUT_WINDOW_DAYS" in result.output
+
+
+def test_templates_dir_overrides_a_bundled_template(scout, monkeypatch, tmp_path):
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "ranking_header.txt.j2").write_text("Custom header for {{ ranking.profile }}.")
+    monkeypatch.setenv("SCOUT_TEMPLATES_DIR", str(tmp_path))
+    setup_catalog(scout)
+    assert "Custom header for eLife." in scout("rank", "elife", "--days", "3650").stdout
+    monkeypatch.setenv("SCOUT_TEMPLATES_DIR", str(tmp_path / "missing"))
+    assert "SCOUT_TEMPLATES_DIR" in scout("rank", "elife", code=2).output

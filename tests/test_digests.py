@@ -80,6 +80,8 @@ def test_plan_takes_undelivered_above_threshold_best_first_and_capped(db):
     for pid, item in zip(first.preprint_ids, first.items, strict=True):
         assert record_delivery(db, sub, pid, digest_id, item.score)
     assert not record_delivery(db, sub, first.preprint_ids[0], digest_id, 1.0)  # the ledger is unique
+    assert plan(db, sub).empty  # resuming this digest: its cap of 3 is used up
+    finish_digest(db, digest_id, sub, NOW)
     second = plan(db, sub)
     assert [round(i.score, 2) for i in second.items] == [0.97, 0.96]  # only the top 5% remain
     assert not set(second.preprint_ids) & set(first.preprint_ids)

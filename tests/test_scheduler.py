@@ -132,7 +132,7 @@ def test_jobs_never_overlap_and_missed_runs_coalesce_by_configuration(clock_worl
     _, cycle, _ = clock_world
     scheduler = build_scheduler(cycle, Leadership(db, "only"), BackgroundScheduler(timezone="UTC"))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"poll", "digests", "reconcile", "prune", "heartbeat"}
+    assert set(jobs) == {"poll", "digests", "reconcile", "prune", "refresh", "heartbeat"}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert jobs["reconcile"].trigger.get_next_fire_time(None, T0) == datetime(
         2026, 5, 4, 3, 17, tzinfo=UTC

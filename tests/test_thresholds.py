@@ -38,6 +38,8 @@ def test_passes_each_kind():
 @given(st.text(max_size=30))
 def test_never_raises_anything_but_threshold_error(text):
     try:
-        parse_threshold(text)
-    except ThresholdError:
-        pass
+        parsed = parse_threshold(text)
+    except ThresholdError as exc:
+        assert "top 1%" in str(exc) or "%" in str(exc) or "lift" in str(exc)
+    else:
+        assert parsed.kind in ("top", "min", "lift") and parsed.value > 0

@@ -1,0 +1,165 @@
+"""Two real `scout scheduler` processes over one database, the fake Slack Web API and an SMTP
+server: one clock is killed mid-digest, the standby takes over, and every due digest is
+delivered exactly once. SIGTERM during a digest stops the clock cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bot.db import Database, Delivery, Digest, Subscription, utcnow
+from bot.subscriptions import Options, Target, subscribe
+from tests.fake_slack import FakeSlack, seed_catalog
+from tests.smtp_server import SmtpServer
+
+ROOT = Path(__file__).parent.parent
+PROFILES = ["Neural Networks", "PLOS Genetics"]
+CHANNELS = ["C1", "C2"]
+ITEMS = 12
+EMAIL = "editor@example.org"
+
+
+def score_of(p: int, q: int) -> float:
+    return round(0.05 + ((q * 7 + p * 3) % 23) / 100.0, 4)
+
+
+def follow_everything(db: Database) -> None:
+    """Both channels and one address follow the profiles; every digest is due now."""
+    with db.session() as session:
+        for channel, profile in zip(CHANNELS, PROFILES, strict=True):
+            subscribe(
+                session, Target("slack", "T1", channel), profile, Options("min 1%", max_items=ITEMS), created_by="U1"
+            )
+        for profile in PROFILES:
+            subscribe(session, Target("email", email=EMAIL), profile, Options("min 1%", max_items=ITEMS))
+        session.execute(update(Subscription).values(next_run_at=utcnow() - timedelta(minutes=1)))
+
+
+def clock_env(db: Database, slack: FakeSlack, smtp: SmtpServer) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": db.url,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_BOT_TOKEN": "xoxb-t1",
+        "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_POST_INTERVAL": "0.25",  # slow enough to be killed mid-digest
+        "SLACK_TIMEOUT": "2",
+        "SMTP_URL": smtp.url,
+        "SCOUT_MAIL_FROM": "Preprint Scout <scout@example.org>",
+        "SCOUT_BASE_URL": "https://scout.example.org",
+        "SCOUT_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "SCOUT_DIGEST_CHECK_SECONDS": "1",
+        "SCOUT_CLOCK_LEASE_SECONDS": "6",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def start_clock(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def thread_replies(slack: FakeSlack) -> list[dict]:
+    return [m for m in slack.posted() if m.get("thread_ts")]
+
+
+def all_done(db: Database) -> bool:
+    with db.session() as session:
+        subs = list(session.scalars(select(Subscription)))
+        return all(s.last_run_at is not None for s in subs)
+
+
+def assert_exactly_once(db: Database, slack: FakeSlack, smtp: SmtpServer) -> None:
+    with db.session() as session:
+        ledger = list(session.scalars(select(Delivery)))
+        digests = list(session.scalars(select(Digest)))
+    assert ledger and all(d.status == "done" for d in digests if d.items)
+    for channel in CHANNELS:
+        parents = [m for m in slack.posted(channel) if not m.get("thread_ts")]
+        assert len(parents) == 1, f"{channel}: one thread, resumed after the kill"
+        replies = slack.replies(parents[0]["ts"])
+        ids = [m["metadata"]["event_payload"]["preprint_id"] for m in replies]
+        assert len(ids) == ITEMS and len(set(ids)) == ITEMS, f"{channel}: every preprint exactly once"
+    mails = [m for m in smtp.messages if EMAIL in m.rcpt_tos]
+    assert len(mails) == 1, "one email per address per due run"
+    per_sub = Counter(d.subscription_id for d in ledger)
+    assert sorted(per_sub.values()) == [ITEMS] * 4
+
+
+def test_two_clocks_one_killed_mid_digest_deliver_every_digest_exactly_once(db, tmp_path):
+    seed_catalog(db, PROFILES, [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(30)], score_of)
+    with FakeSlack() as slack, SmtpServer() as smtp:
+        slack.add_team("T1", "xoxb-t1")
+        follow_everything(db)
+        env = clock_env(db, slack, smtp)
+        first = start_clock(env, tmp_path / "first.log")
+        second = None
+        try:
+            wait_for(lambda: len(thread_replies(slack)) >= 3, 90, "the first clock to start a digest")
+            second = start_clock(env, tmp_path / "second.log")
+            time.sleep(2)  # the standby is up, but must not act while the first clock lives
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            wait_for(lambda: all_done(db), 120, "the standby to finish every digest")
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(60) == 0
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+        assert_exactly_once(db, slack, smtp)
+        assert "standing by" in (tmp_path / "second.log").read_text()
+
+
+def test_sigterm_during_a_digest_finishes_it_and_the_next_clock_sends_the_rest(db, tmp_path):
+    seed_catalog(db, PROFILES, [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(30)], score_of)
+    with FakeSlack() as slack, SmtpServer() as smtp:
+        slack.add_team("T1", "xoxb-t1")
+        follow_everything(db)
+        env = clock_env(db, slack, smtp)
+        clock = start_clock(env, tmp_path / "clock.log")
+        try:
+            wait_for(lambda: len(thread_replies(slack)) >= 2, 90, "a digest to start")
+            clock.send_signal(signal.SIGTERM)
+            assert clock.wait(120) == 0, (tmp_path / "clock.log").read_text()[-2000:]
+        finally:
+            if clock.poll() is None:
+                clock.kill()
+        log = (tmp_path / "clock.log").read_text()
+        assert "finishing the digest in hand" in log and "stopped" in log
+        with db.session() as session:
+            recorded = len(list(session.scalars(select(Delivery))))
+        # The digest in hand was finished and written down; the others were left for later.
+        assert recorded == len(thread_replies(slack)) == ITEMS and not all_done(db)
+        again = start_clock(env, tmp_path / "again.log")
+        try:
+            wait_for(lambda: all_done(db), 120, "the next clock to finish")
+            wait_for(lambda: "starting" in (tmp_path / "again.log").read_text(), 30, "the clock's start")
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(60) == 0
+        finally:
+            if again.poll() is None:
+                again.kill()
+        assert_exactly_once(db, slack, smtp)
