@@ -7,6 +7,7 @@ signed requests to our app.
         ...
         slack.fail("chat.postMessage", status=429, retry_after=1)   # next call is rate limited
         slack.set_channel("C9", "archived")                          # posts answer is_archived
+        slack.add_user("T1", "U1", "ada@example.org")                # users.info knows U1's address
 
 It answers like Slack: HTTP 200 with `{"ok": false, "error": ...}` for API errors,
 HTTP 429 with Retry-After for rate limits, `invalid_blocks` for blocks Slack would
@@ -89,6 +90,7 @@ class FakeSlack:
         self.views: list[dict] = []
         self.teams: dict[str, Team] = {}  # token -> team
         self.channels: dict[str, str] = {}  # channel id -> ok | archived | missing | not_in_channel
+        self.users: dict[tuple[str, str], str | None] = {}  # (team id, user id) -> profile email
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
         self.hooks: dict[str, Callable[[Call, dict], None]] = {}
         self.responses: dict[str, ResponseUrl] = {}
@@ -127,6 +129,12 @@ class FakeSlack:
     def set_channel(self, channel: str, state: str) -> None:
         with self.lock:
             self.channels[channel] = state
+
+    def add_user(self, team_id: str, user_id: str, email: str | None = None) -> None:
+        """A member of a team; `email=None` answers users.info with no `profile.email` (as Slack does
+        for an app without the users:read.email scope)."""
+        with self.lock:
+            self.users[(team_id, user_id)] = email
 
     def fail(
         self,
@@ -361,7 +369,15 @@ class FakeSlack:
         team = self._team(call)
         if isinstance(team, dict):
             return team
-        return {"ok": True, "user": {"id": call.args.get("user"), "tz": "UTC"}}
+        user_id = str(call.args.get("user", ""))
+        with self.lock:
+            if (team.team_id, user_id) not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            email = self.users[(team.team_id, user_id)]
+        profile = {"real_name": user_id, "display_name": user_id}
+        if email is not None:
+            profile["email"] = email
+        return {"ok": True, "user": {"id": user_id, "team_id": team.team_id, "tz": "UTC", "profile": profile}}
 
     def _oauth_v2_access(self, call: Call) -> dict:
         client_id, secret = call.args.get("client_id"), call.args.get("client_secret")

@@ -25,6 +25,10 @@ from bot.scores import ScoringContext
 from bot.web import build_app
 from scoring.embedder import load_embedder
 from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve
+from tests.mail_data import BASE_URL as MAIL_BASE_URL
+from tests.mail_data import FROM as MAIL_FROM
+from tests.mail_data import SECRET as MAIL_SECRET
+from tests.smtp_server import SmtpServer
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 PROFILES = ["Neural Networks", "PLOS Genetics", "Genome Biology and Evolution"]
@@ -128,6 +132,7 @@ def test_help_and_bad_input_answer_ephemerally_with_what_works(live: Live):
         body = ack_body(live, text)
         assert body["response_type"] == "ephemeral"
         assert "/scout rank PROFILE" in texts(body) and "/scout subscribe PROFILE" in texts(body)
+        assert "/scout email PROFILE" in texts(body)
     typo = ack_body(live, "rnak Neural Networks")
     assert "Did you mean `rank`" in texts(typo) and typo["response_type"] == "ephemeral"
     assert "Which profile" in texts(ack_body(live, "rank"))
@@ -282,6 +287,54 @@ def test_profiles_with_search(live: Live):
     found = texts(answer(live, "profiles genetics"))
     assert "PLOS Genetics" in found and "Neural Networks" not in found
     assert "No profile matches" in texts(answer(live, "profiles zzzz"))
+
+
+# -- email digests to the user's own address --------------------------------------------
+
+
+def test_email_subscribes_the_users_own_address(db: Database):
+    """`/scout email`: users.info gives the address Slack verified; active at once, no confirmation mail."""
+    seed_catalog(db, PROFILES, PREPRINTS[:3], score_of)
+    with FakeSlack() as fake, SmtpServer() as smtp:
+        fake.add_team("T1", "xoxb-t1")
+        fake.add_user("T1", "U1", "Ada.Lovelace@Example.org")
+        fake.add_user("T1", "U2", None)  # Slack leaves profile.email out without users:read.email
+        settings = slack_settings(
+            db,
+            fake,
+            SMTP_URL=smtp.url,
+            SCOUT_MAIL_FROM=f"Preprint Scout <{MAIL_FROM}>",
+            SCOUT_BASE_URL=MAIL_BASE_URL,
+            SCOUT_SECRET_KEY=MAIL_SECRET,
+        )
+        with serve(build_app(settings, db, ctx=lazy_ctx())) as url:
+            live = Live(fake, SlackSender(url, SECRET, fake), settings, db, {}, url)
+            reply = answer(live, "email PLOS Genetics weekly top 5%")
+            assert reply["response_type"] == "ephemeral"
+            assert "Email digest for ada.lovelace@example.org: PLOS Genetics: top 5%, weekly" in texts(reply)
+            [lookup] = fake.calls_to("users.info")
+            assert (lookup.args["user"], lookup.token) == ("U1", "xoxb-t1")
+
+            unknown = answer(live, "email plos genetcs daily")
+            assert unknown["response_type"] == "ephemeral" and "PLOS Genetics" in texts(unknown)
+            assert "users:read.email" in texts(answer(live, "email eLife", user_id="U2"))
+            assert "does not know your user" in texts(answer(live, "email eLife", user_id="U9"))
+        assert smtp.messages == []  # Slack verified the address: no confirmation round trip
+    with db.session() as session:
+        subs = [
+            (s.kind, s.email, s.status, s.profile.name, s.schedule, s.created_by)
+            for s in session.scalars(select(Subscription))
+        ]
+    assert subs == [("email", "ada.lovelace@example.org", "active", "PLOS Genetics", "weekly", "slack:T1:U1")]
+
+
+def test_email_without_email_settings_names_what_is_missing(live: Live):
+    reply = answer(live, "email PLOS Genetics")
+    assert reply["response_type"] == "ephemeral"
+    assert "SMTP_URL, SCOUT_MAIL_FROM, SCOUT_BASE_URL are not set" in texts(reply)
+    assert live.fake.calls_to("users.info") == []  # settings first: nothing asked of Slack
+    with live.db.session() as session:
+        assert session.scalar(select(Subscription.id)) is None
 
 
 # -- buttons and home --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bot.slack import blocks
 from bot.slack.commands import (
     MAX_TOP,
+    Email,
     Help,
     ListProfiles,
     ListSubscriptions,
@@ -61,6 +62,10 @@ from tests.fake_slack import validate_blocks
         ("subs", ListSubscriptions()),
         ("profiles", ListProfiles("")),
         ("profiles plos gen", ListProfiles("plos gen")),
+        ("email PLOS Genetics", Email("PLOS Genetics")),
+        ("email PLOS Genetics weekly top 5%", Email("PLOS Genetics weekly top 5%")),
+        ("EMAIL  eLife   min 2%  daily", Email("eLife min 2% daily")),
+        ("email Top Journal", Email("Top Journal")),
     ],
 )
 def test_parses_what_users_type(text, expected):
@@ -94,6 +99,11 @@ def test_parses_what_users_type(text, expected):
         ("subscribe eLife daily on monday", "goes with `weekly`"),
         ("subscribe eLife weekly on funday", "not a weekday"),
         ("unsubscribe", "stop following"),
+        ("email", "Which profile"),
+        ("email weekly top 5%", "Which profile"),
+        ("email eLife top 150%", "between 0% and 100%"),
+        ("email eLife weekly lift 0.5", "above 1"),
+        ("email eLife top many", "not a threshold"),
     ],
 )
 def test_bad_input_says_what_would_work(text, hint):
@@ -114,7 +124,9 @@ def test_fuzz_never_raises_anything_but_a_usage_error(text):
     assert command is not None
 
 
-SUBCOMMAND = st.sampled_from(["rank", "match", "subscribe", "unsubscribe", "profiles", "subscriptions", "help"])
+SUBCOMMAND = st.sampled_from(
+    ["rank", "match", "subscribe", "unsubscribe", "profiles", "subscriptions", "email", "help"]
+)
 WORDS = st.lists(
     st.one_of(
         st.sampled_from(["top", "min", "lift", "at", "on", "daily", "weekly", "public", "days", "1%", "5", "08:00"]),
@@ -135,6 +147,8 @@ def test_fuzz_structured_commands(sub, words):
         assert command.profile.strip() and 1 <= command.top <= MAX_TOP and 1 <= command.days <= 3650
     if isinstance(command, Subscribe):
         assert command.profile.strip() and command.schedule in ("hourly", "daily", "weekly")
+    if isinstance(command, Email):
+        assert command.text.strip()
 
 
 def test_clean_undoes_slack_formatting():

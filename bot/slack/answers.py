@@ -10,11 +10,14 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
 from bot.db import Database, Preprint, Profile, Vote
 from bot.digests import ScheduleError
+from bot.mail import require_email_settings, subscribe_email_from_slack
 from bot.profiles import ProfileError, closest_names, find_profile, normalise_name, paper_counts
 from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
 from bot.render import render
@@ -23,6 +26,7 @@ from bot.slack import blocks
 from bot.slack.commands import (
     DEFAULT_DAYS,
     Command,
+    Email,
     Help,
     ListProfiles,
     ListSubscriptions,
@@ -115,7 +119,48 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
         return blocks.notice(f"<#{where.channel_id}> follows:\n{lines}")
     if isinstance(cmd, ListProfiles):
         return _profiles_message(session, cmd.search)
-    raise TypeError(f"unhandled command {cmd!r}")  # pragma: no cover - parse_command returns only the above
+    raise TypeError(f"unhandled command {cmd!r}")  # pragma: no cover - Email goes to email_answer
+
+
+# users.info errors -> what the user can do about them.
+_LOOKUP_ERRORS = {
+    "missing_scope": "the app may not read Slack profiles yet: a workspace admin reinstalls it with the "
+    "users:read and users:read.email scopes (slack/manifest.yml)",
+    "user_not_found": "Slack does not know your user in this workspace",
+    "user_not_visible": "Slack does not let the app see your profile",
+}
+
+
+def user_email(client: WebClient, user_id: str) -> str:
+    """The address on the user's Slack profile (users.info; `profile.email` needs users:read.email).
+
+    "" when Slack gives none; ValueError (said for the user) when Slack refuses the lookup.
+    """
+    try:
+        response = client.users_info(user=user_id)
+    except SlackApiError as exc:
+        error = str((exc.response.data or {}).get("error") or "") if exc.response is not None else ""
+        reason = _LOOKUP_ERRORS.get(error, f"Slack refused to look up your profile ({error or 'no reason given'})")
+        raise ValueError(f"could not read your email address: {reason}") from None
+    user = response.get("user") or {}
+    return str((user.get("profile") or {}).get("email") or "")
+
+
+def email_answer(cmd: Email, db: Database, settings: Settings, where: Where, client: WebClient) -> tuple[dict, bool]:
+    """`/scout email`: the user's own address (Slack verified it: active at once) follows a profile.
+
+    The settings are checked before Slack is asked, so an admin sees which one is missing.
+    """
+    try:
+        require_email_settings(settings)
+        email = user_email(client, where.user_id)
+        reply = subscribe_email_from_slack(
+            db, settings, email=email, text=cmd.text, user_id=where.user_id, team_id=where.team_id
+        )
+    except (SettingsError, ValueError, *EXPECTED) as exc:
+        text = str(exc)
+        return error_message(text[:1].upper() + text[1:]), False
+    return blocks.notice(":white_check_mark: " + blocks.escape(reply)), True
 
 
 def _ids_for(session, items) -> list[int]:

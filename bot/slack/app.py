@@ -26,7 +26,7 @@ from bot.db import Database, Subscription
 from bot.scores import ScoringContext
 from bot.slack import answers
 from bot.slack.client import make_client
-from bot.slack.commands import Help, Rank, UsageError, parse_command
+from bot.slack.commands import Email, Help, Rank, UsageError, parse_command
 from bot.slack.home import home_view
 from bot.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
 from bot.subscriptions import pause
@@ -84,7 +84,7 @@ def build_bolt_app(
 
 def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) -> None:
     @app.command(COMMAND)
-    def scout_command(ack, command, respond, logger):
+    def scout_command(ack, command, respond, client, logger):
         try:
             cmd = parse_command(command.get("text", ""))
         except UsageError as exc:
@@ -96,7 +96,10 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) ->
         ack()  # within 3 s; the work below runs after Slack has its answer
         where = answers.Where(command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", ""))
         try:
-            message, ok = answers.answer(cmd, db, ctx, settings, where)
+            if isinstance(cmd, Email):  # the user's address comes from Slack, with the workspace's token
+                message, ok = answers.email_answer(cmd, db, settings, where, client)
+            else:
+                message, ok = answers.answer(cmd, db, ctx, settings, where)
             public = ok and isinstance(cmd, Rank) and cmd.public
         except Exception:
             logger.exception("/scout %s failed", type(cmd).__name__)

@@ -6,6 +6,7 @@ match DOI | arXiv id | title and abstract
 subscribe PROFILE [top 1% | min 5% | lift 100] [hourly|daily|weekly] [on DAY] [at HH:MM]
 unsubscribe PROFILE | all
 subscriptions
+email PROFILE [daily|weekly] [top 1% | min 5% | lift 100]
 profiles [search]
 """
 
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from bot.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
+from bot.mail import parse_email_command
 from scoring.thresholds import ThresholdError, parse_threshold
 
 MAX_DAYS = 3650
@@ -34,6 +36,8 @@ USAGE = {
     "a digest in this channel, e.g. `/scout subscribe Neural Networks top 1% weekly at 09:00`",
     "unsubscribe": "`/scout unsubscribe PROFILE|all`: stop this channel's digests",
     "subscriptions": "`/scout subscriptions`: what this channel follows",
+    "email": "`/scout email PROFILE [daily|weekly] [top 1% | min 5% | lift 100]`: a digest by email to the address "
+    "of your Slack profile, e.g. `/scout email PLOS Genetics weekly top 5%`",
     "profiles": "`/scout profiles [search]`: the profiles you can rank and follow",
 }
 SUBCOMMANDS = tuple(USAGE)
@@ -104,7 +108,15 @@ class ListProfiles:
     search: str = ""
 
 
-Command = Help | Rank | MatchId | MatchText | Subscribe | Unsubscribe | ListSubscriptions | ListProfiles
+@dataclass(frozen=True)
+class Email:
+    """`email PROFILE [daily|weekly] [threshold]`: `text` is what followed `email`, checked here and
+    handed as is to bot.mail.subscribe_email_from_slack with the user's address from Slack."""
+
+    text: str
+
+
+Command = Help | Rank | MatchId | MatchText | Subscribe | Unsubscribe | ListSubscriptions | ListProfiles | Email
 
 _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _ID = re.compile(
@@ -158,6 +170,8 @@ def parse_command(text: str) -> Command:
         return ListSubscriptions()
     if name == "profiles":
         return ListProfiles(rest)
+    if name == "email":
+        return _email(rest)
     close = difflib.get_close_matches(name, SUBCOMMANDS + tuple(ALIASES), n=1, cutoff=0.6)
     hint = f" Did you mean `{ALIASES.get(close[0], close[0])}`?" if close else ""
     raise UsageError(f"`{head[:40]}` is not a /scout command.{hint}")
@@ -244,6 +258,21 @@ def _subscribe(rest: str) -> Subscribe:
     if "on" in seen and schedule != "weekly":
         raise UsageError("`on DAY` goes with `weekly`, e.g. `weekly on monday at 09:00`.", "subscribe")
     return Subscribe(profile, threshold, schedule, at_time, weekday)
+
+
+def _email(rest: str) -> Email:
+    try:
+        profile, _, threshold = parse_email_command(rest)
+    except ValueError:
+        raise UsageError("Which profile should be emailed to you?", "email") from None
+    if threshold is not None:
+        try:
+            parse_threshold(threshold)
+        except ThresholdError as exc:
+            raise UsageError(str(exc).capitalize() + ".", "email") from None
+    elif (m := _BAD_THRESHOLD.search(" " + profile)) and profile[: m.start()].strip():
+        raise UsageError(f"`{m.group(0).strip()}` is not a threshold.", "email")
+    return Email(rest)
 
 
 def _weekday(text: str) -> int:
