@@ -182,11 +182,15 @@ def _iso(value) -> str | None:
 def feeds_add(
     spec: Annotated[str, typer.Argument(help="URL, or biorxiv:SUBJECT, medrxiv:SUBJECT, arxiv:CATEGORY[+CATEGORY]")],
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    every: Annotated[
+        int | None, typer.Option(min=1, max=1440, help="Minutes between polls (default SCOUT_POLL_MINUTES)")
+    ] = None,
 ) -> None:
-    """Add a feed to poll."""
+    """Add a feed to poll (again: change its name or interval)."""
     with database() as (settings, db), db.session() as session:
-        feed = add_feed(session, spec, settings, name)
-        out.print(f"feed {feed.id}: {feed.name} ({feed.url})")
+        feed = add_feed(session, spec, settings, name, every)
+        every_text = f", every {feed.poll_minutes} min" if feed.poll_minutes else ""
+        out.print(f"feed {feed.id}: {feed.name} ({feed.url}{every_text})")
 
 
 @feeds_app.command("remove")
@@ -650,9 +654,10 @@ def scheduler(
     ] = None,
 ) -> None:
     """The clock process: poll, score, send due digests, reconcile, refresh and prune on a schedule."""
-    from bot.scheduler import ClockConfig, Cycle, Leadership, run_forever
+    from bot.scheduler import ClockConfig, Cycle, Leadership, quiet_libraries, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    quiet_libraries()
     with database() as (settings, db):
         minutes = poll_minutes or settings.poll_minutes
         config = ClockConfig(

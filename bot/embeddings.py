@@ -36,22 +36,33 @@ def ensure_vectors(
     model: str,
     texts: dict[str, str],
     progress: Callable[[int], Progress | None] | None = None,
+    *,
+    commit_every: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Vectors for every hash in `texts` (hash -> document), embedding only the missing ones.
 
     `embedder` is called only when something is missing, so a warm cache never loads
-    the model; `progress(total)` returns a per-batch callback for a progress bar.
+    the model; `progress(total)` returns a per-batch callback for a progress bar. With
+    `commit_every`, the session is committed after each chunk: embedding thousands of
+    texts takes minutes, and neither a crash nor a long-held write lock (SQLite) should
+    cost that work.
     """
     vectors = cached_vectors(session, model, list(texts))
     missing = [key for key in texts if key not in vectors]
     if not missing:
         return vectors
     tick = progress(len(missing)) if progress else None
-    fresh = embedder().embed([texts[key] for key in missing], progress=tick)
-    for key, vector in zip(missing, fresh, strict=True):
-        session.merge(Embedding(model=model, content_hash=key, dim=len(vector), vector=vector.tobytes()))
-        vectors[key] = vector
-    session.flush()
+    chunk = commit_every or len(missing)
+    for start in range(0, len(missing), chunk):
+        keys = missing[start : start + chunk]
+        fresh = embedder().embed([texts[key] for key in keys], progress=tick)
+        for key, vector in zip(keys, fresh, strict=True):
+            session.merge(Embedding(model=model, content_hash=key, dim=len(vector), vector=vector.tobytes()))
+            vectors[key] = vector
+        if commit_every:
+            session.commit()
+        else:
+            session.flush()
     return vectors
 
 

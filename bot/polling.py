@@ -59,7 +59,10 @@ def http_client(settings: Settings) -> httpx.Client:
     )
 
 
-def add_feed(session: Session, spec: str, settings: Settings, name: str | None = None) -> Feed:
+def add_feed(
+    session: Session, spec: str, settings: Settings, name: str | None = None, every_minutes: int | None = None
+) -> Feed:
+    """Add a feed (or return the one with that URL, with its interval updated)."""
     url, default_name = expand_shortcut(
         spec,
         biorxiv_base=settings.biorxiv_rss_url,
@@ -68,8 +71,10 @@ def add_feed(session: Session, spec: str, settings: Settings, name: str | None =
     )
     existing = session.scalar(select(Feed).where(Feed.url == url))
     if existing is not None:
+        if every_minutes is not None:
+            existing.poll_minutes = every_minutes
         return existing
-    feed = Feed(url=url, name=name or default_name, items_seen=0, consecutive_failures=0)
+    feed = Feed(url=url, name=name or default_name, items_seen=0, consecutive_failures=0, poll_minutes=every_minutes)
     session.add(feed)
     session.flush()
     return feed

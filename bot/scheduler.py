@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -244,10 +244,10 @@ def leader_only(leadership: Leadership, name: str, job: Callable[[], object]) ->
     """Run `job` only on the active clock, and never let one failure stop the schedule."""
 
     def run() -> None:
-        if not leadership.acquire():
-            log.debug("standing by: another clock is active (%s skipped)", name)
-            return
         try:
+            if not leadership.acquire():
+                log.debug("standing by: another clock is active (%s skipped)", name)
+                return
             job()
         except Exception:
             log.exception("job %s failed; it runs again at its next time", name)
@@ -270,17 +270,37 @@ def build_scheduler(cycle: Cycle, leadership: Leadership, scheduler: BaseSchedul
         ("refresh", cycle.refresh_profiles, CronTrigger(day_of_week="sun", hour=5, minute=29)),
     ]
     for name, fn, trigger in jobs:
-        scheduler.add_job(leader_only(leadership, name, fn), trigger, id=name, name=name, **common)
+        # Poll at once on start: a clock that was down has the most catching up to do.
+        first = {"next_run_time": datetime.now(UTC)} if name == "poll" else {}
+        scheduler.add_job(leader_only(leadership, name, fn), trigger, id=name, name=name, **common, **first)
     # Renew well before the lease runs out, even while a long digest job is running.
     heartbeat = max(1.0, leadership.lease.total_seconds() / 3)
     scheduler.add_job(
-        leadership.acquire, IntervalTrigger(seconds=heartbeat), id="heartbeat", name="heartbeat", **common
+        _heartbeat(leadership), IntervalTrigger(seconds=heartbeat), id="heartbeat", name="heartbeat", **common
     )
     return scheduler
 
 
+def quiet_libraries() -> None:
+    """Keep the clock's log to what it did: APScheduler logs every job start and end at
+    INFO, and Alembic every migration step; their warnings still show."""
+    for name in ("apscheduler.executors.default", "apscheduler.scheduler", "alembic", "httpx", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _heartbeat(leadership: Leadership) -> Callable[[], None]:
+    def renew() -> None:
+        try:
+            leadership.acquire()
+        except Exception as exc:  # a busy database must not kill the schedule; try again soon
+            log.warning("could not renew the clock lease: %s", exc)
+
+    return renew
+
+
 def run_forever(cycle: Cycle, leadership: Leadership) -> None:
     """Block until SIGTERM/SIGINT; the job in progress finishes before the process exits."""
+    quiet_libraries()
     scheduler = build_scheduler(cycle, leadership)
 
     def stop(signum, _frame) -> None:

@@ -17,6 +17,7 @@ from scoring.scorer import Catalog, Scorer, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
+WARM_CHUNK = 256
 # Below this many stored preprints the background sample is too thin to stand for
 # "published somewhere else"; the scorer then uses its fixed pseudo-background.
 MIN_BACKGROUND = 30
@@ -80,20 +81,32 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     )
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
-    if refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx):
-        fitted, run = _fit_run(session, ctx, profiles, fingerprint)
+    refit = refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx)
+    background_ids = _choose_background(session, ctx.background_size) if refit else list(run.background_ids)
+    unscored = ~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists()
+    pending = list(session.scalars(select(Preprint) if refit else select(Preprint).where(unscored)))
+    # Embed everything this run needs before writing anything else: embedding is the slow
+    # part, and a write transaction held open meanwhile would stall every other process
+    # (the web app, a standby clock) on SQLite.
+    _warm_cache(session, ctx, profiles, background_ids, pending)
+    if refit:
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids)
         session.execute(delete(Score))
-        refitted = True
     else:
         fitted = load_scorer(session, ctx, run, profiles)
-        refitted = False
-    pending = list(
-        session.scalars(
-            select(Preprint).where(~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists())
-        )
-    )
     _score_preprints(session, ctx, fitted, run, profiles, pending)
-    return ScoreReport(run.id, refitted, len(pending), len(profiles), run.ece)
+    return ScoreReport(run.id, refit, len(pending), len(profiles), run.ece)
+
+
+def _warm_cache(
+    session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int], pending: list[Preprint]
+) -> None:
+    background = (
+        list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)))) if background_ids else []
+    )
+    texts = {paper.content_hash: document(paper.title, paper.abstract) for p in profiles for paper in p.papers}
+    texts.update({p.content_hash: document(p.title, p.abstract) for p in [*background, *pending]})
+    ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
 
 
 def latest_run(session: Session) -> ScoringRun | None:
@@ -174,9 +187,9 @@ def _catalog(
 
 
 def _fit_run(
-    session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str
+    session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str, background_ids: list[int]
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, _choose_background(session, ctx.background_size))
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids)
     scorer = fit(catalog)
     cal = scorer.calibration
     run = ScoringRun(

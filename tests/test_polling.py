@@ -138,6 +138,23 @@ def test_new_version_updates_the_row_and_old_versions_do_not(db):
     assert count(db) == 1
 
 
+def test_each_feed_is_polled_on_its_own_interval(db, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.polling import due_feed_ids
+
+    now = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    with db.session() as session:
+        fast = add_feed(session, "biorxiv:genomics", settings, every_minutes=10)
+        slow = add_feed(session, "biorxiv:zoology", settings)
+        assert add_feed(session, "biorxiv:zoology", settings, every_minutes=120).poll_minutes == 120
+        fresh = add_feed(session, "biorxiv:ecology", settings)
+        fast.last_polled_at = slow.last_polled_at = now - timedelta(minutes=45)
+        session.flush()
+        assert due_feed_ids(session, now, default_minutes=30) == [fast.id, fresh.id]
+        assert due_feed_ids(session, now + timedelta(hours=2), default_minutes=30) == [fast.id, slow.id, fresh.id]
+
+
 def test_feed_shortcuts_and_removal(db, settings):
     with db.session() as session:
         feed = add_feed(session, "medrxiv:epidemiology", settings)
