@@ -721,6 +721,26 @@ def _reconciler(settings: Settings, db: Database):
 
 
 @app.command()
+def evaluate(
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled JSONL (title, abstract, journal[, category]) to cross-validate")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Folds, stratified by journal")] = 5,
+    train: Annotated[Path | None, typer.Option(help="Training JSONL (with --test instead of --data)")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test JSONL")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: all)")] = None,
+    seed: Annotated[int, typer.Option(help="Fold assignment seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+) -> None:
+    """Scoring quality: every method side by side on the same folds and embeddings."""
+    from bot.evaluation import evaluate_command
+
+    code = evaluate_command(data=data, train=train, test=test, folds=folds, as_json=as_json, methods=methods, seed=seed)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Keep the demo database in this folder")] = None,
 ) -> None:

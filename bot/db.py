@@ -154,6 +154,9 @@ class ScoringRun(Base):
     temperature: Mapped[float] = mapped_column(Float)
     ece: Mapped[float | None] = mapped_column(Float)
     heldout: Mapped[int] = mapped_column(Integer, default=0)
+    # The fitted model's parameters (Scorer.to_bytes), so scores computed later from this
+    # run match those computed when it was fitted.
+    model_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Score(Base):

@@ -137,7 +137,11 @@ def load_scorer(
     """Rebuild a fitted scorer from its stored run without refitting."""
     profiles = profiles if profiles is not None else _profiles(session)
     catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids))
-    return FittedCatalog(Scorer(catalog, tau=run.tau, temperature=run.temperature), background_ids)
+    if run.model_blob:
+        scorer = Scorer.from_bytes(catalog, run.model_blob)
+    else:  # runs stored before the fitted parameters were (the kernel-density model)
+        scorer = Scorer(catalog, tau=run.tau, temperature=run.temperature)
+    return FittedCatalog(scorer, background_ids)
 
 
 def _profiles(session: Session) -> list[Profile]:
@@ -202,6 +206,7 @@ def _fit_run(
         temperature=scorer.temperature,
         ece=cal.ece if cal else None,
         heldout=cal.heldout if cal else 0,
+        model_blob=scorer.to_bytes() if scorer.blend is not None else None,
     )
     session.add(run)
     session.flush()

@@ -1,23 +1,35 @@
 """Match scores: calibrated P(profile | preprint) over the catalog plus a background class.
 
-The model is a kernel-density classifier on unit embeddings. Each class (every
-profile, plus "published somewhere else") gets a density at the preprint,
+Every class (each profile, plus "published somewhere else") gets a logit that is a
+weighted sum of a few evidence channels, and the posterior is their softmax:
 
-    D_c(x) = mean over the class's reference vectors r of exp(cos(x, r) / tau)
+    logit_c(x) = w1 * log P_lr(c | x)          multinomial logistic regression on the
+                                               embedding (+ subject one-hot)
+               + w2 * log sum_r exp(cos(x, r) / tau)   kernel vote of the class's papers
+               + w3 * mean_r cos(x, r)         similarity to the class centroid
+               + w4 * log n_c                  class size (prior)
+               + w5 * log P(subject | c) / P(subject)  subject agreement, when known
 
-and the posterior is P(c | x) ∝ (prior_c * D_c(x)) ** (1 / T). A small kernel width
-`tau` makes it a soft nearest-neighbour vote; the temperature `T` (and `tau`) are
-fitted on held-out reference papers so that a 20% match is right about 20% of the
-time. Because background is a class of its own, the scores mean the same with one
-profile or a thousand: a preprint far from every profile goes to the background.
+The classifier captures what separates profiles; the kernel vote captures profiles
+with only a handful of papers, where a classifier has nothing to learn from. The
+weights `w` are fitted, together with the classifier's L2 penalty, on held-out
+predictions of the reference papers themselves (the classifier cross-fitted in 3
+folds, the other channels leave-one-out), by maximum likelihood: that fit *is* the
+calibration, so a 20% match is right about 20% of the time. Because background is a
+class of its own, scores mean the same with one profile or a thousand.
 
 The background class is represented by a sample of ordinary preprints (most of them
-published somewhere else); with none available it falls back to a fixed pseudo-
-density, so a fresh install with one profile still gives meaningful scores.
+published somewhere else); with none available it falls back to a fixed pseudo-class
+that wins when a preprint is far from every profile, so a fresh install with one
+profile still gives meaningful scores.
+
+`Scorer(catalog, tau=..., temperature=...)` without a fitted model is the earlier
+kernel-density classifier (kept for stored runs); `fit()` gives the blended model.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,18 +41,36 @@ DEFAULT_TAU = 0.05
 # puts unrelated abstracts around 0.0-0.2 and same-field ones at 0.4-0.7.
 FALLBACK_BACKGROUND_COSINE = 0.35
 FALLBACK_BACKGROUND_PRIOR = 0.5
+# Width (in cosine) of the fallback background's switch: 0.1 above the cosine above,
+# the background keeps ~12% (blended model).
+FALLBACK_BACKGROUND_WIDTH = 0.05
 MAX_CALIBRATION_POINTS = 3000
 ECE_BINS = 15
+
+# Blended model.
+CHANNELS = ("classifier", "kernel", "centroid", "log_count", "subject")
+MIN_BLEND_PAPERS = 100  # reference papers needed before the blend's weights mean anything
+L2_GRID = (1e-4, 3e-4, 1e-3)  # classifier penalty, chosen by cross-fitted likelihood
+INNER_FOLDS = 3
+LR_MAX_ITER = 100
+STACK_L2 = 1e-3
+SUBJECT_SMOOTHING = 2.0  # pseudo-papers pulled from the overall subject mix
+FLOOR = -50.0  # logit floor for a channel with no evidence (log 0)
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """The profiles as arrays: reference vectors with a profile index each, plus background."""
+    """The profiles as arrays: reference vectors with a profile index each, plus background.
+
+    `subjects` / `background_subjects` are optional (n, S) one-hot rows (all zero when a
+    paper's subject is unknown), e.g. the bioRxiv category."""
 
     names: tuple[str, ...]
     vectors: np.ndarray  # (n, d) unit rows
     labels: np.ndarray  # (n,) int in [0, len(names))
     background: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    subjects: np.ndarray | None = None
+    background_subjects: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.vectors) != len(self.labels):
@@ -51,6 +81,8 @@ class Catalog:
         if (counts == 0).any():
             empty = [self.names[i] for i in np.flatnonzero(counts == 0)]
             raise ValueError(f"profiles without reference papers: {', '.join(empty)}")
+        if self.subjects is not None and len(self.subjects) != len(self.vectors):
+            raise ValueError("one subject row per reference vector")
 
     @property
     def n_classes(self) -> int:
@@ -64,6 +96,26 @@ class Catalog:
     def has_background(self) -> bool:
         return self.background.ndim == 2 and len(self.background) > 0
 
+    @property
+    def n_subjects(self) -> int:
+        for s in (self.subjects, self.background_subjects):
+            if s is not None and s.ndim == 2:
+                return int(s.shape[1])
+        return 0
+
+    def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All rows the model learns from: [references; background], their class and
+        subject rows (background is class K when present)."""
+        k = len(self.names)
+        s = self.n_subjects
+        x, y = self.vectors, np.asarray(self.labels, dtype=np.int64)
+        subj = _subject_rows(self.subjects, len(x), s)
+        if self.has_background:
+            x = np.vstack([x, self.background])
+            y = np.concatenate([y, np.full(len(self.background), k)])
+            subj = np.vstack([subj, _subject_rows(self.background_subjects, len(self.background), s)])
+        return np.asarray(x, dtype=np.float32), y, subj
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -72,6 +124,30 @@ class Calibration:
     ece: float
     nll: float
     heldout: int
+    # Blended model only: channel weights and the classifier's L2 penalty.
+    weights: tuple[tuple[str, float], ...] = ()
+    l2: float | None = None
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The fitted parameters of the blended model (small: one linear layer + 5 weights)."""
+
+    weights: np.ndarray  # (len(CHANNELS),)
+    lr_weights: np.ndarray  # (d + S, C) float32
+    lr_bias: np.ndarray  # (C,)
+    tau: float = DEFAULT_TAU
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, weights=self.weights, lr_weights=self.lr_weights, lr_bias=self.lr_bias,
+                 tau=np.array(self.tau))
+        return buf.getvalue()
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> Blend:
+        with np.load(io.BytesIO(blob)) as z:
+            return Blend(z["weights"], z["lr_weights"], z["lr_bias"], float(z["tau"]))
 
 
 @dataclass(frozen=True)
@@ -82,26 +158,93 @@ class Scorer:
     tau: float = DEFAULT_TAU
     temperature: float = 1.0
     calibration: Calibration | None = None
+    blend: Blend | None = None
+    _index: _Index | None = field(default=None, repr=False, compare=False)
 
-    def log_posterior(self, x: np.ndarray, exclude_background: np.ndarray | None = None) -> np.ndarray:
+    def __post_init__(self) -> None:
+        if self.blend is not None and self._index is None:
+            object.__setattr__(self, "_index", _Index.build(self.catalog))
+
+    def log_posterior(
+        self,
+        x: np.ndarray,
+        exclude_background: np.ndarray | None = None,
+        subjects: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(N, K+1) log-probabilities; `exclude_background[i]` is a background row to ignore
-        for query i (the preprint itself, when it is part of the background sample), or -1."""
+        for query i (the preprint itself, when it is part of the background sample), or -1.
+        `subjects` (N, S) one-hot rows are used by the blended model when given."""
+        x = np.asarray(x, dtype=np.float32)
         out = np.empty((len(x), self.catalog.n_classes), dtype=np.float64)
         for start in range(0, len(x), CHUNK):
             stop = start + CHUNK
-            excl = None if exclude_background is None else exclude_background[start:stop]
+            excl = None if exclude_background is None else np.asarray(exclude_background[start:stop])
+            if self.blend is not None:
+                subj = None if subjects is None else subjects[start:stop]
+                out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj)
+                continue
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
             logit = (logit + _log_priors(self.catalog)) / self.temperature
             out[start:stop] = logit - _logsumexp(logit)[:, None]
         return out
 
-    def predict_proba(self, x: np.ndarray, exclude_background: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(
+        self,
+        x: np.ndarray,
+        exclude_background: np.ndarray | None = None,
+        subjects: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(N, K+1) probabilities, each row summing to 1; the last column is background."""
-        return np.exp(self.log_posterior(np.asarray(x, dtype=np.float32), exclude_background))
+        return np.exp(self.log_posterior(x, exclude_background, subjects))
+
+    def to_bytes(self) -> bytes:
+        """The fitted parameters (not the catalog): store them with the run and rebuild
+        the same scorer with `Scorer.from_bytes(catalog, blob)` without refitting."""
+        if self.blend is None:
+            raise ValueError("only a fitted blended scorer has parameters to store")
+        return self.blend.to_bytes()
+
+    @staticmethod
+    def from_bytes(catalog: Catalog, blob: bytes, calibration: Calibration | None = None) -> Scorer:
+        blend = Blend.from_bytes(blob)
+        return Scorer(catalog, tau=blend.tau, temperature=1.0, calibration=calibration, blend=blend)
+
+    def _blend_log_posterior(self, x, excl, subj) -> np.ndarray:
+        assert self.blend is not None and self._index is not None
+        rows = None
+        if excl is not None:
+            rows = np.where(excl >= 0, len(self.catalog.vectors) + excl, -1)
+        feats, valid = _channels(self._index, self.blend, x, _subject_rows(subj, len(x), self._index.n_subjects), rows)
+        logit = _combine(feats, valid, self.blend.weights)
+        if not self.catalog.has_background:
+            logit = np.hstack([logit, _fallback_background_logit(logit, self._index, x)[:, None]])
+        return logit - _logsumexp(logit)[:, None]
 
 
-def fit(catalog: Catalog, taus: tuple[float, ...] = TAUS, seed: int = 0) -> Scorer:
-    """Choose tau and T by leave-one-out likelihood of the reference papers (and background)."""
+def fit(
+    catalog: Catalog,
+    taus: tuple[float, ...] = TAUS,
+    seed: int = 0,
+    method: str = "auto",
+    l2_grid: tuple[float, ...] = L2_GRID,
+) -> Scorer:
+    """Fit the scoring model: "auto" (the default) is the blend once the catalog is large
+    enough to fit it and the kernel-density model before; "blend" and "kde" force one
+    (kde: tau and T by leave-one-out likelihood over `taus`)."""
+    if method == "auto":
+        # The blend learns its channel weights from held-out reference papers; with only a
+        # handful of them (a new install, a test catalog) those weights are noise, and the
+        # kernel-density model, which has two parameters, is the better-calibrated choice.
+        enough = len(catalog.labels) >= MIN_BLEND_PAPERS and catalog.has_background
+        method = "blend" if enough else "kde"
+    if method == "kde":
+        return _fit_kde(catalog, taus, seed)
+    if method != "blend":
+        raise ValueError(f"unknown scoring method {method!r}: use 'blend' or 'kde'")
+    return _fit_blend(catalog, seed, l2_grid)
+
+
+def _fit_kde(catalog: Catalog, taus: tuple[float, ...], seed: int) -> Scorer:
     x, y, self_cols = _heldout_sample(catalog, seed)
     best: Calibration | None = None
     for tau in taus:
@@ -116,6 +259,250 @@ def fit(catalog: Catalog, taus: tuple[float, ...] = TAUS, seed: int = 0) -> Scor
             best = Calibration(tau, temperature, expected_calibration_error(probs, y), nll, len(y))
     assert best is not None
     return Scorer(catalog, tau=best.tau, temperature=best.temperature, calibration=best)
+
+
+# -- blended model -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Arrays derived from the catalog once, for fast scoring."""
+
+    refs: np.ndarray  # (R, d) sorted by class
+    order: np.ndarray  # (R,) position in sorted order of each stacked row
+    starts: np.ndarray  # (C,) first sorted row of each class
+    labels: np.ndarray  # (R,) class of each stacked row (unsorted)
+    counts: np.ndarray  # (C,)
+    sums: np.ndarray  # (C, d) sum of each class's vectors
+    subject_counts: np.ndarray  # (C, S)
+    subject_share: np.ndarray  # (S,)
+    stacked_subjects: np.ndarray  # (R, S)
+    stacked_vectors: np.ndarray  # (R, d)
+    n_subjects: int
+
+    @staticmethod
+    def build(catalog: Catalog) -> _Index:
+        x, y, subj = catalog.stacked()
+        c = len(catalog.names) + (1 if catalog.has_background else 0)
+        sort = np.argsort(y, kind="stable")
+        order = np.empty_like(sort)
+        order[sort] = np.arange(len(sort))
+        counts = np.bincount(y, minlength=c).astype(np.float64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        sums = np.zeros((c, x.shape[1]), dtype=np.float64)
+        np.add.at(sums, y, x)
+        s = subj.shape[1]
+        subject_counts = np.zeros((c, s))
+        if s:
+            np.add.at(subject_counts, y, subj)
+        total = subject_counts.sum(axis=0)
+        share = (total + 1.0) / (total.sum() + s) if s else np.zeros(0)
+        return _Index(np.ascontiguousarray(x[sort]), order, starts, y, counts, sums, subject_counts,
+                      share, subj, x, s)
+
+
+def _subject_rows(subj: np.ndarray | None, n: int, s: int) -> np.ndarray:
+    if subj is None or s == 0:
+        return np.zeros((n, s), dtype=np.float32)
+    subj = np.asarray(subj, dtype=np.float32)
+    if subj.shape != (n, s):
+        raise ValueError(f"subjects must be ({n}, {s}) one-hot rows")
+    return subj
+
+
+def _channels(
+    index: _Index,
+    blend: Blend | None,
+    x: np.ndarray,
+    subj: np.ndarray,
+    self_rows: np.ndarray | None,
+    classifier: np.ndarray | None = None,
+    tau: float = DEFAULT_TAU,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, len(CHANNELS)) evidence per class, and (N, C) whether the class has any
+    papers left once each query's own row (`self_rows`, stacked index or -1) is out."""
+    n, c = len(x), len(index.counts)
+    tau = blend.tau if blend is not None else tau
+    counts = np.broadcast_to(index.counts, (n, c)).copy()
+    sums = x.astype(np.float64) @ index.sums.T  # (N, C): sum of cosines per class
+    sims = x @ index.refs.T
+    has_self = None
+    if self_rows is not None:
+        has_self = np.flatnonzero(self_rows >= 0)
+        own = index.labels[self_rows[has_self]]
+        counts[has_self, own] -= 1
+        sims[has_self, index.order[self_rows[has_self]]] = -np.inf
+        sums[has_self, own] -= np.einsum("ij,ij->i", x[has_self], index.stacked_vectors[self_rows[has_self]])
+    valid = counts > 0
+    top = sims.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    weights = np.exp((sims - top) / np.float32(tau))
+    ksum = np.add.reduceat(weights, index.starts, axis=1).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        kernel = np.log(ksum) + top / tau
+    feats = np.zeros((n, c, len(CHANNELS)))
+    if classifier is None:
+        assert blend is not None
+        z = x @ blend.lr_weights[: x.shape[1]] + blend.lr_bias
+        if index.n_subjects:
+            z = z + subj @ blend.lr_weights[x.shape[1] :]
+        classifier = z - _logsumexp(z)[:, None]
+    feats[..., 0] = classifier
+    feats[..., 1] = kernel
+    feats[..., 2] = sums / np.maximum(counts, 1)
+    with np.errstate(divide="ignore"):
+        feats[..., 3] = np.log(counts)
+    if index.n_subjects:
+        known = subj.sum(axis=1) > 0
+        m = subj @ index.subject_counts.T  # papers of class c with the query's subject
+        if has_self is not None:
+            own_subject = np.einsum("ij,ij->i", subj[has_self], index.stacked_subjects[self_rows[has_self]])
+            own_class = np.arange(c)[None, :] == index.labels[self_rows[has_self]][:, None]
+            m[has_self] -= own_subject[:, None] * own_class
+        share = subj @ index.subject_share
+        share = np.where(known, share, 1.0)
+        p = (m + SUBJECT_SMOOTHING * share[:, None]) / (np.maximum(counts, 0) + SUBJECT_SMOOTHING)
+        feats[..., 4] = np.where(known[:, None], np.log(p / share[:, None]), 0.0)
+    feats = np.where(np.isfinite(feats), feats, FLOOR)
+    return feats, valid
+
+
+def _combine(feats: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    logit = feats @ weights
+    return np.where(valid, logit, -np.inf)
+
+
+def _fallback_background_logit(logit: np.ndarray, index: _Index, x: np.ndarray) -> np.ndarray:
+    """No background sample: a pseudo-class that takes half the mass at the fallback cosine
+    to the nearest reference paper, and less the closer the preprint is to a profile."""
+    nearest = (x @ index.refs.T).max(axis=1)
+    odds = np.log(FALLBACK_BACKGROUND_PRIOR / (1 - FALLBACK_BACKGROUND_PRIOR))
+    return _logsumexp(logit) + odds + (FALLBACK_BACKGROUND_COSINE - nearest) / FALLBACK_BACKGROUND_WIDTH
+
+
+def _inner_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold of each row: a class's rows go round-robin, so a class with at least
+    two rows always keeps one out of any fold; a class's only row is never held out (-1),
+    as in use, where every profile has at least one paper."""
+    rng = np.random.default_rng(seed)
+    out = np.full(len(y), -1, dtype=np.int64)
+    offset = 0
+    for c in rng.permutation(np.unique(y)):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        if len(rows) < 2:
+            continue
+        out[rows] = (np.arange(len(rows)) + offset) % folds
+        offset += len(rows)
+    return out
+
+
+def train_logistic(
+    x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int = LR_MAX_ITER
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression (L2 on the weights, free biases), full-batch L-BFGS."""
+    import torch
+
+    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
+
+
+def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Scorer:
+    index = _Index.build(catalog)
+    x, y, subj = catalog.stacked()
+    n_classes = len(index.counts)
+    features = np.hstack([x, subj]) if index.n_subjects else x
+    rng = np.random.default_rng(seed)
+    # Held-out points: rows whose class keeps a paper when they are left out.
+    eligible = np.flatnonzero(index.counts[y] >= 2)
+    sample = eligible
+    if len(sample) > MAX_CALIBRATION_POINTS:
+        sample = np.sort(rng.choice(eligible, MAX_CALIBRATION_POINTS, replace=False))
+    folds = _inner_folds(y, INNER_FOLDS, seed)
+
+    def crossfit(l2: float) -> np.ndarray:
+        out = np.full((len(sample), n_classes), FLOOR)
+        for f in range(INNER_FOLDS):
+            train = np.flatnonzero(folds != f)
+            held = np.flatnonzero(folds[sample] == f)
+            if len(held) == 0:
+                continue
+            w, b = train_logistic(features[train], y[train], n_classes, l2)
+            z = features[sample[held]] @ w + b
+            out[held] = z - _logsumexp(z)[:, None]
+        return out
+
+    best_l2, best_lr, best_nll = l2_grid[0], None, np.inf
+    if len(sample) and len(l2_grid) > 1:
+        for l2 in l2_grid:
+            logp = crossfit(l2)
+            nll = float(-np.mean(logp[np.arange(len(sample)), y[sample]]))
+            if nll < best_nll:
+                best_l2, best_lr, best_nll = l2, logp, nll
+    elif len(sample):
+        best_lr = crossfit(best_l2)
+    lr_w, lr_b = train_logistic(features, y, n_classes, best_l2)
+
+    if len(sample) == 0:
+        # Every profile has a single paper: nothing to hold out; trust the kernel vote.
+        weights = np.array([0.0, 1.0, 0.0, 0.0, 0.0])
+        blend = Blend(weights, lr_w, lr_b)
+        cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
+                          tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
+        return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend)
+
+    feats, valid = [], []
+    for start in range(0, len(sample), CHUNK):
+        rows = sample[start : start + CHUNK]
+        f, v = _channels(index, None, x[rows], subj[rows], rows, classifier=best_lr[start : start + CHUNK])
+        feats.append(f)
+        valid.append(v)
+    feats_all, valid_all = np.vstack(feats), np.vstack(valid)
+    weights = _fit_weights(feats_all, valid_all, y[sample])
+    logit = _combine(feats_all, valid_all, weights)
+    probs = _softmax(logit)
+    nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(sample)), y[sample]], 1e-12, None))))
+    cal = Calibration(
+        DEFAULT_TAU, 1.0, expected_calibration_error(probs, y[sample]), nll, len(sample),
+        tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)), best_l2,
+    )
+    blend = Blend(weights, lr_w, lr_b)
+    return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
+
+
+def _fit_weights(feats: np.ndarray, valid: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Channel weights by maximum likelihood of the held-out labels (a conditional logit)."""
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(y))
+    mask = np.where(valid, 0.0, -np.inf)
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = feats @ w + mask
+        lse = _logsumexp(z)
+        p = np.exp(z - lse[:, None])
+        ll = z[rows, y] - lse
+        grad = -(feats[rows, y] - np.einsum("nc,ncd->nd", p, feats)).mean(axis=0) + STACK_L2 * w
+        return float(-ll.mean() + 0.5 * STACK_L2 * w @ w), grad
+
+    start = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    # More similarity must never lower a class's probability. Unbounded, a small catalog
+    # (a few papers a profile) can fit a negative kernel weight on leave-one-out data and
+    # then send a profile's own papers to another profile.
+    bounds = [(None, None) if name == "log_count" else (0.0, None) for name in CHANNELS]
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return result.x
 
 
 def nearest_references(scorer: Scorer, x: np.ndarray, profile: int, k: int = 3) -> list[tuple[int, float]]:

@@ -99,15 +99,11 @@ def test_poll_rank_and_match_end_to_end(scout):
     assert total == pytest.approx(1.0, abs=1e-6)
     assert {m["profile"] for m in match["matches"]} == set(PROFILES)
 
-    free = json.loads(
-        scout(
-            "match",
-            "--text",
-            "A deep neural network model of protein folding trained on structures from the Protein Data Bank.",
-            "--json",
-        ).stdout
-    )
+    # A paper the journal published, typed in as text, fits that journal best.
+    paper = json.loads(PROFILES["PLOS Computational Biology"].read_text().splitlines()[0])
+    free = json.loads(scout("match", "--text", f"{paper['title']}. {paper['abstract']}", "--json").stdout)
     assert free["matches"][0]["profile"] == "PLOS Computational Biology"
+    assert sum(m["score"] for m in free["matches"]) + free["background"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_new_profile_rescores_and_removed_profile_disappears(scout):

@@ -152,3 +152,30 @@ def test_format_score_and_lift():
     assert format_score(0.0) == "0%"
     assert format_lift(497.2) == "497x"
     assert format_lift(2.54) == "2.5x"
+
+
+def test_a_small_catalog_still_puts_each_paper_in_its_own_profile():
+    """Two profiles of six papers: too few to fit the blend's weights, so "auto" must give a
+    model under which a profile's own papers fit it best (a regression: an unconstrained
+    blend once sent every paper to the other profile)."""
+    rng = np.random.default_rng(3)
+    centres = np.linalg.qr(rng.standard_normal((DIM, 2)))[0].T.astype(np.float32)
+    vectors = np.vstack([cluster(rng, centres[i], 6, spread=0.3) for i in range(2)])
+    labels = np.repeat(np.arange(2), 6)
+    scorer = fit(Catalog(("A", "B"), vectors, labels))
+    probs = scorer.predict_proba(vectors)
+    assert (probs[:, :2].argmax(axis=1) == labels).all()
+
+
+def test_blend_weights_never_reward_dissimilarity():
+    rng = np.random.default_rng(5)
+    centres = np.linalg.qr(rng.standard_normal((DIM, 3)))[0].T.astype(np.float32)
+    vectors = np.vstack([cluster(rng, centres[i], 40) for i in range(3)])
+    scorer = fit(
+        Catalog(("A", "B", "C"), vectors, np.repeat(np.arange(3), 40), background=unit(rng.standard_normal((60, DIM)))),
+        method="blend",
+    )
+    weights = dict(scorer.calibration.weights)
+    assert all(weights[name] >= 0 for name in ("classifier", "kernel", "centroid"))
+    held = np.vstack([cluster(rng, centres[i], 5) for i in range(3)])
+    assert (scorer.predict_proba(held).argmax(axis=1) == np.repeat(np.arange(3), 5)).mean() >= 0.9

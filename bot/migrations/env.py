@@ -10,6 +10,16 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through bot.db.migrate (scout init)")
 
-context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    # slack_sdk's installation and state stores own their tables (created in 0004);
+    # autogenerate must not offer to drop them.
+    return not (type_ == "table" and reflected and compare_to is None and name.startswith("slack_"))
+
+
+context.configure(
+    connection=connection, target_metadata=target_metadata, render_as_batch=True, include_object=include_object
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -11,7 +11,7 @@ The mailto parameter (and the User-Agent) puts us in Crossref's polite pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,21 @@ def parse_works(data: Any) -> WorksPage:
     )
 
 
+def cursor_pages(
+    http: PoliteHTTP, params: dict[str, Any], mailto: str, parse: Callable[[Any], WorksPage]
+) -> Iterator[WorksPage]:
+    """Deep paging with a `cursor`, as Crossref and OpenAlex both do it, until a page
+    comes back empty or the cursor stops moving."""
+    cursor = "*"
+    while True:
+        query = {**params, "cursor": cursor, **({"mailto": mailto} if mailto else {})}
+        page = parse(http.get_json("works", query))
+        yield page
+        if not page.count or not page.next_cursor or page.next_cursor == cursor:
+            return
+        cursor = page.next_cursor
+
+
 class CrossrefAPI:
     def __init__(self, http: PoliteHTTP, mailto: str = "") -> None:
         self.http = http
@@ -83,19 +98,10 @@ class CrossrefAPI:
 
     def pages(self, issn: str, rows: int = PAGE_SIZE) -> Iterator[WorksPage]:
         """Pages of the journal's articles with abstracts, newest first, until the caller stops."""
-        cursor = "*"
-        while True:
-            params = {
-                "filter": f"issn:{issn},has-abstract:true,type:journal-article",
-                "sort": "published",
-                "order": "desc",
-                "rows": rows,
-                "cursor": cursor,
-            }
-            if self.mailto:
-                params["mailto"] = self.mailto
-            page = parse_works(self.http.get_json("works", params))
-            yield page
-            if not page.count or not page.next_cursor or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
+        params = {
+            "filter": f"issn:{issn},has-abstract:true,type:journal-article",
+            "sort": "published",
+            "order": "desc",
+            "rows": rows,
+        }
+        return cursor_pages(self.http, params, self.mailto, parse_works)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.feeds import _normalise_doi
 from bot.profiles import PaperRecord
-from bot.sources.crossref import WorksPage
+from bot.sources.crossref import WorksPage, cursor_pages
 from bot.sources.http import PoliteHTTP, SourceError
 from bot.sources.records import as_int, clean, present, strip_abstract_heading
 
@@ -68,18 +68,9 @@ class OpenAlexAPI:
         self.mailto = mailto
 
     def pages(self, issn: str, per_page: int = PAGE_SIZE) -> Iterator[WorksPage]:
-        cursor = "*"
-        while True:
-            params = {
-                "filter": f"primary_location.source.issn:{issn},has_abstract:true",
-                "sort": "publication_date:desc",
-                "per-page": per_page,
-                "cursor": cursor,
-            }
-            if self.mailto:
-                params["mailto"] = self.mailto
-            page = parse_works(self.http.get_json("works", params))
-            yield page
-            if not page.count or not page.next_cursor or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
+        params = {
+            "filter": f"primary_location.source.issn:{issn},has_abstract:true",
+            "sort": "publication_date:desc",
+            "per-page": per_page,
+        }
+        return cursor_pages(self.http, params, self.mailto, parse_works)

@@ -1,0 +1,258 @@
+"""`scout evaluate`: how good are the scores, on labelled preprints, against peer methods.
+
+Reads JSONL (title, abstract, journal, optional category), embeds each paper once per
+model (cached under `.cache/embeddings/`, keyed by model name + text hash), runs
+`scoring.evaluate` and prints a table, or JSON with `--json`.
+
+    python -m bot.evaluation --data papers.jsonl --folds 5
+    python -m bot.evaluation --train a.jsonl --test b.jsonl --json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scoring.evaluate import MethodResult, Split, cv_splits, evaluate, select_methods
+from scoring.peers import Papers
+from scoring.text import clean_text, content_hash, document
+
+DEFAULT_CACHE = Path(".cache") / "embeddings"
+
+
+class EvaluationError(Exception):
+    """Bad input for an evaluation; the message says what would work."""
+
+
+@dataclass(frozen=True)
+class Labelled:
+    title: str | None
+    abstract: str | None
+    journal: str
+    category: str | None
+
+    @property
+    def text(self) -> str:
+        return document(self.title, self.abstract)
+
+    @property
+    def key(self) -> str:
+        return content_hash(self.title, self.abstract)
+
+
+def read_labelled(path: Path) -> list[Labelled]:
+    """Papers with a journal and some text; other lines are skipped, malformed JSON is an error."""
+    if not path.exists():
+        raise EvaluationError(f"no such file: {path}")
+    papers = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvaluationError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            journal = clean_text(row.get("journal") or "").lower()
+            paper = Labelled(row.get("title"), row.get("abstract"), journal, _category(row.get("category")))
+            if journal and paper.text:
+                papers.append(paper)
+    if not papers:
+        raise EvaluationError(f"{path}: no lines with a journal and a title or abstract")
+    return papers
+
+
+def _category(value: str | None) -> str | None:
+    value = clean_text(value or "").lower()
+    return value if value and value != "none" else None
+
+
+# -- embedding cache -------------------------------------------------------------------------
+
+
+def _cache_file(cache_dir: Path, model_name: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_")
+    digest = hashlib.sha256(model_name.encode()).hexdigest()[:8]
+    return cache_dir / f"{slug}-{digest}.npz"
+
+
+def cached_embeddings(
+    keys: Sequence[str],
+    texts: Sequence[str],
+    model_name: str,
+    embed: Callable[[list[str]], np.ndarray],
+    cache_dir: Path = DEFAULT_CACHE,
+) -> np.ndarray:
+    """Vectors for `texts`, embedding only those whose key is not cached for this model."""
+    path = _cache_file(cache_dir, model_name)
+    known: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as stored:
+            known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+    missing = list(dict.fromkeys(k for k in keys if k not in known))
+    if missing:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        fresh = embed([first[k] for k in missing])
+        known.update(zip(missing, np.asarray(fresh, dtype=np.float32), strict=True))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        ignore = cache_dir.parent / ".gitignore" if cache_dir.parent.name == ".cache" else cache_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+        os.replace(tmp, path)
+    return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def to_papers(
+    records: list[Labelled], journals: dict[str, int], subjects: dict[str, int], vectors: np.ndarray
+) -> Papers:
+    onehot = np.zeros((len(records), len(subjects)), dtype=np.float32)
+    for i, r in enumerate(records):
+        if r.category in subjects:
+            onehot[i, subjects[r.category]] = 1.0
+    labels = np.array([journals.get(r.journal, -1) for r in records], dtype=np.int64)
+    return Papers(vectors, labels, tuple(r.text for r in records), onehot)
+
+
+def run_evaluation(
+    train: list[Labelled],
+    test: list[Labelled] | None,
+    folds: int,
+    vectors: Callable[[list[Labelled]], np.ndarray],
+    methods: str | None = None,
+    seed: int = 0,
+    on_step: Callable[[str, int], None] | None = None,
+) -> tuple[list[MethodResult], dict]:
+    """Cross-validate on `train` (test None), or fit on `train` and test on `test`."""
+    everything = train + (test or [])
+    journals = {j: i for i, j in enumerate(sorted({r.journal for r in everything}))}
+    subjects = {s: i for i, s in enumerate(sorted({r.category for r in everything if r.category}))}
+    papers = to_papers(everything, journals, subjects, vectors(everything))
+    chosen = select_methods(methods)
+    if test is None:
+        splits = cv_splits(papers.labels, folds, seed)
+        setup = {"mode": "cross-validation", "folds": folds, "seed": seed}
+    else:
+        splits = [Split(np.arange(len(train)), np.arange(len(train), len(everything)))]
+        known = {r.journal for r in train}
+        setup = {"mode": "train/test", "unknown_journal_test_papers": sum(r.journal not in known for r in test)}
+    setup.update(papers=len(everything), journals=len(journals), subjects=len(subjects))
+    return evaluate(papers, splits, chosen, on_step), setup
+
+
+def evaluate_command(
+    data: Path | None = None,
+    train: Path | None = None,
+    test: Path | None = None,
+    folds: int = 5,
+    as_json: bool = False,
+    methods: str | None = None,
+    seed: int = 0,
+    model: str | None = None,
+    cache_dir: Path = DEFAULT_CACHE,
+) -> int:
+    """Typer-friendly entry: returns a process exit code, prints errors without a trace."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        if data is not None and (train or test):
+            raise EvaluationError("use either --data FILE --folds K, or --train FILE --test FILE")
+        if data is None and not (train and test):
+            raise EvaluationError("give --data FILE (cross-validation) or both --train FILE and --test FILE")
+        train_rows = read_labelled(data or train)
+        test_rows = read_labelled(test) if test else None
+        select_methods(methods)  # fail on a bad name before embedding anything
+        model_name = model or _configured_model()
+        started = time.perf_counter()
+        results, setup = run_evaluation(
+            train_rows, test_rows, folds, _embedding_source(model_name, cache_dir, err), methods, seed
+        )
+    except (EvaluationError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+    setup.update(model=model_name, seconds=round(time.perf_counter() - started, 1))
+    if as_json:
+        print(json.dumps({"setup": setup, "methods": [r.as_dict() for r in results]}, indent=2))
+    else:
+        print_table(results, setup, Console())
+    return 0
+
+
+def _configured_model() -> str:
+    try:
+        from bot.config import Settings
+
+        return Settings().model
+    except Exception:
+        return "bundled:all-MiniLM-L6-v2"
+
+
+def _embedding_source(model_name: str, cache_dir: Path, err) -> Callable[[list[Labelled]], np.ndarray]:
+    def vectors(records: list[Labelled]) -> np.ndarray:
+        def embed(texts: list[str]) -> np.ndarray:
+            from scoring.embedder import load_embedder
+
+            err.print(f"embedding {len(texts)} papers with {model_name} (cached for next time)...")
+            return load_embedder(model_name).embed(texts)
+
+        return cached_embeddings([r.key for r in records], [r.text for r in records], model_name, embed, cache_dir)
+
+    return vectors
+
+
+def print_table(results: list[MethodResult], setup: dict, console) -> None:
+    from rich.table import Table
+
+    title = (
+        f"{setup.get('folds')}-fold cross-validation" if setup.get("mode") == "cross-validation" else "train/test"
+    ) + f": {setup.get('papers')} papers, {setup.get('journals')} journals"
+    table = Table(title=title)
+    for col in ("method", "acc@1", "acc@5", "acc@10", "MRR", "ECE", "MAP", "P@10", "s"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in results:
+        table.add_row(
+            f"{r.method} [dim]({r.description})[/dim]",
+            *(f"{v:.3f}" for v in (r.ranking.acc_at_1, r.ranking.acc_at_5, r.ranking.acc_at_10, r.ranking.mrr,
+                                   r.ranking.ece, r.retrieval.map, r.retrieval.precision_at_10)),
+            f"{r.seconds:.0f}",
+        )
+    console.print(table)
+    console.print(
+        "[dim]acc@k/MRR/ECE: which journal fits a preprint (catalog = training journals); "
+        "MAP/P@10: which preprints fit a journal, per journal with >= 2 test papers.[/dim]"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bot.evaluation", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--train", type=Path)
+    parser.add_argument("--test", type=Path)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", dest="as_json")
+    parser.add_argument("--methods", default=None, help="comma-separated, default all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args(argv)
+    return evaluate_command(args.data, args.train, args.test, args.folds, args.as_json, args.methods,
+                            args.seed, args.model)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
