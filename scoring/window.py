@@ -48,9 +48,9 @@ def format_top(share: float) -> str:
 
 
 def format_score(score: float) -> str:
-    """Match score as a percentage with two significant digits below 10%."""
+    """Match score as a percentage: one decimal from 1% up ("2.0%"), two significant digits below."""
     pct = 100.0 * score
-    if pct >= 10:
+    if pct >= 1:
         return f"{pct:.1f}%"
     if pct >= 0.01:
         return f"{pct:.2g}%"

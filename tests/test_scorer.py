@@ -149,6 +149,7 @@ def test_format_top(share, text):
 def test_format_score_and_lift():
     assert format_score(0.149) == "14.9%"
     assert format_score(0.0003) == "0.03%"
+    assert format_score(0.02) == "2.0%"
     assert format_score(0.0) == "0%"
     assert format_lift(497.2) == "497x"
     assert format_lift(2.54) == "2.5x"
