@@ -249,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=None, help="comma-separated, default all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--scout-subjects", action="store_true",
+                        help="let the default scorer use subject categories (the product does not)")
     args = parser.parse_args(argv)
+    if args.scout_subjects:
+        import scoring.evaluate
+
+        scoring.evaluate.SCOUT_USES_SUBJECTS = True
     return evaluate_command(args.data, args.train, args.test, args.folds, args.as_json, args.methods,
                             args.seed, args.model)
 

@@ -9,6 +9,7 @@ weighted sum of a few evidence channels, and the posterior is their softmax:
                + w3 * mean_r cos(x, r)         similarity to the class centroid
                + w4 * log n_c                  class size (prior)
                + w5 * log P(subject | c) / P(subject)  subject agreement, when known
+               + w6 * cos(x, sum_r r)          cosine to the class's mean direction
 
 The classifier captures what separates profiles; the kernel vote captures profiles
 with only a handful of papers, where a classifier has nothing to learn from. The
@@ -48,7 +49,9 @@ MAX_CALIBRATION_POINTS = 3000
 ECE_BINS = 15
 
 # Blended model.
-CHANNELS = ("classifier", "kernel", "centroid", "log_count", "subject")
+# "direction" (cosine to the normalised class sum) came last: blobs fitted before it hold
+# five weights and load with a zero for it.
+CHANNELS = ("classifier", "kernel", "centroid", "log_count", "subject", "direction")
 MIN_BLEND_PAPERS = 100  # reference papers needed before the blend's weights mean anything
 L2_GRID = (1e-4, 3e-4, 1e-3)  # classifier penalty, chosen by cross-fitted likelihood
 INNER_FOLDS = 3
@@ -131,7 +134,7 @@ class Calibration:
 
 @dataclass(frozen=True)
 class Blend:
-    """The fitted parameters of the blended model (small: one linear layer + 5 weights)."""
+    """The fitted parameters of the blended model (small: one linear layer + a weight per channel)."""
 
     weights: np.ndarray  # (len(CHANNELS),)
     lr_weights: np.ndarray  # (d + S, C) float32
@@ -147,7 +150,10 @@ class Blend:
     @staticmethod
     def from_bytes(blob: bytes) -> Blend:
         with np.load(io.BytesIO(blob)) as z:
-            return Blend(z["weights"], z["lr_weights"], z["lr_bias"], float(z["tau"]))
+            weights = np.zeros(len(CHANNELS))
+            stored = np.asarray(z["weights"], dtype=np.float64)
+            weights[: len(stored)] = stored
+            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]))
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,7 @@ class _Index:
     labels: np.ndarray  # (R,) class of each stacked row (unsorted)
     counts: np.ndarray  # (C,)
     sums: np.ndarray  # (C, d) sum of each class's vectors
+    sum_norms2: np.ndarray  # (C,) squared length of each class's sum
     subject_counts: np.ndarray  # (C, S)
     subject_share: np.ndarray  # (S,)
     stacked_subjects: np.ndarray  # (R, S)
@@ -297,8 +304,8 @@ class _Index:
             np.add.at(subject_counts, y, subj)
         total = subject_counts.sum(axis=0)
         share = (total + 1.0) / (total.sum() + s) if s else np.zeros(0)
-        return _Index(np.ascontiguousarray(x[sort]), order, starts, y, counts, sums, subject_counts,
-                      share, subj, x, s)
+        return _Index(np.ascontiguousarray(x[sort]), order, starts, y, counts, sums, (sums * sums).sum(axis=1),
+                      subject_counts, share, subj, x, s)
 
 
 def _subject_rows(subj: np.ndarray | None, n: int, s: int) -> np.ndarray:
@@ -325,14 +332,18 @@ def _channels(
     tau = blend.tau if blend is not None else tau
     counts = np.broadcast_to(index.counts, (n, c)).copy()
     sums = x.astype(np.float64) @ index.sums.T  # (N, C): sum of cosines per class
+    norms2 = np.broadcast_to(index.sum_norms2, (n, c)).copy()
     sims = x @ index.refs.T
     has_self = None
     if self_rows is not None:
         has_self = np.flatnonzero(self_rows >= 0)
         own = index.labels[self_rows[has_self]]
+        left = index.stacked_vectors[self_rows[has_self]].astype(np.float64)
         counts[has_self, own] -= 1
         sims[has_self, index.order[self_rows[has_self]]] = -np.inf
-        sums[has_self, own] -= np.einsum("ij,ij->i", x[has_self], index.stacked_vectors[self_rows[has_self]])
+        sums[has_self, own] -= np.einsum("ij,ij->i", x[has_self], left)
+        # |s - v|^2 = |s|^2 - 2 s.v + |v|^2: the class sum s without the left-out row v.
+        norms2[has_self, own] += np.einsum("ij,ij->i", left, left - 2 * index.sums[own])
     valid = counts > 0
     top = sims.max(axis=1, keepdims=True)
     top[~np.isfinite(top)] = 0.0
@@ -350,6 +361,7 @@ def _channels(
     feats[..., 0] = classifier
     feats[..., 1] = kernel
     feats[..., 2] = sums / np.maximum(counts, 1)
+    feats[..., 5] = np.where(norms2 > 1e-12, sums / np.sqrt(np.maximum(norms2, 1e-12)), 0.0)
     with np.errstate(divide="ignore"):
         feats[..., 3] = np.log(counts)
     if index.n_subjects:
@@ -456,7 +468,8 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
 
     if len(sample) == 0:
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
-        weights = np.array([0.0, 1.0, 0.0, 0.0, 0.0])
+        weights = np.zeros(len(CHANNELS))
+        weights[CHANNELS.index("kernel")] = 1.0
         blend = Blend(weights, lr_w, lr_b)
         cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
                           tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
@@ -496,7 +509,8 @@ def _fit_weights(feats: np.ndarray, valid: np.ndarray, y: np.ndarray) -> np.ndar
         grad = -(feats[rows, y] - np.einsum("nc,ncd->nd", p, feats)).mean(axis=0) + STACK_L2 * w
         return float(-ll.mean() + 0.5 * STACK_L2 * w @ w), grad
 
-    start = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    start = np.zeros(len(CHANNELS))
+    start[CHANNELS.index("classifier")] = 1.0
     # More similarity must never lower a class's probability. Unbounded, a small catalog
     # (a few papers a profile) can fit a negative kernel weight on leave-one-out data and
     # then send a profile's own papers to another profile.
