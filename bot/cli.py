@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -518,13 +519,16 @@ def print_ranking(ranking, abstracts: bool = False) -> None:
             highlight=False,
         )
         if item.why:
-            why = "; ".join(
-                f"{_esc(r.title[:70])}{f' ({r.year})' if r.year else ''} {r.similarity:.2f}" for r in item.why
-            )
+            why = "; ".join(_reason(r) for r in item.why)
             out.print(f"   [dim]closest: {why}[/dim]", highlight=False)
         if abstracts:
             out.print(f"   [dim]{_esc(item.abstract)}[/dim]", highlight=False)
         out.print()
+
+
+def _reason(reason) -> str:
+    year = f" ({reason.year})" if reason.year else ""
+    return f"{_esc(textwrap.shorten(reason.title, 70, placeholder='…'))}{year} {reason.similarity:.2f}"
 
 
 def _esc(text: str) -> str:
