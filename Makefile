@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint bench-quality bench-speed clean
+.PHONY: install demo test lint bench-quality bench-speed clean
 
 install: $(STAMP)
 
@@ -26,9 +26,6 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 -q
 
-test-fast: install
-	$(BIN)/python -m pytest -q -x -m "not slow"
-
 lint: install
 	$(BIN)/ruff check bot scoring tests benchmarks scripts
 
@@ -36,7 +33,9 @@ bench-quality: install
 	$(BIN)/scout evaluate --data ../shared/data/labeled/biorxiv_journals_dev.jsonl --folds 5
 
 bench-speed: install
+	$(BIN)/python benchmarks/pipeline_speed.py --preprints 3000
 	$(BIN)/python benchmarks/scoring_speed.py
+	$(BIN)/python benchmarks/slack_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
