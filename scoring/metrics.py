@@ -194,3 +194,22 @@ def retrieval_quality(
         precision_at_10=float(np.mean(pks)) if pks else float("nan"),
     )
     return summary, aps, pks
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold of each paper, stratified by journal; journals with fewer than 2 papers are
+    only ever trained on (-1). A journal's papers go round-robin from a running offset,
+    so each test fold holds about a k-th of every journal and folds stay balanced."""
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    offset = 0
+    for c in rng.permutation(np.unique(labels)):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        if len(rows) < 2:
+            continue
+        out[rows] = (np.arange(len(rows)) + offset) % folds
+        offset += len(rows)
+    return out

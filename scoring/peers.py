@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scoring.scorer import _fit_temperature, _inner_folds, _logsumexp, train_logistic
+from scoring.metrics import stratified_folds
+from scoring.scorer import _fit_temperature, _logsumexp, train_logistic
 
 KNN_K = 20
 KNN_SHARE = 0.9  # the reference system: 90% kNN vote, 10% logistic regression
@@ -187,7 +188,7 @@ def _calibrated(
 
 
 def _crossfit_temperature(score, train: Papers, n_classes: int) -> float:
-    folds = _inner_folds(train.labels, CALIBRATION_FOLDS, seed=0)
+    folds = stratified_folds(train.labels, CALIBRATION_FOLDS, seed=0)
     logits, labels = [], []
     for f in range(CALIBRATION_FOLDS):
         held = np.flatnonzero(folds == f)

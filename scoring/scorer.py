@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scoring.metrics import expected_calibration_error, stratified_folds
+
 CHUNK = 1024
 TAUS = (0.02, 0.03, 0.05, 0.08)
 DEFAULT_TAU = 0.05
@@ -46,7 +48,6 @@ FALLBACK_BACKGROUND_PRIOR = 0.5
 # the background keeps ~12% (blended model).
 FALLBACK_BACKGROUND_WIDTH = 0.05
 MAX_CALIBRATION_POINTS = 3000
-ECE_BINS = 15
 
 # Blended model.
 # "direction" (cosine to the normalised class sum) came last: blobs fitted before it hold
@@ -392,22 +393,6 @@ def _fallback_background_logit(logit: np.ndarray, index: _Index, x: np.ndarray) 
     return _logsumexp(logit) + odds + (FALLBACK_BACKGROUND_COSINE - nearest) / FALLBACK_BACKGROUND_WIDTH
 
 
-def _inner_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Stratified fold of each row: a class's rows go round-robin, so a class with at least
-    two rows always keeps one out of any fold; a class's only row is never held out (-1),
-    as in use, where every profile has at least one paper."""
-    rng = np.random.default_rng(seed)
-    out = np.full(len(y), -1, dtype=np.int64)
-    offset = 0
-    for c in rng.permutation(np.unique(y)):
-        rows = rng.permutation(np.flatnonzero(y == c))
-        if len(rows) < 2:
-            continue
-        out[rows] = (np.arange(len(rows)) + offset) % folds
-        offset += len(rows)
-    return out
-
-
 def train_logistic(
     x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int = LR_MAX_ITER
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -441,7 +426,7 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     sample = eligible
     if len(sample) > MAX_CALIBRATION_POINTS:
         sample = np.sort(rng.choice(eligible, MAX_CALIBRATION_POINTS, replace=False))
-    folds = _inner_folds(y, INNER_FOLDS, seed)
+    folds = stratified_folds(y, INNER_FOLDS, seed)
 
     def crossfit(l2: float) -> np.ndarray:
         out = np.full((len(sample), n_classes), FLOOR)
@@ -525,22 +510,6 @@ def nearest_references(scorer: Scorer, x: np.ndarray, profile: int, k: int = 3) 
     sims = scorer.catalog.vectors[rows] @ np.asarray(x, dtype=np.float32)
     order = np.argsort(-sims)[:k]
     return [(int(rows[i]), float(sims[i])) for i in order]
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Top-label ECE: how far the stated confidence is from the observed accuracy."""
-    if len(labels) == 0:
-        return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
 
 
 # -- internals ---------------------------------------------------------------------------
