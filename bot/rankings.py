@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import func, or_, select
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.db import Preprint, Profile, ReferencePaper, Score
 from bot.embeddings import ensure_vectors
 from bot.profiles import find_profile
-from bot.scores import ScoringContext, latest_run, load_scorer, profile_vectors
+from bot.scores import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
 from scoring.text import clean_text, document
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats
 
@@ -116,8 +116,10 @@ class Match:
 
 
 def window_bounds(days: int, until: date | None = None) -> tuple[date, date]:
-    until = until or date.today()
-    return until - timedelta(days=days), until
+    """The first and last posting dates of "the last `days` days", both included, ending
+    today (UTC, like every stored timestamp) unless told otherwise."""
+    until = until or datetime.now(UTC).date()
+    return until - timedelta(days=days - 1), until
 
 
 def rank_profile(
@@ -270,6 +272,13 @@ def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10
     run = latest_run(session)
     if run is None:
         raise PreprintNotFound("no profiles scored yet: add a profile first (scout profiles add NAME --papers FILE)")
+    if not fingerprint_matches(session, ctx.model_name, run):
+        # The stored model was fitted on another catalog (a profile was just added or
+        # removed, or the model changed); its numbers would belong to other profiles.
+        raise PreprintNotFound(
+            "the profiles changed since the scores were computed; they are refreshed on the "
+            "next scoring run (scout score) - try again in a few minutes"
+        )
     fitted = load_scorer(session, ctx, run)
     x = ctx.embedder().embed([text])
     probs = fitted.scorer.predict_proba(x)[0]

@@ -76,9 +76,7 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     profiles = _profiles(session)
     if not profiles:
         return ScoreReport(None, False, 0, 0)
-    fingerprint = catalog_fingerprint(
-        ctx.model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles]
-    )
+    fingerprint = current_fingerprint(ctx.model_name, profiles)
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
     refit = refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx)
@@ -113,14 +111,21 @@ def latest_run(session: Session) -> ScoringRun | None:
     return session.scalar(select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
 
 
+def current_fingerprint(model_name: str, profiles: list[Profile]) -> str:
+    return catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+
+
+def fingerprint_matches(session: Session, model_name: str, run: ScoringRun) -> bool:
+    """Was `run` fitted on the catalog (profiles, papers, model) as it is now?"""
+    return run.fingerprint == current_fingerprint(model_name, _profiles(session))
+
+
 def is_current(session: Session, model_name: str) -> bool:
     profiles = _profiles(session)
     run = latest_run(session)
     if not profiles:
         return True
-    fingerprint = catalog_fingerprint(
-        model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles]
-    )
+    fingerprint = current_fingerprint(model_name, profiles)
     if run is None or run.fingerprint != fingerprint:
         return False
     unscored = session.scalar(

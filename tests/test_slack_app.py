@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -194,7 +194,7 @@ def test_rank_public_posts_in_channel_and_days_window(live: Live):
     reply = answer(live, "rank Neural Networks 5 days top 20 public")
     assert reply["response_type"] == "in_channel"
     with live.db.session() as session:
-        since = date.today() - timedelta(days=5)  # the window includes its first day
+        since = datetime.now(UTC).date() - timedelta(days=4)  # "5 days": five posting dates, today included
         in_window = sum(1 for p in session.scalars(select(Preprint)) if p.posted >= since)
     shown = [b for b in reply["blocks"] if b.get("accessory", {}).get("action_id") == "scout_abstract"]
     assert len(shown) == in_window > 0
