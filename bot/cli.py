@@ -615,6 +615,9 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     out.print(f"database: {_safe_url(settings.database_url)}   model: {settings.model}", highlight=False)
     clock = data["clock"]
     out.print(f"clock: {clock['active'] + ' (active)' if clock else 'none running'}", highlight=False)
+    if clock and clock["next_runs"]:
+        runs = ", ".join(f"{job} {when}" for job, when in sorted(clock["next_runs"].items(), key=lambda kv: kv[1]))
+        out.print(f"next runs: {runs}", highlight=False)
     pre = data["preprints"]
     out.print(
         f"preprints: {pre['stored']} stored, {pre['in_window']} posted in the last {pre['window_days']} days; "

@@ -279,6 +279,9 @@ class ClockLease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The active clock's jobs and their next run times (ISO), published with each heartbeat
+    # so `scout status` can show them from any process.
+    next_runs: Mapped[dict | None] = mapped_column(JSON)
 
 
 # -- engine ------------------------------------------------------------------------------

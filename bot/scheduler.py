@@ -129,15 +129,33 @@ class Leadership:
                 lease.expires_at = now + self.lease
 
 
-def active_clock(db: Database, now: datetime | None = None) -> tuple[str, datetime] | None:
-    """(holder, lease expiry) of the active clock, or None when no clock is running."""
+@dataclass(frozen=True)
+class ActiveClock:
+    holder: str
+    lease_until: datetime
+    next_runs: dict[str, str]
+
+
+def active_clock(db: Database, now: datetime | None = None) -> ActiveClock | None:
+    """The active clock (holder, lease expiry, its jobs' next runs), or None when none runs."""
     now = now or utcnow()
     with db.session() as session:
         lease = session.get(ClockLease, LEASE_NAME)
         if lease is None:
             return None
         expires = lease.expires_at if lease.expires_at.tzinfo else lease.expires_at.replace(tzinfo=now.tzinfo)
-        return (lease.holder, expires) if expires >= now else None
+        if expires < now:
+            return None
+        return ActiveClock(lease.holder, expires, dict(lease.next_runs or {}))
+
+
+def publish_next_runs(db: Database, holder: str, runs: dict[str, datetime | None]) -> None:
+    """Record the active clock's upcoming job times for `scout status` (only the holder's row)."""
+    times = {name: when.isoformat(timespec="seconds") for name, when in runs.items() if when is not None}
+    with db.session() as session:
+        lease = session.get(ClockLease, LEASE_NAME)
+        if lease is not None and lease.holder == holder:
+            lease.next_runs = times
 
 
 @dataclass
@@ -276,7 +294,11 @@ def build_scheduler(cycle: Cycle, leadership: Leadership, scheduler: BaseSchedul
     # Renew well before the lease runs out, even while a long digest job is running.
     heartbeat = max(1.0, leadership.lease.total_seconds() / 3)
     scheduler.add_job(
-        _heartbeat(leadership), IntervalTrigger(seconds=heartbeat), id="heartbeat", name="heartbeat", **common
+        _heartbeat(leadership, scheduler),
+        IntervalTrigger(seconds=heartbeat),
+        id="heartbeat",
+        name="heartbeat",
+        **common,
     )
     return scheduler
 
@@ -288,10 +310,11 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _heartbeat(leadership: Leadership) -> Callable[[], None]:
+def _heartbeat(leadership: Leadership, scheduler: BaseScheduler) -> Callable[[], None]:
     def renew() -> None:
         try:
-            leadership.acquire()
+            if leadership.acquire():
+                publish_next_runs(leadership.db, leadership.holder, next_runs(scheduler))
         except Exception as exc:  # a busy database must not kill the schedule; try again soon
             log.warning("could not renew the clock lease: %s", exc)
 

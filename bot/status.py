@@ -45,7 +45,11 @@ def collect(db: Database, window_days: int, now: datetime) -> dict:
             "subscriptions": _subscriptions(session),
         }
     clock = active_clock(db, now)
-    data["clock"] = {"active": clock[0], "lease_until": _iso(clock[1])} if clock else None
+    data["clock"] = (
+        {"active": clock.holder, "lease_until": _iso(clock.lease_until), "next_runs": clock.next_runs}
+        if clock
+        else None
+    )
     return data
 
 

@@ -27,11 +27,11 @@ def test_only_one_clock_is_active_and_a_standby_takes_over(db):
     assert first.acquire(T0)
     assert first.acquire(T0 + timedelta(seconds=10))  # renewing is fine
     assert not second.acquire(T0 + timedelta(seconds=20))
-    assert active_clock(db, T0 + timedelta(seconds=20))[0] == "clock-a"
+    assert active_clock(db, T0 + timedelta(seconds=20)).holder == "clock-a"
     first.release()
     assert second.acquire(T0 + timedelta(seconds=30))
     assert not first.acquire(T0 + timedelta(seconds=31))
-    assert active_clock(db, T0 + timedelta(seconds=31))[0] == "clock-b"
+    assert active_clock(db, T0 + timedelta(seconds=31)).holder == "clock-b"
     second.release()
 
 
@@ -126,6 +126,32 @@ def test_jobs_fire_at_their_times_and_missed_runs_coalesce(clock_world, db):
             leadership.release()
     with db.session() as session:
         assert session.query(Preprint).count() > 0
+
+
+def test_status_shows_the_active_clock_and_its_next_runs(clock_world, db):
+    from bot.scheduler import publish_next_runs
+    from bot.status import collect
+
+    _, cycle, _ = clock_world
+    leadership = Leadership(db, "clock-a")
+    scheduler = build_scheduler(cycle, leadership, BackgroundScheduler(timezone="UTC"))
+    assert leadership.acquire()
+    heartbeat = scheduler.get_job("heartbeat").func
+    scheduler.start(paused=True)
+    try:
+        heartbeat()
+        reconcile_at = scheduler.get_job("reconcile").next_run_time
+    finally:
+        scheduler.shutdown(wait=False)
+    clock = collect(db, 90, datetime.now(UTC))["clock"]
+    assert clock["active"] == "clock-a"
+    assert {"poll", "digests", "reconcile", "prune", "refresh"} <= set(clock["next_runs"])
+    assert clock["next_runs"]["reconcile"] == reconcile_at.isoformat(timespec="seconds")
+    assert reconcile_at.hour == 3 and reconcile_at.minute == 17
+    publish_next_runs(db, "someone-else", {"poll": T0})  # only the holder may publish
+    assert collect(db, 90, datetime.now(UTC))["clock"]["next_runs"]["reconcile"] == clock["next_runs"]["reconcile"]
+    leadership.release()
+    assert collect(db, 90, datetime.now(UTC))["clock"] is None
 
 
 def test_jobs_never_overlap_and_missed_runs_coalesce_by_configuration(clock_world, db):
