@@ -19,6 +19,7 @@ from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.scores import ScoringContext  # noqa: E402
 from scoring.embedder import Embedder, load_embedder  # noqa: E402
+from tests.loopback import LoopbackServer  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -40,6 +41,13 @@ def hermetic_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("SCOUT_", "SLACK_")) or name in ("DATABASE_URL", "SMTP_URL"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """A loopback HTTP server playing the far side (a feed, an API) for one test."""
+    with LoopbackServer() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -406,11 +406,6 @@ def test_parse_authors(value: object, server: str, expected: tuple[str, ...]) ->
 # --------------------------------------------------------------------------- fetching
 
 
-@pytest.fixture
-def server():
-    with LoopbackServer() as running:
-        yield running
-
 
 @pytest.fixture
 def client():

@@ -42,11 +42,6 @@ def load(name: str):
     return json.loads((API / name).read_text())
 
 
-@pytest.fixture
-def server():
-    with LoopbackServer() as srv:
-        yield srv
-
 
 @pytest.fixture
 def settings(server):
