@@ -1,4 +1,7 @@
-"""The embedding cache: each text is embedded once per model, then read back from the database."""
+"""The embedding cache: each text is embedded once per model, then read back from the database.
+
+Rows are keyed by `vector_key(model)`, the model's name plus how much text it reads, so
+raising that limit re-embeds instead of mixing old and new vectors."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import Embedding
-from scoring.embedder import Embedder, Progress
+from scoring.embedder import Embedder, Progress, vector_key
 
 # SQLite caps bound parameters per statement; stay well under it.
 LOOKUP_BATCH = 500
@@ -22,7 +25,7 @@ def cached_vectors(session: Session, model: str, hashes: Sequence[str]) -> dict[
         batch = unique[start : start + LOOKUP_BATCH]
         rows = session.execute(
             select(Embedding.content_hash, Embedding.vector).where(
-                Embedding.model == model, Embedding.content_hash.in_(batch)
+                Embedding.model == vector_key(model), Embedding.content_hash.in_(batch)
             )
         )
         for key, blob in rows:
@@ -53,11 +56,12 @@ def ensure_vectors(
         return vectors
     tick = progress(len(missing)) if progress else None
     chunk = commit_every or len(missing)
+    key_of_model = vector_key(model)
     for start in range(0, len(missing), chunk):
         keys = missing[start : start + chunk]
         fresh = embedder().embed([texts[key] for key in keys], progress=tick)
         for key, vector in zip(keys, fresh, strict=True):
-            session.merge(Embedding(model=model, content_hash=key, dim=len(vector), vector=vector.tobytes()))
+            session.merge(Embedding(model=key_of_model, content_hash=key, dim=len(vector), vector=vector.tobytes()))
             vectors[key] = vector
         if commit_every:
             session.commit()

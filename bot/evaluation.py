@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoring.embedder import vector_key
 from scoring.evaluate import MethodResult, Split, cv_splits, evaluate, select_methods
 from scoring.peers import Papers
 from scoring.text import clean_text, content_hash, document
@@ -93,7 +94,7 @@ def cached_embeddings(
     cache_dir: Path = DEFAULT_CACHE,
 ) -> np.ndarray:
     """Vectors for `texts`, embedding only those whose key is not cached for this model."""
-    path = _cache_file(cache_dir, model_name)
+    path = _cache_file(cache_dir, vector_key(model_name))
     known: dict[str, np.ndarray] = {}
     if path.exists():
         with np.load(path) as stored:
@@ -249,13 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=None, help="comma-separated, default all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--scout-subjects", action="store_true",
-                        help="let the default scorer use subject categories (the product does not)")
     args = parser.parse_args(argv)
-    if args.scout_subjects:
-        import scoring.evaluate
-
-        scoring.evaluate.SCOUT_USES_SUBJECTS = True
     return evaluate_command(args.data, args.train, args.test, args.folds, args.as_json, args.methods,
                             args.seed, args.model)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.embeddings import ensure_vectors, stack
-from scoring.embedder import Embedder, Progress
+from scoring.embedder import Embedder, Progress, vector_key
 from scoring.scorer import Catalog, Scorer, fit
 from scoring.text import document
 
@@ -64,7 +64,8 @@ class ScoringContext:
 
 
 def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:
-    digest = hashlib.sha256(model.encode())
+    # Keyed like the vectors: the same model reading more of each text is another catalog.
+    digest = hashlib.sha256(vector_key(model).encode())
     for profile_id, name, hashes in sorted(profiles):
         digest.update(f"|{profile_id}:{name}:".encode())
         digest.update(",".join(sorted(hashes)).encode())

@@ -638,12 +638,13 @@ def seed_catalog(db, profiles: list[str], preprints: list[dict], score) -> dict:
     from bot.config import BUNDLED_MODEL
     from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score, ScoringRun
     from bot.profiles import normalise_name
+    from scoring.embedder import vector_key
     from scoring.text import content_hash
 
     def embed(session, key: str) -> None:
         vector = np.random.default_rng(int(key[:8], 16)).standard_normal(384).astype(np.float32)
         vector /= np.linalg.norm(vector)
-        session.merge(Embedding(model=BUNDLED_MODEL, content_hash=key, dim=384, vector=vector.tobytes()))
+        session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=384, vector=vector.tobytes()))
 
     with db.session() as session:
         run = ScoringRun(
