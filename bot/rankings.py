@@ -18,6 +18,7 @@ from bot.db import Preprint, Profile, ReferencePaper, Score
 from bot.embeddings import ensure_vectors
 from bot.profiles import find_profile
 from bot.scores import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
+from scoring.lexical import lexical_features
 from scoring.text import clean_text, document
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats
 
@@ -281,7 +282,7 @@ def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10
         )
     fitted = load_scorer(session, ctx, run)
     x = ctx.embedder().embed([text])
-    probs = fitted.scorer.predict_proba(x)[0]
+    probs = fitted.scorer.predict_proba(x, lexical=lexical_features([text]))[0]
     names = fitted.scorer.catalog.names
     order = np.argsort(-probs[:-1])[:limit]
     matches = [ProfileMatch(names[i], float(probs[i]), None, None) for i in order]

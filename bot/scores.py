@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.embeddings import ensure_vectors, stack
 from scoring.embedder import Embedder, Progress, vector_key
+from scoring.lexical import lexical_features
 from scoring.scorer import Catalog, Scorer, fit
 from scoring.text import document
 
@@ -175,8 +176,10 @@ def _choose_background(session: Session, size: int) -> list[int]:
 
 
 def _catalog(
-    session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int]
+    session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int], *, lexical: bool = False
 ) -> tuple[Catalog, list[int]]:
+    """The catalog as arrays; word features only when fitting (a stored model needs them
+    for the preprints it scores, not for its reference papers)."""
     papers = [(i, paper) for i, profile in enumerate(profiles) for paper in profile.papers]
     background = (
         list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)).order_by(Preprint.id)))
@@ -192,6 +195,8 @@ def _catalog(
         vectors=stack(vectors, [paper.content_hash for _, paper in papers], dim),
         labels=np.array([i for i, _ in papers], dtype=np.int64),
         background=stack(vectors, [p.content_hash for p in background], dim),
+        lexical=lexical_features([texts[paper.content_hash] for _, paper in papers]) if lexical else None,
+        background_lexical=lexical_features([texts[p.content_hash] for p in background]) if lexical else None,
     )
     return catalog, [p.id for p in background]
 
@@ -199,7 +204,7 @@ def _catalog(
 def _fit_run(
     session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str, background_ids: list[int]
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, background_ids)
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, lexical=True)
     scorer = fit(catalog)
     cal = scorer.calibration
     run = ScoringRun(
@@ -234,7 +239,8 @@ def _score_preprints(
     vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
     dim = scorer.catalog.vectors.shape[1]
     x = stack(vectors, [p.content_hash for p in preprints], dim)
-    probs = scorer.predict_proba(x, exclude_background=fitted.exclusions([p.id for p in preprints]))
+    lexical = lexical_features([texts[p.content_hash] for p in preprints])
+    probs = scorer.predict_proba(x, exclude_background=fitted.exclusions([p.id for p in preprints]), lexical=lexical)
     rows = [
         {"preprint_id": p.id, "profile_id": profile.id, "run_id": run.id, "score": float(probs[i, j])}
         for i, p in enumerate(preprints)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scoring.lexical import lexical_features
 from scoring.metrics import RankingQuality, RankingRows, RetrievalQuality, retrieval_quality, stratified_folds
 from scoring.peers import DESCRIPTIONS as PEER_DESCRIPTIONS
 from scoring.peers import PEERS, Method, Papers, Scores
@@ -31,11 +32,17 @@ def scout(train: Papers, n_classes: int, test: Papers) -> Scores:
     # preprint has one, and in this benchmark's data whether a paper has one depends on its
     # journal (Genome Research 0%, PLOS Genetics 98%), so a model given them learns who has
     # a subject rather than what the subject says (README, "How good are the scores?").
-    catalog = Catalog(names=tuple(str(i) for i in range(n_classes)), vectors=train.vectors, labels=train.labels)
+    catalog = Catalog(
+        names=tuple(str(i) for i in range(n_classes)),
+        vectors=train.vectors,
+        labels=train.labels,
+        lexical=lexical_features(train.texts) if train.texts else None,
+    )
     # The product fits the blend once a catalog has 100+ papers and a background sample
     # ("auto"); benchmark catalogs are that large but have no background, so name it.
     scorer = fit(catalog, method="blend")
-    probs = scorer.predict_proba(test.vectors)[:, :n_classes]
+    lexical = lexical_features(test.texts) if train.texts else None
+    probs = scorer.predict_proba(test.vectors, lexical=lexical)[:, :n_classes]
     probs = probs / probs.sum(axis=1, keepdims=True)
     return Scores(probs, probs)
 

@@ -4,7 +4,8 @@ Every class (each profile, plus "published somewhere else") gets a logit that is
 weighted sum of a few evidence channels, and the posterior is their softmax:
 
     logit_c(x) = w1 * log P_lr(c | x)          multinomial logistic regression on the
-                                               embedding (+ subject one-hot)
+                                               embedding + hashed words (scoring.lexical)
+                                               (+ subject one-hot)
                + w2 * log sum_r exp(cos(x, r) / tau)   kernel vote of the class's papers
                + w3 * mean_r cos(x, r)         similarity to the class centroid
                + w4 * log n_c                  class size (prior)
@@ -34,6 +35,7 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from scoring.metrics import expected_calibration_error, stratified_folds
 
@@ -67,7 +69,9 @@ class Catalog:
     """The profiles as arrays: reference vectors with a profile index each, plus background.
 
     `subjects` / `background_subjects` are optional (n, S) one-hot rows (all zero when a
-    paper's subject is unknown), e.g. the bioRxiv category."""
+    paper's subject is unknown), e.g. the bioRxiv category. `lexical` /
+    `background_lexical` are optional (n, L) word features (`scoring.lexical`), dense or
+    sparse; the blended model's classifier reads them when given."""
 
     names: tuple[str, ...]
     vectors: np.ndarray  # (n, d) unit rows
@@ -75,6 +79,8 @@ class Catalog:
     background: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     subjects: np.ndarray | None = None
     background_subjects: np.ndarray | None = None
+    lexical: np.ndarray | sparse.spmatrix | None = None
+    background_lexical: np.ndarray | sparse.spmatrix | None = None
 
     def __post_init__(self) -> None:
         if len(self.vectors) != len(self.labels):
@@ -87,6 +93,13 @@ class Catalog:
             raise ValueError(f"profiles without reference papers: {', '.join(empty)}")
         if self.subjects is not None and len(self.subjects) != len(self.vectors):
             raise ValueError("one subject row per reference vector")
+        if self.lexical is not None:
+            if self.lexical.shape[0] != len(self.vectors):
+                raise ValueError("one word-feature row per reference vector")
+            if self.has_background and (
+                self.background_lexical is None or self.background_lexical.shape[0] != len(self.background)
+            ):
+                raise ValueError("word features for the background too, one row per background vector")
 
     @property
     def n_classes(self) -> int:
@@ -99,6 +112,10 @@ class Catalog:
     @property
     def has_background(self) -> bool:
         return self.background.ndim == 2 and len(self.background) > 0
+
+    @property
+    def lexical_dim(self) -> int:
+        return 0 if self.lexical is None else int(self.lexical.shape[1])
 
     @property
     def n_subjects(self) -> int:
@@ -120,6 +137,13 @@ class Catalog:
             subj = np.vstack([subj, _subject_rows(self.background_subjects, len(self.background), s)])
         return np.asarray(x, dtype=np.float32), y, subj
 
+    def stacked_lexical(self) -> np.ndarray | None:
+        """Word features of the rows `stacked()` returns, dense, or None."""
+        if self.lexical is None:
+            return None
+        rows = [self.lexical] + ([self.background_lexical] if self.has_background else [])
+        return np.vstack([_dense(r) for r in rows]).astype(np.float32)
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -138,14 +162,15 @@ class Blend:
     """The fitted parameters of the blended model (small: one linear layer + a weight per channel)."""
 
     weights: np.ndarray  # (len(CHANNELS),)
-    lr_weights: np.ndarray  # (d + S, C) float32
+    lr_weights: np.ndarray  # (d + S + L, C) float32: embedding, subject, word-feature rows
     lr_bias: np.ndarray  # (C,)
     tau: float = DEFAULT_TAU
+    lexical_dim: int = 0  # L; blobs from before word features hold none
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez(buf, weights=self.weights, lr_weights=self.lr_weights, lr_bias=self.lr_bias,
-                 tau=np.array(self.tau))
+                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim))
         return buf.getvalue()
 
     @staticmethod
@@ -154,7 +179,8 @@ class Blend:
             weights = np.zeros(len(CHANNELS))
             stored = np.asarray(z["weights"], dtype=np.float64)
             weights[: len(stored)] = stored
-            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]))
+            lexical_dim = int(z["lexical_dim"]) if "lexical_dim" in z.files else 0
+            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim)
 
 
 @dataclass(frozen=True)
@@ -177,18 +203,24 @@ class Scorer:
         x: np.ndarray,
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
+        lexical: np.ndarray | sparse.spmatrix | None = None,
     ) -> np.ndarray:
         """(N, K+1) log-probabilities; `exclude_background[i]` is a background row to ignore
         for query i (the preprint itself, when it is part of the background sample), or -1.
-        `subjects` (N, S) one-hot rows are used by the blended model when given."""
+        `subjects` (N, S) one-hot rows are used by the blended model when given; `lexical`
+        (N, L) word features (`scoring.lexical`) are required by a model fitted with them."""
         x = np.asarray(x, dtype=np.float32)
+        wanted = self.blend.lexical_dim if self.blend is not None else 0
+        if wanted and (lexical is None or lexical.shape != (len(x), wanted)):
+            raise ValueError(f"this model reads word features: pass lexical, ({len(x)}, {wanted})")
         out = np.empty((len(x), self.catalog.n_classes), dtype=np.float64)
         for start in range(0, len(x), CHUNK):
             stop = start + CHUNK
             excl = None if exclude_background is None else np.asarray(exclude_background[start:stop])
             if self.blend is not None:
                 subj = None if subjects is None else subjects[start:stop]
-                out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj)
+                lex = None if lexical is None or not self.blend.lexical_dim else lexical[start:stop]
+                out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj, lex)
                 continue
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
             logit = (logit + _log_priors(self.catalog)) / self.temperature
@@ -200,9 +232,10 @@ class Scorer:
         x: np.ndarray,
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
+        lexical: np.ndarray | sparse.spmatrix | None = None,
     ) -> np.ndarray:
         """(N, K+1) probabilities, each row summing to 1; the last column is background."""
-        return np.exp(self.log_posterior(x, exclude_background, subjects))
+        return np.exp(self.log_posterior(x, exclude_background, subjects, lexical))
 
     def to_bytes(self) -> bytes:
         """The fitted parameters (not the catalog): store them with the run and rebuild
@@ -216,12 +249,13 @@ class Scorer:
         blend = Blend.from_bytes(blob)
         return Scorer(catalog, tau=blend.tau, temperature=1.0, calibration=calibration, blend=blend)
 
-    def _blend_log_posterior(self, x, excl, subj) -> np.ndarray:
+    def _blend_log_posterior(self, x, excl, subj, lex) -> np.ndarray:
         assert self.blend is not None and self._index is not None
         rows = None
         if excl is not None:
             rows = np.where(excl >= 0, len(self.catalog.vectors) + excl, -1)
-        feats, valid = _channels(self._index, self.blend, x, _subject_rows(subj, len(x), self._index.n_subjects), rows)
+        subj = _subject_rows(subj, len(x), self._index.n_subjects)
+        feats, valid = _channels(self._index, self.blend, x, subj, rows, lexical=lex)
         logit = _combine(feats, valid, self.blend.weights)
         if not self.catalog.has_background:
             logit = np.hstack([logit, _fallback_background_logit(logit, self._index, x)[:, None]])
@@ -326,6 +360,7 @@ def _channels(
     self_rows: np.ndarray | None,
     classifier: np.ndarray | None = None,
     tau: float = DEFAULT_TAU,
+    lexical: np.ndarray | sparse.spmatrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, len(CHANNELS)) evidence per class, and (N, C) whether the class has any
     papers left once each query's own row (`self_rows`, stacked index or -1) is out."""
@@ -355,9 +390,12 @@ def _channels(
     feats = np.zeros((n, c, len(CHANNELS)))
     if classifier is None:
         assert blend is not None
-        z = x @ blend.lr_weights[: x.shape[1]] + blend.lr_bias
-        if index.n_subjects:
-            z = z + subj @ blend.lr_weights[x.shape[1] :]
+        d, s = x.shape[1], index.n_subjects
+        z = x @ blend.lr_weights[:d] + blend.lr_bias
+        if s:
+            z = z + subj @ blend.lr_weights[d : d + s]
+        if blend.lexical_dim:
+            z = z + np.asarray(lexical @ blend.lr_weights[d + s :])
         classifier = z - _logsumexp(z)[:, None]
     feats[..., 0] = classifier
     feats[..., 1] = kernel
@@ -419,7 +457,8 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     index = _Index.build(catalog)
     x, y, subj = catalog.stacked()
     n_classes = len(index.counts)
-    features = np.hstack([x, subj]) if index.n_subjects else x
+    lexical = catalog.stacked_lexical()
+    features = np.hstack([x, subj, *([] if lexical is None else [lexical])]).astype(np.float32)
     rng = np.random.default_rng(seed)
     # Held-out points: rows whose class keeps a paper when they are left out.
     eligible = np.flatnonzero(index.counts[y] >= 2)
@@ -455,7 +494,7 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
         weights = np.zeros(len(CHANNELS))
         weights[CHANNELS.index("kernel")] = 1.0
-        blend = Blend(weights, lr_w, lr_b)
+        blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim)
         cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
                           tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
         return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend)
@@ -475,7 +514,7 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         DEFAULT_TAU, 1.0, expected_calibration_error(probs, y[sample]), nll, len(sample),
         tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)), best_l2,
     )
-    blend = Blend(weights, lr_w, lr_b)
+    blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim)
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
 
 
@@ -616,3 +655,7 @@ def _logsumexp(z: np.ndarray) -> np.ndarray:
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     return np.exp(z - _logsumexp(z)[:, None])
+
+
+def _dense(rows: np.ndarray | sparse.spmatrix) -> np.ndarray:
+    return rows.toarray() if sparse.issparse(rows) else np.asarray(rows)

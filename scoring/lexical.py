@@ -1,0 +1,32 @@
+"""Word features: which words a paper uses, hashed into a fixed number of columns.
+
+An embedding says what a paper is about; some journals are also told apart by words an
+embedding blurs (a software paper's "package" and "available", an organism's name).
+The default scorer's classifier reads both. Hashing needs no vocabulary, so a text's
+features never depend on the catalog and a stored model is its weights alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+# Columns words are hashed into. On the quality benchmark 1,024 to 4,096 columns, and
+# word pairs on top of words, all scored within 0.003 MRR of each other; 2,048 words
+# keeps collisions rare at a sixth of the classifier's cost of 4,096 pairs.
+LEXICAL_DIM = 2048
+
+
+def lexical_features(texts: Sequence[str]) -> sparse.csr_matrix:
+    """(n, LEXICAL_DIM) rows of unit length: each distinct word (English stop words left
+    out) adds +1 or -1 to its hashed column, the sign hashed too so collisions cancel."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    if not texts:
+        return sparse.csr_matrix((0, LEXICAL_DIM), dtype=np.float32)
+    vectorizer = HashingVectorizer(
+        n_features=LEXICAL_DIM, alternate_sign=True, binary=True, norm="l2", stop_words="english", dtype=np.float32
+    )
+    return vectorizer.transform(list(texts)).tocsr()

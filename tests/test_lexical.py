@@ -1,0 +1,72 @@
+"""Word features, and the classifier reading them where embeddings cannot tell profiles apart."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from scoring.lexical import LEXICAL_DIM, lexical_features
+from scoring.scorer import Blend, Catalog, Scorer, fit
+
+DIM = 32
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_rows_are_unit_length_stable_and_ignore_stop_words():
+    rows = lexical_features(["Zebrafish fin regeneration.", "zebrafish FIN regeneration", "the of and"]).toarray()
+    assert rows.shape == (3, LEXICAL_DIM)
+    np.testing.assert_allclose(np.linalg.norm(rows[0]), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(rows[0], rows[1])  # case and punctuation do not matter
+    assert not rows[2].any()  # nothing but stop words: no evidence either way
+    # Hashing has no vocabulary: a text's columns do not depend on what else was seen.
+    np.testing.assert_array_equal(lexical_features(["zebrafish fin regeneration"]).toarray()[0], rows[0])
+    assert lexical_features([]).shape == (0, LEXICAL_DIM)  # a catalog with no background yet
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Two profiles whose embeddings come from one topic: only their words differ."""
+    rng = np.random.default_rng(2)
+    centre = unit(rng.standard_normal((1, DIM)))
+    vectors = unit(np.repeat(centre, 120, axis=0) + 0.2 * rng.standard_normal((120, DIM)))
+    organisms = ["zebrafish larvae", "arabidopsis seedlings"]
+    texts = [f"Paper {i} on {organisms[i // 60]} and growth signalling" for i in range(120)]
+    background_texts = [f"Survey {i} of soil bacteria and climate" for i in range(80)]
+    catalog = Catalog(
+        ("Fish journal", "Plant journal"), vectors, np.repeat(np.arange(2), 60),
+        background=unit(rng.standard_normal((80, DIM))),
+        lexical=lexical_features(texts), background_lexical=lexical_features(background_texts),
+    )
+    return rng, centre, catalog, fit(catalog)
+
+
+def test_words_tell_apart_profiles_whose_embeddings_do_not(twins):
+    rng, centre, _, scorer = twins
+    assert scorer.blend is not None and scorer.blend.lexical_dim == LEXICAL_DIM
+    x = unit(np.repeat(centre, 2, axis=0) + 0.2 * rng.standard_normal((2, DIM)))
+    probs = scorer.predict_proba(x, lexical=lexical_features(["New zebrafish larvae growth", "Arabidopsis seedlings"]))
+    assert probs[0, 0] > 2 * probs[0, 1]
+    assert probs[1, 1] > 2 * probs[1, 0]
+
+
+def test_a_stored_model_scores_the_same_and_asks_for_word_features(twins):
+    rng, centre, catalog, scorer = twins
+    x = unit(centre + 0.2 * rng.standard_normal((3, DIM)))
+    words = lexical_features(["zebrafish larvae", "arabidopsis", "soil bacteria"])
+    plain = Catalog(catalog.names, catalog.vectors, catalog.labels, catalog.background)  # as the bot rebuilds it
+    stored = Scorer.from_bytes(plain, scorer.to_bytes())
+    np.testing.assert_allclose(stored.predict_proba(x, lexical=words), scorer.predict_proba(x, lexical=words))
+    with pytest.raises(ValueError, match="word features"):
+        stored.predict_proba(x)
+
+
+def test_a_blob_from_before_word_features_still_loads():
+    blend = Blend(np.ones(6), np.zeros((DIM, 3), np.float32), np.zeros(3, np.float32))
+    buffer = io.BytesIO()
+    np.savez(buffer, weights=blend.weights, lr_weights=blend.lr_weights, lr_bias=blend.lr_bias, tau=np.array(0.05))
+    assert Blend.from_bytes(buffer.getvalue()).lexical_dim == 0
