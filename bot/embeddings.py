@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from bot.db import Embedding
+from bot.db import Embedding, Preprint, ReferencePaper
 from scoring.embedder import Embedder, Progress, vector_key
 
 # SQLite caps bound parameters per statement; stay well under it.
@@ -74,3 +74,14 @@ def stack(vectors: dict[str, np.ndarray], hashes: Sequence[str], dim: int) -> np
     if not hashes:
         return np.zeros((0, dim), dtype=np.float32)
     return np.vstack([vectors[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def forget_unused_vectors(session: Session, model: str) -> int:
+    """Delete vectors nothing can use any more: those of texts no preprint or reference paper
+    has (pruned, edited or replaced), and those made by another model or text limit than
+    `model`'s (an upgrade or a changed SCOUT_MODEL re-embeds; keeping both doubles the table)."""
+    used = select(Preprint.content_hash).union(select(ReferencePaper.content_hash))
+    gone = session.execute(
+        delete(Embedding).where(or_(Embedding.model != vector_key(model), Embedding.content_hash.not_in(used)))
+    )
+    return gone.rowcount or 0

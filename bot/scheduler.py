@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.db import ClockLease, Database, Preprint, utcnow
 from bot.digests import DigestOutcome, run_due_digests
+from bot.embeddings import forget_unused_vectors
 from bot.polling import PollReport, due_feed_ids, poll_all
 from bot.scores import ScoreReport, ScoringContext, update_scores
 
@@ -244,12 +245,17 @@ class Cycle:
             self.refresh_fn()
 
     def prune(self, now: datetime | None = None) -> int:
-        """Forget preprints posted long before any window anyone looks at."""
+        """Forget preprints posted long before any window anyone looks at, and the vectors
+        no stored text or current model uses."""
         cutoff = (now or utcnow()).date() - timedelta(days=self.config.prune_days)
         with self.db.session() as session:
             gone = session.execute(delete(Preprint).where(Preprint.posted < cutoff)).rowcount
+        with self.db.session() as session:
+            vectors = forget_unused_vectors(session, self.ctx.model_name)
         if gone:
             log.info("pruned %d preprints posted before %s", gone, cutoff)
+        if vectors:
+            log.info("pruned %d cached vectors no stored text or current model uses", vectors)
         return gone
 
     def once(self, now: datetime | None = None) -> CycleReport:

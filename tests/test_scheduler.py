@@ -185,3 +185,30 @@ def test_once_runs_a_full_cycle(clock_world):
     report = cycle.once(now=T0 + timedelta(hours=2))
     assert report.poll.new > 0 and report.score.scored == report.poll.new
     assert deliverer.runs and len(server.requests_to("/biorxiv_xml.php")) == 1
+
+
+def test_prune_forgets_old_preprints_and_the_vectors_nothing_uses(clock_world, db):
+    from bot.config import BUNDLED_MODEL
+    from bot.db import Embedding
+    from scoring.embedder import vector_key
+
+    _, cycle, _ = clock_world
+    cycle.once(now=T0 + timedelta(hours=2))  # polls, embeds and scores the feed
+    with db.session() as session:
+        kept = session.query(Preprint).first()
+        old = Preprint(server="biorxiv", identifier="10.1101/old", title="Old", posted=T0.date() - timedelta(days=400),
+                       content_hash="old-text")
+        session.add(old)
+        vector = b"\0" * 16
+        session.add(Embedding(model=vector_key(BUNDLED_MODEL), content_hash="old-text", dim=4, vector=vector))
+        session.add(Embedding(model=vector_key(BUNDLED_MODEL), content_hash="edited-away", dim=4, vector=vector))
+        session.add(Embedding(model=BUNDLED_MODEL, content_hash=kept.content_hash, dim=4, vector=vector))  # old limit
+        before = session.query(Embedding).filter_by(model=vector_key(BUNDLED_MODEL)).count()
+    assert cycle.prune(now=T0) == 1
+    with db.session() as session:
+        left = {(row.model, row.content_hash) for row in session.query(Embedding)}
+        texts = {p.content_hash for p in session.query(Preprint)}
+        texts |= {r.content_hash for r in session.query(ReferencePaper)}
+    assert len(left) == before - 2  # the pruned preprint's and the orphan's
+    assert {model for model, _ in left} == {vector_key(BUNDLED_MODEL)}
+    assert {key for _, key in left} <= texts and kept.content_hash in {key for _, key in left}
