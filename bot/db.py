@@ -79,7 +79,7 @@ class Preprint(Base):
     posted: Mapped[date | None] = mapped_column(Date)
     url: Mapped[str] = mapped_column(String(2000), default="")
     doi: Mapped[str | None] = mapped_column(String(300))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="SET NULL"))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -118,7 +118,7 @@ class ReferencePaper(Base):
     doi: Mapped[str | None] = mapped_column(String(300))
     year: Mapped[int | None] = mapped_column(Integer)
     journal: Mapped[str | None] = mapped_column(String(500))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
 
     profile: Mapped[Profile] = relationship(back_populates="papers")
 

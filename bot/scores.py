@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.embeddings import ensure_vectors, stack
 from scoring.embedder import Embedder, Progress, vector_key
-from scoring.lexical import lexical_features
+from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.scorer import Catalog, Scorer, fit
 from scoring.text import document
 
@@ -65,8 +65,9 @@ class ScoringContext:
 
 
 def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:
-    # Keyed like the vectors: the same model reading more of each text is another catalog.
-    digest = hashlib.sha256(vector_key(model).encode())
+    # Keyed like the vectors (the same model reading more of each text is another catalog),
+    # and by how words become features, which a stored model depends on too.
+    digest = hashlib.sha256(f"{vector_key(model)}|{LEXICAL_VERSION}".encode())
     for profile_id, name, hashes in sorted(profiles):
         digest.update(f"|{profile_id}:{name}:".encode())
         digest.update(",".join(sorted(hashes)).encode())
@@ -176,7 +177,12 @@ def _choose_background(session: Session, size: int) -> list[int]:
 
 
 def _catalog(
-    session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int], *, lexical: bool = False
+    session: Session,
+    ctx: ScoringContext,
+    profiles: list[Profile],
+    background_ids: list[int],
+    *,
+    with_words: bool = False,
 ) -> tuple[Catalog, list[int]]:
     """The catalog as arrays; word features only when fitting (a stored model needs them
     for the preprints it scores, not for its reference papers)."""
@@ -195,8 +201,8 @@ def _catalog(
         vectors=stack(vectors, [paper.content_hash for _, paper in papers], dim),
         labels=np.array([i for i, _ in papers], dtype=np.int64),
         background=stack(vectors, [p.content_hash for p in background], dim),
-        lexical=lexical_features([texts[paper.content_hash] for _, paper in papers]) if lexical else None,
-        background_lexical=lexical_features([texts[p.content_hash] for p in background]) if lexical else None,
+        lexical=lexical_features([texts[paper.content_hash] for _, paper in papers]) if with_words else None,
+        background_lexical=lexical_features([texts[p.content_hash] for p in background]) if with_words else None,
     )
     return catalog, [p.id for p in background]
 
@@ -204,7 +210,7 @@ def _catalog(
 def _fit_run(
     session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str, background_ids: list[int]
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, lexical=True)
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True)
     scorer = fit(catalog)
     cal = scorer.calibration
     run = ScoringRun(

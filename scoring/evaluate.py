@@ -41,7 +41,7 @@ def scout(train: Papers, n_classes: int, test: Papers) -> Scores:
     # The product fits the blend once a catalog has 100+ papers and a background sample
     # ("auto"); benchmark catalogs are that large but have no background, so name it.
     scorer = fit(catalog, method="blend")
-    lexical = lexical_features(test.texts) if train.texts else None
+    lexical = lexical_features(test.texts) if catalog.lexical is not None else None
     probs = scorer.predict_proba(test.vectors, lexical=lexical)[:, :n_classes]
     probs = probs / probs.sum(axis=1, keepdims=True)
     return Scores(probs, probs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -70,3 +71,32 @@ def test_a_blob_from_before_word_features_still_loads():
     buffer = io.BytesIO()
     np.savez(buffer, weights=blend.weights, lr_weights=blend.lr_weights, lr_bias=blend.lr_bias, tau=np.array(0.05))
     assert Blend.from_bytes(buffer.getvalue()).lexical_dim == 0
+
+
+def test_background_preprints_are_not_sunk_by_a_classifier_that_learnt_them():
+    """The classifier learns "background" from the background sample; those preprints are
+    ranked too, and with words to memorise they would score below fresh preprints like them."""
+    rng = np.random.default_rng(9)
+    centres = np.linalg.qr(rng.standard_normal((DIM, 2)))[0].T.astype(np.float32)
+    refs = unit(np.repeat(centres, 60, axis=0) + 0.6 * rng.standard_normal((120, DIM)))
+    vocabulary = [f"term{i}" for i in range(3000)]
+
+    def texts(n: int) -> list[str]:
+        return [" ".join(rng.choice(vocabulary, 60)) for _ in range(n)]
+
+    def mixed(n: int) -> np.ndarray:  # preprints between the two topics and elsewhere
+        return unit(rng.standard_normal((n, 2)) @ centres + 1.5 * rng.standard_normal((n, DIM)))
+
+    background, background_words = mixed(100), lexical_features(texts(100))
+    catalog = Catalog(("A", "B"), refs, np.repeat(np.arange(2), 60), background=background,
+                      lexical=lexical_features(texts(120)), background_lexical=background_words)
+    scorer = fit(catalog)
+    learnt = Scorer(catalog, blend=replace(scorer.blend, halves_weights=None, halves_bias=None))
+
+    def profiles(model: Scorer, x: np.ndarray, words, own: np.ndarray | None = None) -> float:
+        return float(model.predict_proba(x, exclude_background=own, lexical=words)[:, :2].sum(axis=1).mean())
+
+    fresh = profiles(scorer, mixed(100), lexical_features(texts(100)))
+    own = np.arange(100)
+    assert profiles(learnt, background, background_words, own) < 0.8 * fresh  # the bias, left alone
+    assert abs(profiles(scorer, background, background_words, own) - fresh) < 0.1 * fresh
