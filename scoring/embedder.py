@@ -11,15 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 BUNDLED_PREFIX = "bundled:"
 BATCH_SIZE = 32
 # How much of a paper the model reads. MiniLM ships with 256 word pieces, which cuts
 # two abstracts in three short (the median title + abstract is 300); its position
-# table holds 512, and reading the whole text raised cross-validated MRR from 0.333
-# to 0.341 at about a third more embedding time (README, "How good are the scores?").
+# table holds 512. Reading the whole text raised cross-validated MRR from 0.333 to
+# 0.341, and costs embedding time on long texts: 25.6 -> 15 arXiv abstracts/s on
+# 2 cores (README, "How good are the scores?" and "Speed and memory").
 MAX_TOKENS = 512
 
 Progress = Callable[[int], None]
@@ -30,8 +35,9 @@ class ModelError(Exception):
 
 
 def vector_key(name: str) -> str:
-    """What identifies a model's vectors in a cache: its name and how much text it reads,
-    so vectors made under another limit are never mixed with these."""
+    """What identifies a model's vectors in a cache: its name and the text limit this
+    version asks for (MAX_TOKENS, capped by the model's own position table), so vectors
+    made under another limit are never mixed with these."""
     return f"{name}@{MAX_TOKENS}"
 
 
@@ -108,10 +114,10 @@ def load_embedder(name: str) -> Embedder:
     return Embedder(name=name, model=model)
 
 
-def _read_whole_texts(model) -> None:
+def _read_whole_texts(model: SentenceTransformer) -> None:
     """Raise the model's text limit to MAX_TOKENS, as far as its position table allows;
     never lower a limit the model already has."""
-    config = getattr(getattr(model, "_first_module", lambda: None)(), "auto_model", None)
-    positions = getattr(getattr(config, "config", None), "max_position_embeddings", None) or MAX_TOKENS
+    transformer = getattr(model[0], "auto_model", None) if len(model) else None
+    positions = getattr(getattr(transformer, "config", None), "max_position_embeddings", None) or MAX_TOKENS
     current = model.max_seq_length or 0
     model.max_seq_length = max(current, min(MAX_TOKENS, int(positions)))

@@ -1,0 +1,82 @@
+"""Stored scores from the blended model, end to end through the database: a refit, then
+incremental scoring and free text with the stored run. Vectors are cached synthetic
+embeddings (the model loads only for the free text); words come from the texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from bot.config import BUNDLED_MODEL
+from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score
+from bot.profiles import normalise_name
+from bot.rankings import match_text
+from bot.scores import latest_run, update_scores
+from scoring.embedder import vector_key
+from scoring.lexical import LEXICAL_DIM
+from scoring.scorer import Blend
+from scoring.text import content_hash
+
+DIM = 384
+TOPICS = {"Fish Journal": "zebrafish fin regeneration", "Plant Journal": "arabidopsis root growth"}
+
+
+def _store_vector(session, key: str, vector: np.ndarray) -> None:
+    vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+    session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=DIM, vector=vector.tobytes()))
+
+
+def _preprint(session, number: int, vector: np.ndarray, words: str) -> Preprint:
+    title, abstract = f"Preprint {number} on {words}", f"We study {words} in experiment {number}."
+    row = Preprint(server="biorxiv", identifier=f"10.1101/{number}", title=title, abstract=abstract,
+                   content_hash=content_hash(title, abstract))
+    session.add(row)
+    _store_vector(session, row.content_hash, vector)
+    return row
+
+
+@pytest.fixture
+def catalog(db):
+    """Two profiles on one embedded topic that only their words tell apart, 60 papers each,
+    and 120 stored preprints: enough for the blended model and its background sample."""
+    rng = np.random.default_rng(4)
+    topic = rng.standard_normal(DIM) / np.sqrt(DIM)
+    with db.session() as session:
+        for name, words in TOPICS.items():
+            profile = Profile(name=name, name_key=normalise_name(name), source="test")
+            for i in range(60):
+                title, abstract = f"{name} paper {i}", f"On {words}, part {i}."
+                paper = ReferencePaper(title=title, abstract=abstract, content_hash=content_hash(title, abstract))
+                profile.papers.append(paper)
+                _store_vector(session, paper.content_hash, topic + 0.1 * rng.standard_normal(DIM))
+            session.add(profile)
+        for i in range(120):
+            _preprint(session, i, rng.standard_normal(DIM), f"soil bacteria survey {i % 7}")
+    return rng, topic
+
+
+def _scores(session, preprint_id: int) -> dict[str, float]:
+    rows = session.execute(select(Profile.name, Score.score).join(Profile).where(Score.preprint_id == preprint_id))
+    return dict(rows.all())
+
+
+def test_the_stored_blended_model_reads_words_for_new_preprints_and_free_text(db, scoring_ctx, catalog):
+    rng, topic = catalog
+    with db.session() as session:
+        report = update_scores(session, scoring_ctx)
+        run = latest_run(session)
+        blend = Blend.from_bytes(run.model_blob)
+        assert report.refitted and blend.lexical_dim == LEXICAL_DIM and blend.halves_weights is not None
+    with db.session() as session:  # a new preprint: scored with the stored run, not a refit
+        fish = _preprint(session, 900, topic + 0.1 * rng.standard_normal(DIM), "zebrafish fin regeneration")
+        session.flush()
+        report = update_scores(session, scoring_ctx)
+        assert not report.refitted and report.scored == 1
+        scores = _scores(session, fish.id)
+    assert scores["Fish Journal"] > 2 * scores["Plant Journal"]
+    with db.session() as session:
+        answer = match_text(session, scoring_ctx, "Arabidopsis root growth under drought, measured in seedlings.")
+    by_name = {m.profile: m.score for m in answer.matches}
+    assert sum(by_name.values()) + answer.background == pytest.approx(1.0)
+    assert by_name["Plant Journal"] > by_name["Fish Journal"]
