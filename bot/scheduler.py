@@ -30,7 +30,7 @@ from bot.db import ClockLease, Database, Preprint, utcnow
 from bot.digests import DigestOutcome, run_due_digests
 from bot.embeddings import forget_unused_vectors
 from bot.polling import PollReport, due_feed_ids, poll_all
-from bot.scores import ScoreReport, ScoringContext, update_scores
+from bot.scores import ScoreReport, ScoringContext, forget_old_runs, update_scores
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +252,13 @@ class Cycle:
             gone = session.execute(delete(Preprint).where(Preprint.posted < cutoff)).rowcount
         with self.db.session() as session:
             vectors = forget_unused_vectors(session, self.ctx.model_name)
+            runs = forget_old_runs(session)
         if gone:
             log.info("pruned %d preprints posted before %s", gone, cutoff)
         if vectors:
             log.info("pruned %d cached vectors no stored text or current model uses", vectors)
+        if runs:
+            log.info("pruned %d fitted scoring runs no score uses", runs)
         return gone
 
     def once(self, now: datetime | None = None) -> CycleReport:

@@ -110,6 +110,16 @@ def _warm_cache(
     ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
 
 
+def forget_old_runs(session: Session) -> int:
+    """Delete fitted runs no stored score uses: a refit rewrites every score under its new
+    run, and each run keeps its model's weights (megabytes with hundreds of profiles)."""
+    latest = latest_run(session)
+    if latest is None:
+        return 0
+    used = select(Score.run_id).where(Score.run_id == ScoringRun.id).exists()
+    return session.execute(delete(ScoringRun).where(ScoringRun.id != latest.id, ~used)).rowcount or 0
+
+
 def latest_run(session: Session) -> ScoringRun | None:
     return session.scalar(select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
 

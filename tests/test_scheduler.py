@@ -12,9 +12,10 @@ import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import load_settings
-from bot.db import Preprint, Profile, ReferencePaper, Score
+from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.polling import add_feed
 from bot.scheduler import Cycle, Leadership, active_clock, build_scheduler
+from bot.scores import update_scores
 from bot.subscriptions import Options, Target, subscribe
 from tests.loopback import LoopbackServer
 
@@ -187,13 +188,16 @@ def test_once_runs_a_full_cycle(clock_world):
     assert deliverer.runs and len(server.requests_to("/biorxiv_xml.php")) == 1
 
 
-def test_prune_forgets_old_preprints_and_the_vectors_nothing_uses(clock_world, db):
+def test_prune_forgets_old_preprints_and_the_vectors_and_runs_nothing_uses(clock_world, db):
     from bot.config import BUNDLED_MODEL
     from bot.db import Embedding
     from scoring.embedder import vector_key
 
     _, cycle, _ = clock_world
     cycle.once(now=T0 + timedelta(hours=2))  # polls, embeds and scores the feed
+    with db.session() as session:  # a refit leaves the first run without scores
+        update_scores(session, cycle.ctx, refit=True)
+        runs = [run.id for run in session.query(ScoringRun)]
     with db.session() as session:
         kept = session.query(Preprint).first()
         old = Preprint(server="biorxiv", identifier="10.1101/old", title="Old", posted=T0.date() - timedelta(days=400),
@@ -212,3 +216,5 @@ def test_prune_forgets_old_preprints_and_the_vectors_nothing_uses(clock_world, d
     assert len(left) == before - 2  # the pruned preprint's and the orphan's
     assert {model for model, _ in left} == {vector_key(BUNDLED_MODEL)}
     assert {key for _, key in left} <= texts and kept.content_hash in {key for _, key in left}
+    with db.session() as session:  # only the run the scores use is kept
+        assert len(runs) == 2 and [run.id for run in session.query(ScoringRun)] == [max(runs)]
