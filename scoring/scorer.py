@@ -182,16 +182,16 @@ class Blend:
     lr_bias: np.ndarray  # (C,)
     tau: float = DEFAULT_TAU
     lexical_dim: int = 0  # L; blobs from before word features hold none
-    halves_weights: np.ndarray | None = None  # (folds, d + S + L, C), each without a share of the background
-    halves_bias: np.ndarray | None = None  # (folds, C)
+    fold_weights: np.ndarray | None = None  # (folds, d + S + L, C), each without a share of the background
+    fold_bias: np.ndarray | None = None  # (folds, C)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        halves = {}
-        if self.halves_weights is not None:
-            halves = {"halves_weights": self.halves_weights, "halves_bias": self.halves_bias}
+        folds = {}
+        if self.fold_weights is not None:
+            folds = {"fold_weights": self.fold_weights, "fold_bias": self.fold_bias}
         np.savez(buf, weights=self.weights, lr_weights=self.lr_weights, lr_bias=self.lr_bias,
-                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim), **halves)
+                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim), **folds)
         return buf.getvalue()
 
     @staticmethod
@@ -201,8 +201,8 @@ class Blend:
             stored = np.asarray(z["weights"], dtype=np.float64)
             weights[: len(stored)] = stored
             lexical_dim = int(z["lexical_dim"]) if "lexical_dim" in z.files else 0
-            halves = (z["halves_weights"], z["halves_bias"]) if "halves_weights" in z.files else (None, None)
-            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, halves[0], halves[1])
+            folds = (z["fold_weights"], z["fold_bias"]) if "fold_weights" in z.files else (None, None)
+            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds)
 
 
 @dataclass(frozen=True)
@@ -446,14 +446,14 @@ def _channels(
 
 def _classifier(blend: Blend, dense: np.ndarray, words: sparse.spmatrix | None, excl: np.ndarray | None) -> np.ndarray:
     """Log-probabilities of the classifier; a background preprint (`excl` >= 0) gets those
-    of the classifier fitted without its half of the background (see `Blend`)."""
+    of a classifier fitted without its share of the background (see `Blend`)."""
     z = _linear(dense, words, blend.lr_weights, blend.lr_bias)
-    if excl is not None and blend.halves_weights is not None:
-        for half in range(len(blend.halves_weights)):
-            rows = np.flatnonzero((excl >= 0) & (excl % len(blend.halves_weights) == half))
+    if excl is not None and blend.fold_weights is not None:
+        for fold in range(len(blend.fold_weights)):
+            rows = np.flatnonzero((excl >= 0) & (excl % len(blend.fold_weights) == fold))
             if len(rows):
                 sub = None if words is None else words[rows]
-                z[rows] = _linear(dense[rows], sub, blend.halves_weights[half], blend.halves_bias[half])
+                z[rows] = _linear(dense[rows], sub, blend.fold_weights[fold], blend.fold_bias[fold])
     return z - _logsumexp(z)[:, None]
 
 
@@ -555,16 +555,16 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     elif len(sample):
         best_lr = crossfit(best_l2)
     lr_w, lr_b = train_logistic(features, y, n_classes, best_l2, sparse_x=words())
-    halves = {}
+    folds = {}
     if catalog.has_background:
-        fitted = _background_halves(features, lexical, y, n_classes, best_l2, len(catalog.vectors))
-        halves = {"halves_weights": fitted[0], "halves_bias": fitted[1]}
+        fitted = _background_folds(features, lexical, y, n_classes, best_l2, len(catalog.vectors))
+        folds = {"fold_weights": fitted[0], "fold_bias": fitted[1]}
 
     if len(sample) == 0:
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
         weights = np.zeros(len(CHANNELS))
         weights[CHANNELS.index("kernel")] = 1.0
-        blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **halves)
+        blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds)
         cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
                           tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
         return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend)
@@ -584,22 +584,22 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         DEFAULT_TAU, 1.0, expected_calibration_error(probs, y[sample]), nll, len(sample),
         tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)), best_l2,
     )
-    blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **halves)
+    blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds)
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
 
 
-def _background_halves(
+def _background_folds(
     features: np.ndarray, words: sparse.csr_matrix | None, y: np.ndarray, n_classes: int, l2: float, first: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(folds, D, C) weights and (folds, C) biases of the classifier refitted without each
     share of the background rows (stacked rows `first` onward); see `Blend`."""
     fitted = []
     row = np.arange(len(y))
-    for half in range(BACKGROUND_FOLDS):
-        keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != half))
+    for fold in range(BACKGROUND_FOLDS):
+        keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
         sub = None if words is None else words[keep]
         w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
-        # Half the background is half the prior for it: restore the full sample's odds.
+        # Less background is a smaller prior for it: restore the full sample's odds.
         b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
         fitted.append((w, b))
     return np.stack([w for w, _ in fitted]), np.stack([b for _, b in fitted])

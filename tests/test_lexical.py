@@ -91,7 +91,7 @@ def test_background_preprints_are_not_sunk_by_a_classifier_that_learnt_them():
     catalog = Catalog(("A", "B"), refs, np.repeat(np.arange(2), 60), background=background,
                       lexical=lexical_features(texts(120)), background_lexical=background_words)
     scorer = fit(catalog)
-    learnt = Scorer(catalog, blend=replace(scorer.blend, halves_weights=None, halves_bias=None))
+    learnt = Scorer(catalog, blend=replace(scorer.blend, fold_weights=None, fold_bias=None))
 
     def profiles(model: Scorer, x: np.ndarray, words, own: np.ndarray | None = None) -> float:
         return float(model.predict_proba(x, exclude_background=own, lexical=words)[:, :2].sum(axis=1).mean())

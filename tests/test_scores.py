@@ -67,7 +67,7 @@ def test_the_stored_blended_model_reads_words_for_new_preprints_and_free_text(db
         report = update_scores(session, scoring_ctx)
         run = latest_run(session)
         blend = Blend.from_bytes(run.model_blob)
-        assert report.refitted and blend.lexical_dim == LEXICAL_DIM and blend.halves_weights is not None
+        assert report.refitted and blend.lexical_dim == LEXICAL_DIM and blend.fold_weights is not None
     with db.session() as session:  # a new preprint: scored with the stored run, not a refit
         fish = _preprint(session, 900, topic + 0.1 * rng.standard_normal(DIM), "zebrafish fin regeneration")
         session.flush()
