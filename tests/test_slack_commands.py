@@ -81,6 +81,7 @@ def test_parses_what_users_type(text, expected):
         ("rank", "Which profile"),
         ("rank top 5", "Which profile"),
         ("rank Cell top 0", "1 to 20"),
+        ("rank top top 0 0", "1 to 20"),  # found by the fuzz test below: a bare 0 once hid the bad top
         (f"rank Cell top {MAX_TOP + 1}", "1 to 20"),
         ("rank Cell 0 days", "1 to 3650"),
         ("rank Cell 99999 days", "1 to 3650"),

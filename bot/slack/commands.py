@@ -200,12 +200,14 @@ def _rank(rest: str) -> Rank:
     alternative = f"{profile} {bare_days}" if bare_days and profile else None
     if not profile:
         raise UsageError("Which profile should I rank?", "rank")
+    # Checked first: the reading below that folds a bare number into the profile name
+    # keeps `top` as parsed ("rank top top 0 0" once returned top 0).
+    if not 1 <= top <= MAX_TOP:
+        raise UsageError(f"Show 1 to {MAX_TOP} preprints (`top 10`), not {top}.", "rank")
     if alternative and not 1 <= days <= MAX_DAYS:
         return Rank(alternative, DEFAULT_DAYS, top, public)
     if not 1 <= days <= MAX_DAYS:
         raise UsageError(f"The window must be 1 to {MAX_DAYS} days, not {days}.", "rank")
-    if not 1 <= top <= MAX_TOP:
-        raise UsageError(f"Show 1 to {MAX_TOP} preprints (`top 10`), not {top}.", "rank")
     return Rank(profile, days, top, public, alternative)
 
 
