@@ -26,13 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from listings import ARXIV_DAILY, abstract_text, load_listings  # noqa: E402
+
 from bot.backfill import store_api_items  # noqa: E402
 from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.sources.biorxiv import PAGE_SIZE, parse_details  # noqa: E402
 from scoring.embedder import load_embedder  # noqa: E402
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "arxiv-daily"
 
 
 def synthetic_page(cursor: int, size: int, total: int) -> dict:
@@ -77,13 +77,7 @@ def measure_store(records: int) -> float:
 
 
 def abstracts(n: int) -> list[str]:
-    texts: list[str] = []
-    for path in sorted(SHARED.glob("*.jsonl")) if SHARED.exists() else []:
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            texts.append(f"{row.get('title', '')}. {row.get('summary', '')}")
-            if len(texts) >= n:
-                return texts
+    texts = [abstract_text(row) for row in load_listings()[:n]]
     while len(texts) < n:
         texts.append(("Synthetic abstract about gene regulation in developing embryos. " * 14).strip())
     return texts
@@ -95,7 +89,7 @@ def measure_embed(n: int) -> tuple[float, str]:
     embedder.embed(texts[:16])  # warm-up
     started = time.perf_counter()
     embedder.embed(texts)
-    where = "real arXiv abstracts" if SHARED.exists() else "synthetic abstracts"
+    where = "real arXiv abstracts" if ARXIV_DAILY.exists() else "synthetic abstracts"
     return n / (time.perf_counter() - started), where
 
 

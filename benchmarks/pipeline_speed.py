@@ -14,8 +14,6 @@ reused in place), so only the first run pays for embedding everything.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import resource
 import shutil
@@ -30,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from listings import load_listings  # noqa: E402
 from sqlalchemy import delete, func, select  # noqa: E402
 
 from bot.config import BUNDLED_MODEL  # noqa: E402
@@ -43,19 +42,7 @@ from bot.scores import ScoringContext, update_scores  # noqa: E402
 from scoring.embedder import load_embedder  # noqa: E402
 from scoring.text import content_hash, document  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "arxiv-daily"
 CACHE = ROOT / ".cache"
-
-
-def load_listings() -> list[dict]:
-    rows: dict[str, dict] = {}
-    for path in sorted(glob.glob(str(DATA / "*.jsonl"))):
-        day = Path(path).stem
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            row.setdefault("day", day)
-            rows.setdefault(row["id"], row)
-    return list(rows.values())
 
 
 def split(rows: list[dict], profiles: int, papers: int) -> tuple[dict[str, list[dict]], list[dict]]:

@@ -11,7 +11,6 @@ real arXiv abstracts (../shared/data/arxiv-daily), cycled, so their sparsity is 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -21,20 +20,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from listings import ARXIV_DAILY, abstract_text, load_listings  # noqa: E402
+
 from scoring.lexical import lexical_features  # noqa: E402
 from scoring.scorer import Catalog, fit  # noqa: E402
 
 DIM = 384
-ABSTRACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv-daily"
 
 
 def abstracts() -> list[str]:
-    texts = []
-    for path in sorted(ABSTRACTS.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            texts.extend(f"{row['title']}. {row['summary']}" for row in map(json.loads, handle))
+    texts = [abstract_text(row) for row in load_listings()]
     if not texts:
-        raise SystemExit(f"no abstracts under {ABSTRACTS}")
+        raise SystemExit(f"no abstracts under {ARXIV_DAILY}")
     return texts
 
 
