@@ -7,6 +7,9 @@
         msg = smtp.messages[-1].message              # an email.message.EmailMessage
 
 `closed_port_url()` is an SMTP_URL where nothing listens: a server that is down.
+With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
+offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implicit TLS
+(`url` is then smtps://).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from email.parser import BytesParser
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.certificates import Tls
 
 
 def free_port() -> int:
@@ -72,12 +77,16 @@ class _Handler:
 
 
 class SmtpServer:
-    """aiosmtpd on a free loopback port; optional AUTH (user, password) over plain text for tests."""
+    """aiosmtpd on a free loopback port; optional AUTH (user, password), over plain text
+    unless `tls` is given."""
 
-    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, credentials: tuple[str, str] | None = None, tls: Tls | None = None, starttls: bool = True
+    ) -> None:
         self.handler = _Handler()
         self.port = free_port()
-        kwargs = {}
+        self.implicit_tls = tls is not None and not starttls
+        kwargs: dict = {}
         if credentials:
             user, password = (c.encode() for c in credentials)
 
@@ -85,12 +94,18 @@ class SmtpServer:
                 ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (user, password)
                 return AuthResult(success=ok, handled=False)
 
-            kwargs = {"authenticator": authenticator, "auth_require_tls": False, "auth_required": True}
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; over implicit TLS it must be told.
+            kwargs = {"authenticator": authenticator, "auth_require_tls": tls is not None and starttls,
+                      "auth_required": True}
+        if tls is not None and starttls:
+            kwargs.update(tls_context=tls.server_context(), require_starttls=True)
+        elif tls is not None:
+            kwargs.update(ssl_context=tls.server_context())
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://127.0.0.1:{self.port}"
 
     @property
     def messages(self) -> list[Received]:

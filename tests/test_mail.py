@@ -34,6 +34,7 @@ from bot.mail import (
 )
 from bot.subscriptions import Options
 from bot.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
+from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
 from tests.smtp_server import SmtpServer, closed_port_url
 
@@ -282,6 +283,55 @@ def test_smtp_login_and_a_bad_password_never_shown(seeded, database_url):
         good = mail_settings(database_url, f"smtp://scout:s3cret%3Apw@127.0.0.1:{server.port}")
         [outcome] = run(db, good, when=LATER + RETRY_BASE)
         assert outcome.sent == 4 and len(server.messages) == 1
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH")
+@pytest.mark.parametrize("starttls", [True, False], ids=["starttls", "implicit-tls"])
+def test_tls_with_a_verified_certificate_then_login(seeded, database_url, tls, monkeypatch, starttls):
+    # The client verifies with Python's default context: trusting a private authority is
+    # SSL_CERT_FILE, as for any OpenSSL program (README, "Email").
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
+    follow(seeded, "ada@example.org", "PLOS Genetics", NOW)
+    with SmtpServer(credentials=("scout", "s3cret"), tls=tls, starttls=starttls) as server:
+        scheme, rest = server.url.split("://")
+        [outcome] = run(seeded, mail_settings(database_url, f"{scheme}://scout:s3cret@{rest}"))
+        assert outcome.error is None and outcome.sent == 4
+        assert len(server.messages) == 1 and server.messages[0].rcpt_tos == ["ada@example.org"]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH")
+@pytest.mark.parametrize("starttls", [True, False], ids=["starttls", "implicit-tls"])
+def test_an_untrusted_certificate_sends_nothing_and_is_retried(seeded, database_url, tls, tmp_path, monkeypatch,
+                                                               starttls):
+    other = make_tls(tmp_path / "other")  # a certificate authority the server's certificate is not from
+    monkeypatch.setenv("SSL_CERT_FILE", str(other.ca_file))
+    sub_id = follow(seeded, "ada@example.org", "PLOS Genetics", NOW)
+    with SmtpServer(credentials=("scout", "s3cret"), tls=tls, starttls=starttls) as server:
+        scheme, rest = server.url.split("://")
+        settings = mail_settings(database_url, f"{scheme}://scout:s3cret@{rest}")
+        [outcome] = run(seeded, settings)
+        assert "TLS with" in outcome.error and "certificate verify failed" in outcome.error
+        assert "s3cret" not in outcome.error and not outcome.paused
+        assert server.messages == [] and server.rcpt_attempts == []
+        assert subscription(seeded, sub_id).next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
+        # Trusted again (the certificate renewed, the authority added): the retry delivers all.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
+        [outcome] = run(seeded, settings, when=LATER + RETRY_BASE)
+        assert outcome.sent == 4 and len(server.messages) == 1
+
+
+def test_a_certificate_for_another_host_is_refused(seeded, database_url, tls, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))  # trusted, but issued for 127.0.0.1 only
+    follow(seeded, "ada@example.org", "PLOS Genetics", NOW)
+    with SmtpServer(tls=tls) as server:
+        [outcome] = run(seeded, mail_settings(database_url, f"smtp://localhost:{server.port}"))
+        assert "TLS with smtp://localhost" in outcome.error and "mismatch" in outcome.error.lower()
+        assert server.messages == []
 
 
 # -- subscribing and confirming ----------------------------------------------------------
