@@ -44,6 +44,13 @@ def main() -> None:
         q, d = r.ranking, r.retrieval
         print(f"| {r.method}: {r.description} | {q.acc_at_1:.3f} | {q.acc_at_5:.3f} | {q.acc_at_10:.3f} | "
               f"{q.mrr:.3f} | {q.ece:.3f} | {d.map:.3f} | {d.precision_at_10:.3f} |")
+    buckets = results[0].by_size if results else ()
+    if buckets:
+        print("\nMRR / acc@10 by papers in the true journal's profile (test preprints in each column):\n")
+        print("| method | " + " | ".join(f"{b.label} ({b.n})" for b in buckets) + " |")
+        print("| --- |" + " ---: |" * len(buckets))
+        for r in results:
+            print(f"| {r.method} | " + " | ".join(f"{b.mrr:.3f} / {b.acc_at_10:.2f}" for b in r.by_size) + " |")
 
 
 if __name__ == "__main__":

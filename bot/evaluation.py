@@ -232,10 +232,27 @@ def print_table(results: list[MethodResult], setup: dict, console) -> None:
             f"{r.seconds:.0f}",
         )
     console.print(table)
+    print_size_table(results, console)
     console.print(
         "[dim]acc@k/MRR/ECE: which journal fits a preprint (catalog = training journals); "
         "MAP/P@10: which preprints fit a journal, per journal with >= 2 test papers.[/dim]"
     )
+
+
+def print_size_table(results: list[MethodResult], console) -> None:
+    """MRR / acc@10 by how many papers the true journal's profile has (its training papers)."""
+    from rich.table import Table
+
+    buckets = results[0].by_size if results else ()
+    if not buckets:
+        return
+    table = Table(title="MRR / acc@10 by papers in the journal's profile")
+    table.add_column("method")
+    for b in buckets:
+        table.add_column(f"{b.label} ({b.n})", justify="right")
+    for r in results:
+        table.add_row(r.method, *(f"{b.mrr:.3f} / {b.acc_at_10:.2f}" if b.n else "-" for b in r.by_size))
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

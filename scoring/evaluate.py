@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from scoring.lexical import lexical_features
-from scoring.metrics import RankingQuality, RankingRows, RetrievalQuality, retrieval_quality, stratified_folds
+from scoring.metrics import (
+    RankingQuality,
+    RankingRows,
+    RetrievalQuality,
+    SizeQuality,
+    retrieval_quality,
+    stratified_folds,
+)
 from scoring.peers import DESCRIPTIONS as PEER_DESCRIPTIONS
 from scoring.peers import PEERS, Method, Papers, Scores
 from scoring.scorer import Catalog, fit
@@ -58,6 +65,7 @@ class MethodResult:
     ranking: RankingQuality
     retrieval: RetrievalQuality
     seconds: float
+    by_size: tuple[SizeQuality, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -73,6 +81,9 @@ class MethodResult:
             "p@10": self.retrieval.precision_at_10,
             "journals": self.retrieval.journals,
             "seconds": self.seconds,
+            "by_profile_size": [
+                {"papers": b.label, "n": b.n, "acc@10": b.acc_at_10, "mrr": b.mrr} for b in self.by_size
+            ],
         }
 
 
@@ -114,11 +125,12 @@ def evaluate(
         test = Papers(test.vectors, remap[test.labels], test.texts, test.subjects)
         if len(test) == 0:
             continue
+        sizes = np.bincount(train.labels, minlength=len(catalog))
         for name, method in methods.items():
             start = time.perf_counter()
             scores = method(train, len(catalog), test)
             seconds[name] += time.perf_counter() - start
-            rows[name].add(scores.probs, test.labels)
+            rows[name].add(scores.probs, test.labels, sizes[test.labels])
             _, ap, pk = retrieval_quality(scores.digest, test.labels)
             aps[name].extend(ap)
             pks[name].extend(pk)
@@ -131,7 +143,8 @@ def evaluate(
             map=float(np.mean(aps[name])) if aps[name] else float("nan"),
             precision_at_10=float(np.mean(pks[name])) if pks[name] else float("nan"),
         )
-        results.append(MethodResult(name, DESCRIPTIONS.get(name, name), rows[name].summary(), retrieval, seconds[name]))
+        results.append(MethodResult(name, DESCRIPTIONS.get(name, name), rows[name].summary(), retrieval,
+                                    seconds[name], tuple(rows[name].by_size())))
     return results
 
 

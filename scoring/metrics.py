@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 ECE_BINS = 15
+# Profile sizes (reference papers) the "which journal" metrics are broken down by: how
+# well a profile is found depends mostly on how many papers it was built from.
+SIZE_BUCKETS = ((1, 1), (2, 3), (4, 9), (10, 29), (30, None))
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,24 @@ def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = E
     return float(ece)
 
 
+@dataclass(frozen=True)
+class SizeQuality:
+    """acc@10 and MRR of "which journal fits" over the preprints whose journal's profile
+    has `low` to `high` papers (`high` None: or more)."""
+
+    low: int
+    high: int | None
+    n: int
+    acc_at_10: float
+    mrr: float
+
+    @property
+    def label(self) -> str:
+        if self.high is None:
+            return f"{self.low}+"
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
 @dataclass
 class RankingRows:
     """Per-row outcomes, to pool rows scored against different catalogs (folds)."""
@@ -102,12 +123,14 @@ class RankingRows:
     reciprocal: list[np.ndarray]
     confidence: list[np.ndarray]
     correct: list[np.ndarray]
+    sizes: list[np.ndarray]
 
     @staticmethod
     def empty(ks: tuple[int, ...] = (1, 5, 10)) -> RankingRows:
-        return RankingRows({k: [] for k in ks}, [], [], [])
+        return RankingRows({k: [] for k in ks}, [], [], [], [])
 
-    def add(self, probs: np.ndarray, labels: np.ndarray) -> None:
+    def add(self, probs: np.ndarray, labels: np.ndarray, sizes: np.ndarray | None = None) -> None:
+        """`sizes[i]`: papers in the profile of row i's true journal (for `by_size`)."""
         probs = np.asarray(probs, dtype=np.float64)
         higher, tied = true_label_ranks(probs, labels)
         for k in self.hits:
@@ -115,6 +138,21 @@ class RankingRows:
         self.reciprocal.append(reciprocal_ranks(higher, tied))
         self.confidence.append(probs.max(axis=1) if probs.size else np.zeros(0))
         self.correct.append(probs.argmax(axis=1) == labels if probs.size else np.zeros(0, bool))
+        self.sizes.append(np.full(len(labels), -1) if sizes is None else np.asarray(sizes))
+
+    def by_size(self, buckets: tuple[tuple[int, int | None], ...] = SIZE_BUCKETS) -> list[SizeQuality]:
+        """acc@10 and MRR per profile-size bucket (rows added without sizes are left out)."""
+        if not self.sizes or 10 not in self.hits:
+            return []
+        sizes, rr, hit = (np.concatenate(parts) for parts in (self.sizes, self.reciprocal, self.hits[10]))
+        out = []
+        for low, high in buckets:
+            mask = (sizes >= low) & ((sizes <= high) if high is not None else True)
+            n = int(mask.sum())
+            nan = float("nan")
+            out.append(SizeQuality(low, high, n, float(hit[mask].mean()) if n else nan,
+                                   float(rr[mask].mean()) if n else nan))
+        return out
 
     def summary(self) -> RankingQuality:
         def mean(parts: list[np.ndarray]) -> float:

@@ -33,6 +33,10 @@ def test_cross_validation_json_on_a_tiny_file(_eval_cache, capsys):
         for key in ("acc@1", "acc@5", "acc@10", "mrr", "ece", "map", "p@10"):
             assert 0.0 <= m[key] <= 1.0
         assert m["acc@5"] == 1.0  # only 3 journals
+        # Each tiny journal's training profile has 4-5 papers: every test row is in that bucket.
+        sizes = {b["papers"]: b for b in m["by_profile_size"]}
+        assert sizes["4-9"]["n"] == 21 and sizes["4-9"]["mrr"] == pytest.approx(m["mrr"])
+        assert sum(b["n"] for b in m["by_profile_size"]) == 21
     # Real text carries signal: the default beats chance and the prior.
     assert methods["scout"]["mrr"] > methods["prior"]["mrr"]
     assert methods["scout"]["acc@1"] > 0.5
@@ -48,6 +52,7 @@ def test_train_test_table_and_cache_reuse(_eval_cache, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "train/test" in out and "tfidf_svm" in out and "MRR" in out
+    assert "by papers in the journal's profile" in out
 
 
 def test_cache_embeds_only_what_is_missing(tmp_path):

@@ -84,3 +84,24 @@ def test_pooled_rows_match_one_batch():
     pooled.add(probs[:15], labels[:15])
     pooled.add(probs[15:], labels[15:])
     assert pooled.summary() == ranking_quality(probs, labels)
+
+
+def test_by_profile_size_by_hand():
+    # True journal ranks 1, 2, 4 and 12; their profiles have 1, 1, 5 and 40 papers.
+    probs = np.array([
+        [0.50, 0.20, 0.10] + [0.02] * 10,
+        [0.50, 0.20, 0.10] + [0.02] * 10,
+        [0.40, 0.30, 0.20, 0.05] + [0.005] * 9,
+    ])
+    rows = RankingRows.empty()
+    rows.add(probs[:2], np.array([0, 1]), sizes=np.array([1, 1]))
+    rows.add(probs[2:], np.array([3]), sizes=np.array([5]))
+    twelfth = np.array([[0.9] + [0.01] * 10 + [0.0] * 2])
+    twelfth[0, 11] = 0.005  # 11 journals above it
+    rows.add(twelfth, np.array([11]), sizes=np.array([40]))
+    buckets = {b.label: b for b in rows.by_size()}
+    assert list(buckets) == ["1", "2-3", "4-9", "10-29", "30+"]
+    assert buckets["1"].n == 2 and buckets["1"].mrr == pytest.approx((1 + 1 / 2) / 2) and buckets["1"].acc_at_10 == 1
+    assert buckets["4-9"].mrr == pytest.approx(1 / 4)
+    assert buckets["30+"].mrr == pytest.approx(1 / 12) and buckets["30+"].acc_at_10 == 0
+    assert buckets["2-3"].n == 0 and np.isnan(buckets["2-3"].mrr)
