@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -900,13 +901,29 @@ def serve(
 @app.command()
 def socket() -> None:
     """Slack over Socket Mode (no public URL needed): needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN."""
+    from slack_sdk.errors import SlackApiError
+
     from bot.slack.app import default_context, socket_handler
 
     with database() as (settings, db):
         handler = socket_handler(settings, db, default_context(settings))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        try:
+            handler.connect()
+        except SlackApiError as exc:
+            raise fail(
+                f"Slack refused the Socket Mode connection ({exc.response.get('error')}): SLACK_APP_TOKEN must be "
+                "a valid app-level token (xapp-...) with the connections:write scope"
+            ) from None
+        except OSError as exc:  # URLError included: Slack unreachable; a supervisor restarts us
+            raise fail(f"cannot reach Slack at {settings.slack_api_url}: {exc}", code=1) from None
         err.print("connected to Slack over Socket Mode; Ctrl-C stops")
-        handler.start()
+        try:
+            threading.Event().wait()  # the connection runs in its own threads, reconnecting as Slack asks
+        except KeyboardInterrupt:
+            err.print("stopping")
+        finally:
+            handler.close()
 
 
 @digests_app.command("run")

@@ -44,6 +44,7 @@ METHODS = (
     "views.publish",
     "oauth.v2.access",
     "users.info",
+    "apps.connections.open",
 )
 BLOCK_TYPES = {"section", "divider", "header", "context", "actions", "image", "input", "rich_text", "file", "video"}
 PING_MARKERS = ("<!channel>", "<!here>", "<!everyone>", "<!subteam")
@@ -96,6 +97,8 @@ class FakeSlack:
         self.responses: dict[str, ResponseUrl] = {}
         self.oauth_codes: dict[str, tuple[str, str]] = {}  # code -> (team_id, token)
         self.client_id, self.client_secret = client_id, client_secret
+        self.socket_url: str | None = None  # what apps.connections.open hands out (tests.fake_socket_mode)
+        self.app_tokens: set[str] = set()
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
         for method in METHODS:
@@ -265,6 +268,15 @@ class FakeSlack:
             "bot_id": "B" + team.team_id,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, call: Call) -> dict:
+        # Only an app-level token (xapp-) opens a Socket Mode connection; a bot token is refused.
+        if call.token is None:
+            return {"ok": False, "error": "not_authed"}
+        if call.token not in self.app_tokens:
+            wrong_kind = call.token.startswith("xoxb-")
+            return {"ok": False, "error": "not_allowed_token_type" if wrong_kind else "invalid_auth"}
+        return {"ok": True, "url": self.socket_url}
 
     def _channel_error(self, channel: str) -> str | None:
         if not channel:

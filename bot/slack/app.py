@@ -11,7 +11,10 @@ waits on one. Socket Mode runs the same listeners.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -73,13 +76,28 @@ def build_bolt_app(
         app = App(client=make_client(settings, token=None), oauth_settings=oauth_settings(settings, db), **common)
     elif settings.slack_bot_token:
         # token_verification_enabled=False: start without calling Slack; auth.test runs on the first request.
-        app = App(client=make_client(settings), token_verification_enabled=False, **common)
+        with _without_bolt_oauth_env():
+            app = App(client=make_client(settings), token_verification_enabled=False, **common)
     else:
         raise SlackConfigError(
             "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth installs)"
         )
     register(app, settings, db, ctx)
     return app
+
+
+@contextmanager
+def _without_bolt_oauth_env() -> Iterator[None]:
+    """Bolt switches on OAuth of its own (installations in a local file) whenever
+    SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are in the environment, even empty, as a
+    container's `SLACK_CLIENT_ID: ${SLACK_CLIENT_ID}` leaves them. The settings have
+    already chosen one workspace; left on, every request was refused as "installation
+    no longer available"."""
+    saved = {name: os.environ.pop(name) for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) -> None:
@@ -202,5 +220,10 @@ def socket_handler(settings: Settings, db: Database, ctx: ScoringContext | None 
     if not settings.slack_app_token:
         raise SlackConfigError("SLACK_APP_TOKEN is not set: create an app-level token with connections:write")
     app_token = settings.slack_app_token.get_secret_value()
+    if not app_token.startswith("xapp-"):
+        raise SlackConfigError(
+            "SLACK_APP_TOKEN must be an app-level token (xapp-..., from Basic Information > App-Level Tokens, "
+            "with connections:write), not a bot or user token"
+        )
     app = build_bolt_app(settings, db, ctx, socket_mode=True)
     return SocketModeHandler(app, app_token, web_client=make_client(settings, app_token))
