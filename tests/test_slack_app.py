@@ -455,3 +455,17 @@ def test_oauth_install_then_uninstall(db: Database):
                     time.sleep(0.05)
                     session.refresh(sub)
                 assert sub.status == "paused" and "uninstalled" in sub.status_reason
+
+
+def test_blank_oauth_variables_leave_one_workspace_working(db: Database, monkeypatch):
+    # A container passing through unset variables: Bolt used to switch on OAuth of its own.
+    monkeypatch.setenv("SLACK_CLIENT_ID", "")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "")
+    with FakeSlack() as fake:
+        fake.add_team("T1", "xoxb-t1")
+        seed_catalog(db, PROFILES, PREPRINTS, score_of)
+        with serve(build_app(slack_settings(db, fake), db, ctx=lazy_ctx())) as url:
+            ack, response_url = SlackSender(url, SECRET, fake).command("rank PLOS Genetics top 3")
+            assert ack.status_code == 200
+            [reply] = fake.wait_response(response_url)
+    assert reply["response_type"] == "ephemeral" and "PLOS Genetics" in reply["blocks"][0]["text"]["text"]
