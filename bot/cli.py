@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import textwrap
 import threading
@@ -917,11 +918,19 @@ def socket() -> None:
             ) from None
         except OSError as exc:  # URLError included: Slack unreachable; a supervisor restarts us
             raise fail(f"cannot reach Slack at {settings.slack_api_url}: {exc}", code=1) from None
-        err.print("connected to Slack over Socket Mode; Ctrl-C stops")
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            err.print(f"received {signal.Signals(signum).name}: stopping")
+            stop.set()
+
+        # Set both explicitly: a process started in the background inherits SIGINT ignored,
+        # and supervisors (systemd, Procfile platforms) stop it with SIGTERM.
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        err.print("connected to Slack over Socket Mode; Ctrl-C or SIGTERM stops")
         try:
-            threading.Event().wait()  # the connection runs in its own threads, reconnecting as Slack asks
-        except KeyboardInterrupt:
-            err.print("stopping")
+            stop.wait()  # the connection runs in its own threads, reconnecting as Slack asks
         finally:
             handler.close()
 

@@ -71,8 +71,12 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen:
 BLANK_OAUTH = {"SLACK_CLIENT_ID": "", "SLACK_CLIENT_SECRET": ""}
 
 
-@pytest.mark.parametrize("oauth_env", [{}, BLANK_OAUTH], ids=["plain", "blank-oauth"])
-def test_a_slash_command_over_socket_mode_is_acked_and_answered(db: Database, tmp_path, oauth_env):
+@pytest.mark.parametrize(
+    ("oauth_env", "stop_signal"),
+    [({}, signal.SIGTERM), (BLANK_OAUTH, signal.SIGINT)],
+    ids=["plain-sigterm", "blank-oauth-ctrl-c"],
+)
+def test_a_slash_command_over_socket_mode_is_acked_and_answered(db: Database, tmp_path, oauth_env, stop_signal):
     seed_catalog(db, PROFILES, [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(8)],
                  lambda p, q: round(0.05 + (q * 7 + p * 3) % 23 / 100, 4))
     log = tmp_path / "socket.log"
@@ -99,13 +103,13 @@ def test_a_slash_command_over_socket_mode_is_acked_and_answered(db: Database, tm
             ws.wait_ack(ws.send("slash_commands", bad))
             [reply] = fake.wait_response(bad["response_url"])
             assert "No Such Journal" in json.dumps(reply) and "PLOS Genetics" in json.dumps(reply)
-            proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
+            proc.send_signal(stop_signal)
             assert proc.wait(30) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
         text = log.read_text()
-        assert "connected to Slack over Socket Mode" in text and "stopping" in text
+        assert "connected to Slack over Socket Mode" in text and f"received {stop_signal.name}: stopping" in text
         assert "Traceback" not in text, text[-3000:]
 
 
