@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -902,35 +900,24 @@ def serve(
 @app.command()
 def socket() -> None:
     """Slack over Socket Mode (no public URL needed): needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.slack.app import default_context, socket_handler
+    from bot.slack.app import (
+        SlackUnreachable,
+        connect_socket_mode,
+        default_context,
+        socket_handler,
+        wait_for_stop_signal,
+    )
 
     with database() as (settings, db):
         handler = socket_handler(settings, db, default_context(settings))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
         try:
-            handler.connect()
-        except SlackApiError as exc:
-            raise fail(
-                f"Slack refused the Socket Mode connection ({exc.response.get('error')}): SLACK_APP_TOKEN must be "
-                "a valid app-level token (xapp-...) with the connections:write scope"
-            ) from None
-        except OSError as exc:  # URLError included: Slack unreachable; a supervisor restarts us
-            raise fail(f"cannot reach Slack at {settings.slack_api_url}: {exc}", code=1) from None
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            err.print(f"received {signal.Signals(signum).name}: stopping")
-            stop.set()
-
-        # Set both explicitly: a process started in the background inherits SIGINT ignored,
-        # and supervisors (systemd, Procfile platforms) stop it with SIGTERM.
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+            connect_socket_mode(handler, settings)
+        except SlackUnreachable as exc:
+            raise fail(str(exc), code=1) from None  # status 1: a supervisor restarts it
         err.print("connected to Slack over Socket Mode; Ctrl-C or SIGTERM stops")
         try:
-            stop.wait()  # the connection runs in its own threads, reconnecting as Slack asks
+            wait_for_stop_signal(err.print)  # the connection runs in its own threads, reconnecting as Slack asks
         finally:
             handler.close()
 

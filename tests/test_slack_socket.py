@@ -20,6 +20,7 @@ import pytest
 from bot.db import Database
 from tests.fake_slack import FakeSlack, seed_catalog
 from tests.fake_socket_mode import SocketModeServer
+from tests.smtp_server import free_port
 
 ROOT = Path(__file__).parent.parent
 PROFILES = ["Neural Networks", "PLOS Genetics"]
@@ -144,3 +145,12 @@ def test_a_revoked_app_token_is_explained(db: Database):
     assert result.returncode == 2
     assert "refused the Socket Mode connection (invalid_auth)" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr and "connected" not in result.stderr
+
+
+def test_an_unreachable_slack_exits_with_status_1_for_a_supervisor(db: Database):
+    with FakeSlack() as fake:
+        env = socket_env(db, fake)
+    env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    result = run_socket(env)
+    assert result.returncode == 1
+    assert "cannot reach Slack at http://127.0.0.1:" in result.stderr and "Traceback" not in result.stderr

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from slack_bolt import App, BoltResponse
@@ -42,6 +43,10 @@ COMMAND = "/scout"
 
 class SlackConfigError(ValueError):
     """Slack settings missing for what was asked; the message names them."""
+
+
+class SlackUnreachable(Exception):
+    """Slack could not be reached at all (network, DNS): worth a restart, not a config change."""
 
 
 def default_context(settings: Settings) -> ScoringContext:
@@ -227,3 +232,33 @@ def socket_handler(settings: Settings, db: Database, ctx: ScoringContext | None 
         )
     app = build_bolt_app(settings, db, ctx, socket_mode=True)
     return SocketModeHandler(app, app_token, web_client=make_client(settings, app_token))
+
+
+def connect_socket_mode(handler, settings: Settings) -> None:
+    """Open the Socket Mode connection; a refused token is a SlackConfigError saying what to fix."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        handler.connect()
+    except SlackApiError as exc:
+        raise SlackConfigError(
+            f"Slack refused the Socket Mode connection ({exc.response.get('error')}): SLACK_APP_TOKEN must be "
+            "a valid app-level token (xapp-...) with the connections:write scope"
+        ) from None
+    except OSError as exc:  # URLError included
+        raise SlackUnreachable(f"cannot reach Slack at {settings.slack_api_url}: {exc}") from None
+
+
+def wait_for_stop_signal(announce: Callable[[str], None]) -> None:
+    """Block until SIGTERM or SIGINT. Both are set explicitly: a process started in the
+    background inherits SIGINT ignored, and supervisors (systemd, Procfile platforms) stop
+    a process with SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        announce(f"received {signal.Signals(signum).name}: stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
