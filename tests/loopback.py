@@ -14,6 +14,7 @@ without matches the path whatever the query. Unknown paths answer 404.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,14 @@ from urllib.parse import parse_qs, urlsplit
 
 Response = tuple[int, dict[str, str], bytes | str]
 Handler = Callable[["Request"], Response]
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on at the moment of asking (for a server a test
+    starts itself, or for a "connection refused" address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

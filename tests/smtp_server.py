@@ -14,7 +14,6 @@ offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implici
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass
 from email import policy
@@ -25,12 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.certificates import Tls
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.loopback import free_port
 
 
 def closed_port_url() -> str:

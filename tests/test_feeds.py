@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bot.feeds import (
     parse_feed,
     server_for,
 )
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 BIORXIV_URL = "https://connect.biorxiv.org/biorxiv_xml.php?subject=neuroscience"
@@ -471,12 +470,8 @@ def test_fetch_timeout(server: LoopbackServer, client: httpx.Client) -> None:
 
 
 def test_fetch_connection_refused(client: httpx.Client) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Nothing listens on the port now.
     with pytest.raises(FeedError, match="^could not fetch"):
-        fetch_feed(client, f"http://127.0.0.1:{port}/feed")
+        fetch_feed(client, f"http://127.0.0.1:{free_port()}/feed")
 
 
 def test_fetch_too_large(server: LoopbackServer, client: httpx.Client) -> None:

@@ -19,8 +19,9 @@ from bot.mail import EmailDeliverer, subscribe_email
 from bot.subscriptions import Options
 from bot.tokens import CONFIRM, make_token
 from bot.web import build_app
+from tests.loopback import free_port
 from tests.mail_data import follow, mail_settings, seed, subscription
-from tests.smtp_server import SmtpServer, free_port
+from tests.smtp_server import SmtpServer
 
 # The web process confirms with the real clock, so these tests run in the present.
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

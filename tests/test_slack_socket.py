@@ -20,7 +20,7 @@ import pytest
 from bot.db import Database
 from tests.fake_slack import FakeSlack, seed_catalog
 from tests.fake_socket_mode import SocketModeServer
-from tests.smtp_server import free_port
+from tests.loopback import free_port
 
 ROOT = Path(__file__).parent.parent
 PROFILES = ["Neural Networks", "PLOS Genetics"]
