@@ -77,6 +77,7 @@ def main() -> None:
         assert np.allclose(probs.sum(axis=1), 1.0)
         print(f"score {n:>6} preprints: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
               f"({n / min(times):,.0f} preprints/s)")
+    print(f"stored model (one scoring run's blob): {len(scorer.to_bytes()) / 1e6:.1f} MB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: {peak:.0f} MB")
 

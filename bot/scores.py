@@ -14,7 +14,7 @@ from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.embeddings import ensure_vectors, stack
 from scoring.embedder import Embedder, Progress, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
-from scoring.scorer import Catalog, Scorer, fit
+from scoring.scorer import CHANNELS, Catalog, Scorer, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
@@ -66,8 +66,10 @@ class ScoringContext:
 
 def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:
     # Keyed like the vectors (the same model reading more of each text is another catalog),
-    # and by how words become features, which a stored model depends on too.
-    digest = hashlib.sha256(f"{vector_key(model)}|{LEXICAL_VERSION}".encode())
+    # by how words become features, which a stored model depends on too, and by the
+    # scorer's channels, so an upgrade that adds evidence refits once instead of scoring
+    # on without it.
+    digest = hashlib.sha256(f"{vector_key(model)}|{LEXICAL_VERSION}|{','.join(CHANNELS)}".encode())
     for profile_id, name, hashes in sorted(profiles):
         digest.update(f"|{profile_id}:{name}:".encode())
         digest.update(",".join(sorted(hashes)).encode())

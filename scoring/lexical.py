@@ -34,3 +34,36 @@ def lexical_features(texts: Sequence[str]) -> sparse.csr_matrix:
         n_features=LEXICAL_DIM, alternate_sign=False, binary=True, norm="l2", stop_words="english", dtype=np.float32
     )
     return vectorizer.transform(list(texts)).tocsr()
+
+
+# Dimensions of the word space the scorer compares papers in (see `fit_word_space`). Exact
+# word-overlap cosines against every reference paper scored within 0.001 MRR of these on
+# the quality benchmark, but cost 1.6 s per 1,024 preprints at 17,000 reference papers,
+# three times the rest of scoring together.
+WORD_SPACE_DIM = 256
+
+
+def fit_word_space(lexical: sparse.spmatrix, dim: int = WORD_SPACE_DIM, seed: int = 0) -> np.ndarray | None:
+    """(L, k) projection of word features into a space where a dot product compares two
+    papers' words: each column weighted by its rarity in `lexical` (IDF), then the k
+    directions along which these rows vary most (latent semantic analysis). None when
+    there are too few rows or columns to find any."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
+    rows = sparse.csr_matrix(lexical, dtype=np.float32)
+    k = min(dim, rows.shape[0] - 1, rows.shape[1] - 1)
+    if k < 1 or rows.nnz == 0:
+        return None
+    seen = np.bincount(rows.indices, minlength=rows.shape[1])
+    idf = np.log((rows.shape[0] + 1) / (seen + 1)) + 1.0
+    weighted = normalize(rows.multiply(idf[None, :].astype(np.float32)).tocsr())
+    svd = TruncatedSVD(k, random_state=seed).fit(weighted)
+    return (idf[:, None] * svd.components_.T).astype(np.float32)
+
+
+def word_vectors(lexical: sparse.spmatrix, basis: np.ndarray) -> np.ndarray:
+    """(n, k) unit rows in the word space of `basis`; zero for a text with no known words."""
+    vectors = np.asarray(sparse.csr_matrix(lexical) @ basis, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 1e-9)

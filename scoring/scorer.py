@@ -11,6 +11,17 @@ weighted sum of a few evidence channels, and the posterior is their softmax:
                + w4 * log n_c                  class size (prior)
                + w5 * log P(subject | c) / P(subject)  subject agreement, when known
                + w6 * cos(x, sum_r r)          cosine to the class's mean direction
+               + w7 * log sum_r exp(u(x).u(r) / tau_w)   kernel vote on the papers' words
+               + w8 * max_r u(x).u(r)          the class's paper whose words are closest
+               + w9 * log sum_r exp((cos(x, r) - h_r) / tau)  kernel vote, each paper's
+                                               hubness h_r taken off
+
+u(.) places a paper's words in a small space where rare shared words count most
+(`scoring.lexical.fit_word_space`): a profile of one or two papers gives the classifier
+nothing to learn from, but its papers' words are still evidence. h_r is the mean cosine
+of reference r to its nearest other references: some papers sit close to everything (a
+broad abstract, a generalist journal's) and would otherwise win kernel votes they say
+little about.
 
 The classifier captures what separates profiles; the kernel vote captures profiles
 with only a handful of papers, where a classifier has nothing to learn from. The
@@ -32,14 +43,18 @@ kernel-density classifier (kept for stored runs); `fit()` gives the blended mode
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
+from scoring.lexical import fit_word_space, word_vectors
 from scoring.metrics import expected_calibration_error, stratified_folds
 
 CHUNK = 1024
+SCORING_THREADS = 2  # blocks of CHUNK preprints scored at once
 TAUS = (0.02, 0.03, 0.05, 0.08)
 DEFAULT_TAU = 0.05
 # Cosine at which the fallback background is as likely as a profile paper: MiniLM
@@ -52,15 +67,20 @@ FALLBACK_BACKGROUND_WIDTH = 0.05
 MAX_CALIBRATION_POINTS = 3000
 
 # Blended model.
-# "direction" (cosine to the normalised class sum) came last: blobs fitted before it hold
-# five weights and load with a zero for it.
-CHANNELS = ("classifier", "kernel", "centroid", "log_count", "subject", "direction")
+# Channels were added at the end over time ("direction", then the word and hubness ones):
+# a blob fitted before one holds fewer weights and loads with zeros for the rest.
+CHANNELS = (
+    "classifier", "kernel", "centroid", "log_count", "subject", "direction",
+    "word_kernel", "word_nearest", "hub_kernel",
+)
 MIN_BLEND_PAPERS = 100  # reference papers needed before the blend's weights mean anything
 L2_GRID = (1e-4, 3e-4, 1e-3)  # classifier penalty, chosen by cross-fitted likelihood
 INNER_FOLDS = 3
 LR_MAX_ITER = 100
 STACK_L2 = 1e-3
 BACKGROUND_FOLDS = 2  # classifiers that each leave out a share of the background (see Blend)
+WORD_TAU = 0.05  # word-space cosines spread like embedding ones; 0.03 and 0.1 scored the same
+HUB_NEIGHBOURS = 10  # how many nearest references a paper's hubness averages over
 SUBJECT_SMOOTHING = 2.0  # pseudo-papers pulled from the overall subject mix
 FLOOR = -50.0  # logit floor for a channel with no evidence (log 0)
 
@@ -184,14 +204,24 @@ class Blend:
     lexical_dim: int = 0  # L; blobs from before word features hold none
     fold_weights: np.ndarray | None = None  # (folds, d + S + L, C), each without a share of the background
     fold_bias: np.ndarray | None = None  # (folds, C)
+    # The word space (scoring.lexical.fit_word_space), (L, k), and where the stacked
+    # [references; background] rows sit in it, (R, k): the bot rebuilds a stored model's
+    # catalog without word features, and hashing every reference paper's text again would
+    # cost seconds each time new preprints are scored.
+    word_basis: np.ndarray | None = None
+    word_rows: np.ndarray | None = None
+    hub: np.ndarray | None = None  # (R,) hubness of each stacked row
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        folds = {}
+        optional = {}
         if self.fold_weights is not None:
-            folds = {"fold_weights": self.fold_weights, "fold_bias": self.fold_bias}
+            optional |= {"fold_weights": self.fold_weights, "fold_bias": self.fold_bias}
+        for name in ("word_basis", "word_rows", "hub"):
+            if getattr(self, name) is not None:
+                optional[name] = getattr(self, name)
         np.savez(buf, weights=self.weights, lr_weights=self.lr_weights, lr_bias=self.lr_bias,
-                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim), **folds)
+                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim), **optional)
         return buf.getvalue()
 
     @staticmethod
@@ -202,7 +232,8 @@ class Blend:
             weights[: len(stored)] = stored
             lexical_dim = int(z["lexical_dim"]) if "lexical_dim" in z.files else 0
             folds = (z["fold_weights"], z["fold_bias"]) if "fold_weights" in z.files else (None, None)
-            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds)
+            words = [z[name] if name in z.files else None for name in ("word_basis", "word_rows", "hub")]
+            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds, *words)
 
 
 @dataclass(frozen=True)
@@ -226,8 +257,12 @@ class Scorer:
                 f"stored model has {self.blend.lr_weights.shape} classifier weights; this catalog needs "
                 f"({rows}, {classes}): refit it"
             )
+        stacked = len(self.catalog.vectors) + (len(self.catalog.background) if self.catalog.has_background else 0)
+        for rows in (self.blend.word_rows, self.blend.hub):
+            if rows is not None and len(rows) != stacked:
+                raise ValueError(f"stored model describes {len(rows)} papers; this catalog has {stacked}: refit it")
         if self._index is None:
-            object.__setattr__(self, "_index", _Index.build(self.catalog))
+            object.__setattr__(self, "_index", _Index.build(self.catalog, self.blend.word_rows, self.blend.hub))
 
     def log_posterior(
         self,
@@ -247,17 +282,28 @@ class Scorer:
         if wanted and sparse.issparse(lexical):
             lexical = sparse.csr_matrix(lexical)  # row slices below; COO has none
         out = np.empty((len(x), self.catalog.n_classes), dtype=np.float64)
-        for start in range(0, len(x), CHUNK):
+
+        def block(start: int) -> None:
             stop = start + CHUNK
             excl = None if exclude_background is None else np.asarray(exclude_background[start:stop])
             if self.blend is not None:
                 subj = None if subjects is None else subjects[start:stop]
                 lex = None if lexical is None or not self.blend.lexical_dim else lexical[start:stop]
                 out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj, lex)
-                continue
+                return
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
             logit = (logit + _log_priors(self.catalog)) / self.temperature
             out[start:stop] = logit - _logsumexp(logit)[:, None]
+
+        starts = range(0, len(x), CHUNK)
+        if len(starts) == 1:
+            block(0)
+            return out
+        # numpy's exp and reductions run on one core; its matrix products on all of them.
+        # Two blocks at once, each with a one-thread BLAS, keep both cores busy throughout:
+        # a third faster to rescore 20,000 preprints on 2 cores (benchmarks/scoring_speed.py).
+        with threadpool_limits(1), ThreadPoolExecutor(max_workers=SCORING_THREADS) as pool:
+            list(pool.map(block, starts))
         return out
 
     def predict_proba(
@@ -291,7 +337,8 @@ class Scorer:
             rows = np.where(excl >= 0, len(self.catalog.vectors) + excl, -1)
         dense = np.hstack([x, _subject_rows(subj, len(x), self._index.n_subjects)])
         classifier = _classifier(self.blend, dense, lex, excl)
-        feats, valid = _channels(self._index, self.blend, x, dense[:, x.shape[1] :], rows, classifier=classifier)
+        words = None if lex is None or self.blend.word_basis is None else word_vectors(lex, self.blend.word_basis)
+        feats, valid = _channels(self._index, self.blend, x, dense[:, x.shape[1] :], rows, classifier, words=words)
         logit = _combine(feats, valid, self.blend.weights)
         if not self.catalog.has_background:
             logit = np.hstack([logit, _fallback_background_logit(logit, self._index, x)[:, None]])
@@ -357,9 +404,11 @@ class _Index:
     stacked_subjects: np.ndarray  # (R, S)
     stacked_vectors: np.ndarray  # (R, d)
     n_subjects: int
+    words: np.ndarray | None = None  # (R, k) sorted like refs (Blend.word_rows)
+    hub: np.ndarray | None = None  # (R,) sorted like refs (Blend.hub)
 
     @staticmethod
-    def build(catalog: Catalog) -> _Index:
+    def build(catalog: Catalog, word_rows: np.ndarray | None = None, hub: np.ndarray | None = None) -> _Index:
         x, y, subj = catalog.stacked()
         c = len(catalog.names) + (1 if catalog.has_background else 0)
         sort = np.argsort(y, kind="stable")
@@ -375,8 +424,12 @@ class _Index:
             np.add.at(subject_counts, y, subj)
         total = subject_counts.sum(axis=0)
         share = (total + 1.0) / (total.sum() + s) if s else np.zeros(0)
+
+        def sorted_rows(rows: np.ndarray | None) -> np.ndarray | None:
+            return None if rows is None else np.ascontiguousarray(np.asarray(rows, dtype=np.float32)[sort])
+
         return _Index(np.ascontiguousarray(x[sort]), order, starts, y, counts, sums, (sums * sums).sum(axis=1),
-                      subject_counts, share, subj, x, s)
+                      subject_counts, share, subj, x, s, sorted_rows(word_rows), sorted_rows(hub))
 
 
 def _subject_rows(subj: np.ndarray | None, n: int, s: int) -> np.ndarray:
@@ -396,9 +449,11 @@ def _channels(
     self_rows: np.ndarray | None,
     classifier: np.ndarray,
     tau: float = DEFAULT_TAU,
+    words: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, len(CHANNELS)) evidence per class, and (N, C) whether the class has any
-    papers left once each query's own row (`self_rows`, stacked index or -1) is out."""
+    papers left once each query's own row (`self_rows`, stacked index or -1) is out.
+    `words` are the queries' word-space rows (`word_vectors`), when the model has a space."""
     n, c = len(x), len(index.counts)
     tau = blend.tau if blend is not None else tau
     counts = np.broadcast_to(index.counts, (n, c)).copy()
@@ -416,15 +471,21 @@ def _channels(
         # |s - v|^2 = |s|^2 - 2 s.v + |v|^2: the class sum s without the left-out row v.
         norms2[has_self, own] += np.einsum("ij,ij->i", left, left - 2 * index.sums[own])
     valid = counts > 0
-    top = sims.max(axis=1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    weights = np.exp((sims - top) / np.float32(tau))
-    ksum = np.add.reduceat(weights, index.starts, axis=1).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        kernel = np.log(ksum) + top / tau
     feats = np.zeros((n, c, len(CHANNELS)))
     feats[..., 0] = classifier
-    feats[..., 1] = kernel
+    weights, top = _vote_weights(sims, tau)  # sims is spent: rescoring works on 70 MB blocks
+    feats[..., 1] = _log_vote(weights, top, index.starts, tau)
+    if index.hub is not None:
+        # exp((cos - h) / tau) = exp(cos / tau) * exp(-h / tau): the same weights, rescaled.
+        weights *= np.exp(-index.hub / np.float32(tau))
+        feats[..., 8] = _log_vote(weights, top, index.starts, tau)
+    if index.words is not None and words is not None:
+        word_sims = words @ index.words.T
+        if has_self is not None:
+            word_sims[has_self, index.order[self_rows[has_self]]] = -np.inf
+        feats[..., 7] = np.maximum.reduceat(word_sims, index.starts, axis=1)
+        weights, top = _vote_weights(word_sims, WORD_TAU)
+        feats[..., 6] = _log_vote(weights, top, index.starts, WORD_TAU)
     feats[..., 2] = sums / np.maximum(counts, 1)
     feats[..., 5] = np.where(norms2 > 1e-12, sums / np.sqrt(np.maximum(norms2, 1e-12)), 0.0)
     with np.errstate(divide="ignore"):
@@ -442,6 +503,36 @@ def _channels(
         feats[..., 4] = np.where(known[:, None], np.log(p / share[:, None]), 0.0)
     feats = np.where(np.isfinite(feats), feats, FLOOR)
     return feats, valid
+
+
+def _vote_weights(sims: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """exp((sims - top) / tau), computed in place over `sims` (no copy of an (N, R) block),
+    and each row's top (N, 1), for `_log_vote`."""
+    top = sims.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    sims -= top
+    sims *= np.float32(1.0 / tau)
+    return np.exp(sims, out=sims), top
+
+
+def _log_vote(weights: np.ndarray, top: np.ndarray, starts: np.ndarray, tau: float) -> np.ndarray:
+    """(N, C) log sum over each class's columns of exp(sims / tau) from `_vote_weights`;
+    `starts` are the first column of each class (columns sorted by class)."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.add.reduceat(weights, starts, axis=1).astype(np.float64)) + top / tau
+
+
+def _hubness(x: np.ndarray, k: int = HUB_NEIGHBOURS) -> np.ndarray:
+    """(R,) mean cosine of each unit row of `x` to its k nearest other rows."""
+    k = min(k, len(x) - 1)
+    out = np.zeros(len(x), dtype=np.float32)
+    if k < 1:
+        return out
+    for start in range(0, len(x), CHUNK):
+        sims = x[start : start + CHUNK] @ x.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        out[start : start + CHUNK] = np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
+    return out
 
 
 def _classifier(blend: Blend, dense: np.ndarray, words: sparse.spmatrix | None, excl: np.ndarray | None) -> np.ndarray:
@@ -516,10 +607,13 @@ def train_logistic(
 
 
 def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Scorer:
-    index = _Index.build(catalog)
     x, y, subj = catalog.stacked()
-    n_classes = len(index.counts)
     lexical = catalog.stacked_lexical()
+    basis = None if lexical is None else fit_word_space(lexical, seed=seed)
+    word_rows = None if basis is None else word_vectors(lexical, basis)
+    hub = _hubness(x)
+    index = _Index.build(catalog, word_rows, hub)
+    n_classes = len(index.counts)
     features = np.hstack([x, subj]).astype(np.float32)
 
     def words(rows: np.ndarray | None = None) -> sparse.csr_matrix | None:
@@ -560,11 +654,12 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         fitted = _background_folds(features, lexical, y, n_classes, best_l2, len(catalog.vectors))
         folds = {"fold_weights": fitted[0], "fold_bias": fitted[1]}
 
+    words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub}
     if len(sample) == 0:
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
         weights = np.zeros(len(CHANNELS))
         weights[CHANNELS.index("kernel")] = 1.0
-        blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds)
+        blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds, **words_and_hubs)
         cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
                           tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
         return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend)
@@ -572,7 +667,8 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     feats, valid = [], []
     for start in range(0, len(sample), CHUNK):
         rows = sample[start : start + CHUNK]
-        f, v = _channels(index, None, x[rows], subj[rows], rows, classifier=best_lr[start : start + CHUNK])
+        held_words = None if word_rows is None else word_rows[rows]
+        f, v = _channels(index, None, x[rows], subj[rows], rows, best_lr[start : start + CHUNK], words=held_words)
         feats.append(f)
         valid.append(v)
     feats_all, valid_all = np.vstack(feats), np.vstack(valid)
@@ -584,7 +680,7 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         DEFAULT_TAU, 1.0, expected_calibration_error(probs, y[sample]), nll, len(sample),
         tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)), best_l2,
     )
-    blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds)
+    blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds, **words_and_hubs)
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
 
 

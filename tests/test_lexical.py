@@ -1,4 +1,5 @@
-"""Word features, and the classifier reading them where embeddings cannot tell profiles apart."""
+"""Word features: the classifier reading them, and the word space the scorer compares
+papers in, where embeddings cannot tell profiles apart."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scoring.lexical import LEXICAL_DIM, lexical_features
-from scoring.scorer import Blend, Catalog, Scorer, fit
+from scoring.lexical import LEXICAL_DIM, fit_word_space, lexical_features, word_vectors
+from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
 
 DIM = 32
 
@@ -66,11 +67,68 @@ def test_a_stored_model_scores_the_same_and_asks_for_word_features(twins):
         stored.predict_proba(x)
 
 
-def test_a_blob_from_before_word_features_still_loads():
-    blend = Blend(np.ones(6), np.zeros((DIM, 3), np.float32), np.zeros(3, np.float32))
+def test_a_blob_from_before_word_features_still_loads_and_scores():
+    rng = np.random.default_rng(4)
     buffer = io.BytesIO()
-    np.savez(buffer, weights=blend.weights, lr_weights=blend.lr_weights, lr_bias=blend.lr_bias, tau=np.array(0.05))
-    assert Blend.from_bytes(buffer.getvalue()).lexical_dim == 0
+    np.savez(buffer, weights=np.ones(6), lr_weights=np.zeros((DIM, 3), np.float32), lr_bias=np.zeros(3, np.float32),
+             tau=np.array(0.05))
+    blend = Blend.from_bytes(buffer.getvalue())
+    assert blend.lexical_dim == 0 and blend.word_basis is None and blend.hub is None
+    assert blend.weights.tolist() == [1.0] * 6 + [0.0] * (len(CHANNELS) - 6)
+    catalog = Catalog(("A", "B"), unit(rng.standard_normal((10, DIM))), np.repeat(np.arange(2), 5),
+                      background=unit(rng.standard_normal((4, DIM))))
+    probs = Scorer(catalog, blend=blend).predict_proba(unit(rng.standard_normal((3, DIM))))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_the_word_space_counts_rare_shared_words_more_than_common_ones():
+    common = ["growth", "signalling", "cells", "expression", "tissue"]
+    texts = [f"{' '.join(common)} sample{i}" for i in range(28)]
+    texts += ["zebrafish fin regeneration growth", "zebrafish heart regeneration cells"]
+    basis = fit_word_space(lexical_features(texts))
+    assert basis is not None and basis.shape == (LEXICAL_DIM, len(texts) - 1)
+    rows = word_vectors(lexical_features(["zebrafish regeneration", "growth cells", "zebrafish regeneration",
+                                          "the of and"]), basis)
+    np.testing.assert_allclose(np.linalg.norm(rows[:3], axis=1), 1.0, rtol=1e-5)
+    assert not rows[3].any()  # nothing but stop words: no evidence, not a crash
+    zebrafish = word_vectors(lexical_features(texts[-2:]), basis)
+    assert zebrafish[0] @ rows[0] > zebrafish[0] @ rows[1] + 0.2  # shares the rare words, not the common ones
+    np.testing.assert_allclose(rows[0], rows[2])
+    assert fit_word_space(lexical_features(["a single paper about zebrafish"])) is None
+
+
+def test_small_profiles_are_found_by_their_words():
+    """Forty profiles of three papers on one topic (embeddings alike), each with its own
+    organism: the word channels carry what the classifier cannot learn from three papers."""
+    rng = np.random.default_rng(11)
+    common = [f"common{i}" for i in range(60)]
+    centre = unit(rng.standard_normal((1, DIM)))
+
+    def text(organism: str) -> str:
+        return f"{organism} " + " ".join(rng.choice(common, 25))
+
+    def near(n: int) -> np.ndarray:
+        return unit(np.repeat(centre, n, axis=0) + 0.3 * rng.standard_normal((n, DIM)))
+
+    names = [f"taxon{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40)]
+    catalog = Catalog(
+        tuple(names), near(120), np.repeat(np.arange(40), 3), background=near(100),
+        lexical=lexical_features([text(names[i // 3]) for i in range(120)]),
+        background_lexical=lexical_features([text("") for _ in range(100)]),
+    )
+    scorer = fit(catalog)
+    weights = dict(scorer.calibration.weights)
+    assert weights["word_kernel"] + weights["word_nearest"] > 0
+    x, words = near(40), lexical_features([text(name) for name in names])
+    without = np.array([w if name not in ("word_kernel", "word_nearest") else 0.0
+                        for name, w in zip(CHANNELS, scorer.blend.weights, strict=True)])
+    blind = Scorer(catalog, blend=replace(scorer.blend, weights=without))
+
+    def mean_rank(model: Scorer) -> float:
+        probs = model.predict_proba(x, lexical=words)[:, :40]
+        return float((probs > probs[np.arange(40), np.arange(40)][:, None]).sum(axis=1).mean())
+
+    assert mean_rank(scorer) < 0.5 * mean_rank(blind)
 
 
 def test_background_preprints_are_not_sunk_by_a_classifier_that_learnt_them():

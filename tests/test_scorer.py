@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.scorer import Catalog, Scorer, expected_calibration_error, fit, nearest_references
+from scoring.scorer import CHANNELS, Catalog, Scorer, _hubness, expected_calibration_error, fit, nearest_references
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats
 
 DIM = 32
@@ -177,6 +177,26 @@ def test_blend_weights_never_reward_dissimilarity():
         method="blend",
     )
     weights = dict(scorer.calibration.weights)
-    assert all(weights[name] >= 0 for name in ("classifier", "kernel", "centroid"))
+    assert all(weights[name] >= 0 for name in CHANNELS if name != "log_count")
     held = np.vstack([cluster(rng, centres[i], 5) for i in range(3)])
     assert (scorer.predict_proba(held).argmax(axis=1) == np.repeat(np.arange(3), 5)).mean() >= 0.9
+
+
+def test_hubness_is_the_mean_cosine_to_the_nearest_other_papers():
+    a, b, c = np.eye(3, dtype=np.float32)
+    between = unit((a + b)[None, :])[0]
+    x = np.vstack([a, b, c, between])
+    half = float(np.sqrt(0.5))
+    np.testing.assert_allclose(_hubness(x, k=1), [half, half, 0.0, half], atol=1e-6)
+    np.testing.assert_allclose(_hubness(x, k=2), [half / 2, half / 2, 0.0, half], atol=1e-6)
+    assert _hubness(x[:1]).tolist() == [0.0]  # nobody else to be near
+
+
+def test_a_stored_model_is_refused_for_a_catalog_with_other_papers(world):
+    rng, centres, catalog = world
+    blob = fit(catalog, method="blend").to_bytes()
+    grown = Catalog(catalog.names, np.vstack([catalog.vectors, cluster(rng, centres[0], 2)]),
+                    np.concatenate([catalog.labels, [0, 0]]), catalog.background)
+    with pytest.raises(ValueError, match="refit it"):
+        Scorer.from_bytes(grown, blob)
+    np.testing.assert_allclose(Scorer.from_bytes(catalog, blob).predict_proba(catalog.vectors).sum(axis=1), 1.0)
