@@ -141,6 +141,11 @@ class Catalog:
         return self.background.ndim == 2 and len(self.background) > 0
 
     @property
+    def n_stacked(self) -> int:
+        """Rows `stacked()` returns: references, then background."""
+        return len(self.vectors) + (len(self.background) if self.has_background else 0)
+
+    @property
     def lexical_dim(self) -> int:
         return 0 if self.lexical is None else int(self.lexical.shape[1])
 
@@ -257,10 +262,11 @@ class Scorer:
                 f"stored model has {self.blend.lr_weights.shape} classifier weights; this catalog needs "
                 f"({rows}, {classes}): refit it"
             )
-        stacked = len(self.catalog.vectors) + (len(self.catalog.background) if self.catalog.has_background else 0)
         for rows in (self.blend.word_rows, self.blend.hub):
-            if rows is not None and len(rows) != stacked:
-                raise ValueError(f"stored model describes {len(rows)} papers; this catalog has {stacked}: refit it")
+            if rows is not None and len(rows) != self.catalog.n_stacked:
+                raise ValueError(
+                    f"stored model describes {len(rows)} papers; this catalog has {self.catalog.n_stacked}: refit it"
+                )
         if self._index is None:
             object.__setattr__(self, "_index", _Index.build(self.catalog, self.blend.word_rows, self.blend.hub))
 
