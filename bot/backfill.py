@@ -153,6 +153,43 @@ def _store_page(
     report.skipped.extend(skipped)
 
 
+@dataclass(frozen=True)
+class Page:
+    """What a backfill keeps of one page of a paged API."""
+
+    items: list[FeedItem]  # to store (after any subject filter)
+    count: int  # records the page held, kept or not: the cursor moves by this
+    total: int  # records in the whole range, as the API reports it
+    warnings: list[str]
+
+
+def _page_through(
+    db: Database,
+    key: str,
+    report: BackfillReport,
+    position: int,
+    fetch: Callable[[int], Page],
+    progress: Progress | None,
+) -> BackfillReport:
+    """Fetch and store pages from `position` until the range is exhausted; the cursor is
+    saved with each page, so a run that stops resumes at the page that failed."""
+    if progress and position:
+        progress(position, report.total)
+    while True:
+        page = fetch(position)
+        report.pages += 1
+        report.records += page.count
+        report.total = page.total
+        report.skipped.extend(page.warnings)
+        position += page.count
+        done = page.count == 0 or position >= page.total
+        _store_page(db, key, page.items, position, page.total, done, report)
+        if progress:
+            progress(page.count, page.total)
+        if done:
+            return report
+
+
 # --------------------------------------------------------------------------- backfill
 
 
@@ -175,23 +212,13 @@ def backfill_server(
     cursor, total = _open_cursor(db, key)
     label = {"biorxiv": "bioRxiv", "medrxiv": "medRxiv"}.get(server, server)
     report = BackfillReport(label, start, end, total=total, resumed_at=cursor)
-    if progress and cursor:
-        progress(cursor, total)
-    while True:
-        page = sources.biorxiv.details_page(server, start, end, cursor)
-        report.pages += 1
-        report.records += page.count
-        report.total = page.total
-        report.skipped.extend(page.skipped)
+
+    def fetch(position: int) -> Page:
+        page = sources.biorxiv.details_page(server, start, end, position)
         items = [i for i in page.items if subjects is None or subject_slug(i.category) in subjects]
-        position = cursor + page.count
-        done = page.count == 0 or position >= page.total
-        _store_page(db, key, items, position, page.total, done, report)
-        if progress:
-            progress(page.count, page.total)
-        if done:
-            return report
-        cursor = position
+        return Page(items, page.count, page.total, page.skipped)
+
+    return _page_through(db, key, report, cursor, fetch, progress)
 
 
 def backfill_arxiv(
@@ -209,22 +236,12 @@ def backfill_arxiv(
     key = cursor_key(f"arxiv/{'+'.join(cats)}", start, end)
     offset, total = _open_cursor(db, key)
     report = BackfillReport(f"arXiv {'+'.join(cats)}", start, end, total=total, resumed_at=offset)
-    if progress and offset:
-        progress(offset, total)
-    while True:
-        page = sources.arxiv.search_page(cats, start, end, offset, page_size)
-        report.pages += 1
-        report.records += page.count
-        report.total = page.total
-        report.skipped.extend(page.warnings)
-        position = offset + page.count
-        done = page.count == 0 or position >= page.total
-        _store_page(db, key, page.items, position, page.total, done, report)
-        if progress:
-            progress(page.count, page.total)
-        if done:
-            return report
-        offset = position
+
+    def fetch(position: int) -> Page:
+        page = sources.arxiv.search_page(cats, start, end, position, page_size)
+        return Page(page.items, page.count, page.total, page.warnings)
+
+    return _page_through(db, key, report, offset, fetch, progress)
 
 
 def run_plan(
