@@ -61,7 +61,7 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
 
     manifest = json.loads((DATA / "feed_manifest.json").read_text())
     profiles = json.loads((DATA / "profiles.json").read_text())
-    newest, oldest = date.fromisoformat(manifest["newest"]), date.fromisoformat(manifest["oldest"])
+    oldest, newest = sample_span(manifest)
     days = (newest - oldest).days + 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, serve_feed(DATA / "biorxiv_demo.rdf") as base:
@@ -95,6 +95,13 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
         out.print(
             f"demo finished in {time.monotonic() - started:.0f} s" + (f"; database kept at {db_file}" if keep else "")
         )
+
+
+def sample_span(manifest: dict | None = None) -> tuple[date, date]:
+    """The posting dates of the sample feed's oldest and newest preprints."""
+    if manifest is None:
+        manifest = json.loads((DATA / "feed_manifest.json").read_text())
+    return date.fromisoformat(manifest["oldest"]), date.fromisoformat(manifest["newest"])
 
 
 def _newest_doi(manifest: dict) -> str:

@@ -262,10 +262,11 @@ class Scorer:
                 f"stored model has {self.blend.lr_weights.shape} classifier weights; this catalog needs "
                 f"({rows}, {classes}): refit it"
             )
-        for rows in (self.blend.word_rows, self.blend.hub):
-            if rows is not None and len(rows) != self.catalog.n_stacked:
+        for per_paper in (self.blend.word_rows, self.blend.hub):
+            if per_paper is not None and len(per_paper) != self.catalog.n_stacked:
                 raise ValueError(
-                    f"stored model describes {len(rows)} papers; this catalog has {self.catalog.n_stacked}: refit it"
+                    f"stored model describes {len(per_paper)} papers; this catalog has {self.catalog.n_stacked}: "
+                    "refit it"
                 )
         if self._index is None:
             object.__setattr__(self, "_index", _Index.build(self.catalog, self.blend.word_rows, self.blend.hub))

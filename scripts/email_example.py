@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import sys
 import tempfile
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,11 +29,10 @@ SHOWN_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscrib
 
 
 def main() -> None:
-    from bot.demo import DATA, run_demo
+    from bot.demo import run_demo, sample_span
     from tests.smtp_server import SmtpServer
 
-    manifest = json.loads((DATA / "feed_manifest.json").read_text())
-    newest, oldest = date.fromisoformat(manifest["newest"]), date.fromisoformat(manifest["oldest"])
+    oldest, newest = sample_span()
     quiet = Console(file=io.StringIO())
     with tempfile.TemporaryDirectory() as tmp, SmtpServer() as smtp:
         with contextlib.redirect_stdout(io.StringIO()):  # the demo's own commands print too
