@@ -202,6 +202,9 @@ class Subscription(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # One sender at a time (bot.digests.Claims): who holds the digest, and until when.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     profile: Mapped[Profile] = relationship()
 
@@ -221,6 +224,9 @@ class Digest(Base):
     channel_id: Mapped[str | None] = mapped_column(String(50))
     parent_ts: Mapped[str | None] = mapped_column(String(50))
     message_id: Mapped[str | None] = mapped_column(String(300))
+    # Set just before the parent message is sent: if its answer is lost (a kill, a 5xx, a
+    # timeout), the next run looks for it in the channel's history from this moment.
+    parent_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -14,6 +14,11 @@ import unicodedata
 from html.parser import HTMLParser
 
 _WS = re.compile(r"\s+")
+# Characters no reader means to see: C0 and C1 controls (an ESC sequence can retitle a
+# terminal; PostgreSQL refuses NUL in text) and the bidirectional overrides and isolates
+# that make "DNA\u202egnp.exe" read as "DNA exe.png". Tab, newline and carriage return
+# are whitespace and are handled as such.
+_UNSEEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # Block-level tags end a word; inline tags (<i>, <sub>) do not, so "H<sub>2</sub>O"
 # stays "H2O" while "<p>a</p><p>b</p>" becomes "a b".
@@ -74,8 +79,18 @@ def clean_text(value: str | None) -> str:
         text = "".join(parser.parts)
         # Doubly-escaped feeds ("&amp;lt;i&amp;gt;") leave entities after one pass.
         text = html.unescape(text)
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", strip_unseen(text))
     return _WS.sub(" ", text).strip()
+
+
+def strip_unseen(value: str) -> str:
+    """`value` without control and bidirectional-override characters (whitespace kept)."""
+    return _UNSEEN.sub("", value)
+
+
+def one_line(value: str | None) -> str:
+    """A name, subject or title as one readable line: no controls, single-spaced."""
+    return _WS.sub(" ", strip_unseen(value or "")).strip()
 
 
 def document(title: str | None, abstract: str | None) -> str:
