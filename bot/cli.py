@@ -851,18 +851,21 @@ def email_send(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the digests, send nothing")] = False,
 ) -> None:
     """Send the due email digests now (the clock does this on schedule)."""
-    from bot.digests import run_due_digests
+    from bot.digests import Claims, run_due_digests
     from bot.mail import make_email_deliverer
 
     with database() as (settings, db):
         deliverer = make_email_deliverer(settings, db, scoring_context(settings))
         if deliverer is None:
             raise fail("SMTP_URL is not set: email digests need an SMTP server (see README, Email)")
-        outcomes = run_due_digests(db, [deliverer], force=force, dry_run=dry_run)
+        claims = Claims(db, settings.digest_lease)
+        outcomes = run_due_digests(db, [deliverer], force=force, dry_run=dry_run, claims=claims)
     if not outcomes:
         err.print("no email digests due")
     for o in outcomes:
-        if o.error:
+        if o.busy:
+            state = "[yellow]busy[/yellow]: another sender is delivering it"
+        elif o.error:
             state = f"[red]{'paused' if o.paused else 'failed'}[/red] {_esc(o.error)}"
         elif o.skipped:
             state = "[dim]nothing new above the threshold[/dim]"
@@ -929,17 +932,20 @@ def digests_run(
 ) -> None:
     """Send every digest that is due (a killed run resumes its threads with no duplicates)."""
     from bot.deliverers import build_deliverers
-    from bot.digests import run_due_digests
+    from bot.digests import Claims, run_due_digests
 
     with database() as (settings, db):
         deliverers = build_deliverers(settings, db, scoring_context(settings))
         if not deliverers:
             raise fail("no digest channel is configured: set SLACK_BOT_TOKEN (or OAuth) and/or SMTP_URL")
-        outcomes = run_due_digests(db, deliverers, force=force, dry_run=dry_run)
+        claims = Claims(db, settings.digest_lease)
+        outcomes = run_due_digests(db, deliverers, force=force, dry_run=dry_run, claims=claims)
     if not outcomes:
         err.print("no digests due (--force sends every subscription's now)")
     for o in outcomes:
-        if o.paused:
+        if o.busy:
+            state = "[yellow]busy[/yellow]: another sender is delivering it"
+        elif o.paused:
             state = f"[red]paused[/red] {_esc(o.error or '')}"
         elif o.error:
             state = f"[red]failed[/red] {_esc(o.error)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     digest_check_seconds: int = Field(default=60, ge=1, le=3600, validation_alias="SCOUT_DIGEST_CHECK_SECONDS")
     clock_lease_seconds: int = Field(default=45, ge=3, le=600, validation_alias="SCOUT_CLOCK_LEASE_SECONDS")
     retention_days: int = Field(default=365, ge=30, validation_alias="SCOUT_RETENTION_DAYS")
+    # How long a sender's claim on a digest lasts without renewal (it renews before every
+    # message). A sender killed mid-digest blocks that digest this long, then the next run
+    # takes it over and resumes the thread.
+    digest_lease_seconds: int = Field(default=300, ge=1, le=3600, validation_alias="SCOUT_DIGEST_LEASE_SECONDS")
     # Slack (docs/slack.md). Secrets are SecretStr: they never show up in a repr or a log line.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
@@ -134,6 +139,10 @@ class Settings(BaseSettings):
     def _api_url_slash(cls, value: str) -> str:
         # slack_sdk joins method names onto the base URL: it must end with a slash.
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def digest_lease(self) -> timedelta:
+        return timedelta(seconds=self.digest_lease_seconds)
 
     @property
     def slack_multi_workspace(self) -> bool:

@@ -8,6 +8,9 @@ side accepted it, so a run that dies halfway resumes without sending anything tw
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -15,7 +18,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -238,6 +241,70 @@ def finish_digest(db: Database, digest_id: int, subscription_id: int, now: datet
             schedule_next(sub, now)
 
 
+# -- one sender at a time ----------------------------------------------------------------
+
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+class ClaimLost(Exception):
+    """Another sender took the subscription over: this one's lease ran out mid-digest."""
+
+
+def _sender_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Claims:
+    """Who may send a subscription's digest right now.
+
+    A claim is one conditional UPDATE of the subscription row, so it is atomic on SQLite
+    and PostgreSQL alike: of two senders (the clock, `scout digests run`, a second clock
+    by mistake) exactly one gets it, before anything is posted. It is a lease, renewed
+    while the digest goes out and released at the end; a sender killed mid-way leaves a
+    lease that the next run takes over once it has expired.
+    """
+
+    db: Database
+    lease: timedelta = DEFAULT_LEASE
+    owner: str = field(default_factory=_sender_name)
+
+    def take(self, subscription_id: int, due_by: datetime | None) -> bool:
+        """Claim one subscription; `due_by` also requires it to be due by then (a sender that
+        finished it a moment ago has moved it to its next run)."""
+        now = utcnow()
+        conditions = [
+            Subscription.id == subscription_id,
+            Subscription.status == "active",
+            or_(
+                Subscription.claim_expires_at.is_(None),
+                Subscription.claim_expires_at < now,
+                Subscription.claimed_by == self.owner,
+            ),
+        ]
+        if due_by is not None:
+            due_by = _as_utc(due_by).astimezone(timezone.utc)  # SQLite compares the stored UTC text
+            conditions.append(or_(Subscription.next_run_at.is_(None), Subscription.next_run_at <= due_by))
+        return self._update(conditions, claimed_by=self.owner, claim_expires_at=now + self.lease)
+
+    def renew(self, subscription_id: int) -> None:
+        """Extend the lease before the next message; ClaimLost if another sender has it now."""
+        mine = [Subscription.id == subscription_id, Subscription.claimed_by == self.owner]
+        if not self._update(mine, claim_expires_at=utcnow() + self.lease):
+            raise ClaimLost(f"another sender took over subscription {subscription_id}")
+
+    def release(self, subscription_id: int) -> None:
+        mine = [Subscription.id == subscription_id, Subscription.claimed_by == self.owner]
+        self._update(mine, claimed_by=None, claim_expires_at=None)
+
+    def _update(self, conditions: list, **values: object) -> bool:
+        with self.db.session() as session:
+            result = session.execute(
+                update(Subscription).where(*conditions).values(**values).execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+
 # -- running -----------------------------------------------------------------------------
 
 
@@ -251,14 +318,19 @@ class DigestOutcome:
     skipped: bool = False  # nothing above threshold and an empty digest not wanted
     error: str | None = None
     paused: bool = False
+    busy: bool = False  # another sender holds this digest; it is theirs to send
 
 
 class Deliverer(Protocol):
-    """Sends the due digests of one kind ("slack", "email")."""
+    """Sends the due digests of one kind ("slack", "email"). The subscriptions handed to
+    `run` are claimed for it (`claims`, None on a dry run); a long digest renews its claim
+    between messages."""
 
     kind: str
 
-    def run(self, subscription_ids: list[int], now: datetime, dry_run: bool) -> list[DigestOutcome]: ...
+    def run(
+        self, subscription_ids: list[int], now: datetime, dry_run: bool, claims: Claims | None = None
+    ) -> list[DigestOutcome]: ...
 
 
 def run_due_digests(
@@ -269,24 +341,52 @@ def run_due_digests(
     force: bool = False,
     dry_run: bool = False,
     stop: Callable[[], bool] | None = None,
+    claims: Claims | None = None,
 ) -> list[DigestOutcome]:
     """Every due digest, kind by kind and recipient by recipient; one deliverer failing
-    never stops the others. `stop()` is asked between recipients, so a clock told to shut
-    down finishes the digest in hand and leaves the rest to the next run."""
+    never stops the others. Each subscription is claimed before its deliverer sees it, so
+    overlapping runs never send one digest twice: a run that finds it claimed reports it
+    busy and moves on. `stop()` is asked between recipients, so a clock told to shut down
+    finishes the digest in hand and leaves the rest to the next run."""
     now = now or utcnow()
+    claims = claims or Claims(db)
     outcomes: list[DigestOutcome] = []
     for deliverer in deliverers:
         with db.session() as session:
             subs = due_subscriptions(session, now, [deliverer.kind], force=force)
             groups: dict[tuple[str, str, str], list[int]] = {}
+            names: dict[int, tuple[str, str]] = {}
             for sub in subs:
                 groups.setdefault((sub.team_id, sub.channel_id, sub.email), []).append(sub.id)
+                names[sub.id] = (describe_target(sub), sub.profile.name)
         for ids in groups.values():
             if stop is not None and stop():
                 return outcomes
+            if dry_run:
+                outcomes.extend(_run_one(deliverer, ids, now, dry_run, None))
+                continue
+            mine = [i for i in ids if claims.take(i, None if force else now)]
+            outcomes.extend(DigestOutcome(i, *names[i], busy=True) for i in ids if i not in mine)
+            if not mine:
+                continue
             try:
-                outcomes.extend(deliverer.run(ids, now, dry_run))
-            except Exception as exc:  # a broken deliverer must not stop the next one
-                log.exception("%s digests failed", deliverer.kind)
-                outcomes.append(DigestOutcome(ids[0], deliverer.kind, "*", error=str(exc)))
+                outcomes.extend(_run_one(deliverer, mine, now, dry_run, claims))
+            finally:
+                for i in mine:
+                    claims.release(i)
     return outcomes
+
+
+def _run_one(
+    deliverer: Deliverer, ids: list[int], now: datetime, dry_run: bool, claims: Claims | None
+) -> list[DigestOutcome]:
+    try:
+        return deliverer.run(ids, now, dry_run, claims)
+    except Exception as exc:  # a broken deliverer must not stop the next one
+        log.exception("%s digests failed", deliverer.kind)
+        return [DigestOutcome(ids[0], deliverer.kind, "*", error=str(exc))]
+
+
+def describe_target(sub: Subscription) -> str:
+    """Where a subscription's digest goes: '#C123 (T1)' or an address."""
+    return sub.email if sub.kind == "email" else f"#{sub.channel_id} ({sub.team_id})"

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from bot.config import Settings, SettingsError
 from bot.db import Database, Delivery, Digest, Subscription, utcnow
-from bot.digests import DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
+from bot.digests import Claims, DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
 from bot.render import render
 from bot.scores import ScoringContext
 from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for
@@ -418,7 +418,9 @@ class EmailDeliverer:
         self.db = db
         self.ctx = ctx
 
-    def run(self, subscription_ids: list[int], now: datetime, dry_run: bool) -> list[DigestOutcome]:
+    def run(
+        self, subscription_ids: list[int], now: datetime, dry_run: bool, claims: Claims | None = None
+    ) -> list[DigestOutcome]:
         with self.db.session() as session:
             subs = list(
                 session.scalars(

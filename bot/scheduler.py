@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.db import ClockLease, Database, Preprint, utcnow
-from bot.digests import DigestOutcome, run_due_digests
+from bot.digests import Claims, DigestOutcome, run_due_digests
 from bot.embeddings import forget_unused_vectors
 from bot.polling import PollReport, due_feed_ids, poll_all
 from bot.scores import ScoreReport, ScoringContext, forget_old_runs, update_scores
@@ -227,9 +227,14 @@ class Cycle:
         return result
 
     def send_digests(self, now: datetime | None = None, *, force: bool = False) -> list[DigestOutcome]:
-        outcomes = run_due_digests(self.db, self.deliverers(), now or utcnow(), force=force, stop=self.stopping.is_set)
+        claims = Claims(self.db, self.settings.digest_lease)
+        outcomes = run_due_digests(
+            self.db, self.deliverers(), now or utcnow(), force=force, stop=self.stopping.is_set, claims=claims
+        )
         for o in outcomes:
-            if o.error:
+            if o.busy:
+                log.info("digest %s for %s: another sender has it", o.profile, o.target)
+            elif o.error:
                 log.warning("digest %s for %s: %s", o.profile, o.target, o.error)
             elif not o.skipped:
                 log.info("digest %s -> %s: %d sent", o.profile, o.target, o.sent)

@@ -8,6 +8,7 @@ signed requests to our app.
         slack.fail("chat.postMessage", status=429, retry_after=1)   # next call is rate limited
         slack.set_channel("C9", "archived")                          # posts answer is_archived
         slack.add_user("T1", "U1", "ada@example.org")                # users.info knows U1's address
+        slack.fail("chat.postMessage", status=500, after=True)       # Slack posts it, then answers 500
 
 It answers like Slack: HTTP 200 with `{"ok": false, "error": ...}` for API errors,
 HTTP 429 with Retry-After for rate limits, `invalid_blocks` for blocks Slack would
@@ -41,6 +42,7 @@ METHODS = (
     "chat.postEphemeral",
     "conversations.open",
     "conversations.replies",
+    "conversations.history",
     "views.publish",
     "oauth.v2.access",
     "users.info",
@@ -64,6 +66,7 @@ class Failure:
     error: str | None = None
     retry_after: int | None = None
     hang: float = 0.0
+    after: bool = False  # the call takes effect first; only the answer fails (lost or wrong)
 
 
 @dataclass
@@ -99,7 +102,7 @@ class FakeSlack:
         self.client_id, self.client_secret = client_id, client_secret
         self.socket_url: str | None = None  # what apps.connections.open hands out (tests.fake_socket_mode)
         self.app_tokens: set[str] = set()
-        self._ts = itertools.count(1)
+        self._last_ts = 0
         self._urls = itertools.count(1)
         for method in METHODS:
             self.server.route(f"/api/{method}", handler=self._handler(method))
@@ -148,11 +151,14 @@ class FakeSlack:
         retry_after: int | None = None,
         times: int = 1,
         hang: float = 0.0,
+        after: bool = False,
     ) -> None:
-        """The next `times` calls of `method` fail this way (status 429/5xx, or an API error)."""
+        """The next `times` calls of `method` fail this way (status 429/5xx, or an API error).
+        With `after=True` the call takes effect (a message is posted) and only its answer
+        fails: the ambiguous case a sender must reconcile instead of sending again."""
         with self.lock:
             for _ in range(times):
-                self.failures[method].append(Failure(status, error, retry_after, hang))
+                self.failures[method].append(Failure(status, error, retry_after, hang, after))
 
     def on(self, method: str, hook: Callable[[Call, dict], None] | None) -> None:
         """Run `hook(call, answer)` after a successful call was accepted, before answering."""
@@ -227,6 +233,10 @@ class FakeSlack:
             with self.lock:
                 self.calls.append(call)
                 failure = self.failures[method].popleft() if self.failures[method] else None
+            if failure is not None and failure.after:
+                answer = getattr(self, "_" + method.replace(".", "_"))(call)
+                if (hook := self.hooks.get(method)) is not None and answer.get("ok"):
+                    hook(call, answer)
             if failure is not None:
                 if failure.hang:
                     time.sleep(failure.hang)
@@ -301,7 +311,7 @@ class FakeSlack:
         if blocks is not None and (problems := validate_blocks(blocks, 50)):
             return {"ok": False, "error": "invalid_blocks", "errors": problems}
         with self.lock:
-            ts = f"1700000000.{next(self._ts):06d}"
+            ts = self._next_ts()
             message = {
                 "ts": ts,
                 "channel": channel,
@@ -315,6 +325,13 @@ class FakeSlack:
             }
             self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": text or "", "ts": ts}}
+
+    def _next_ts(self) -> str:
+        """Like Slack's: the posting time in seconds with six decimals, unique and increasing
+        (a sender may look for its own message by time, with `oldest`)."""
+        micros = max(int(time.time() * 1_000_000), self._last_ts + 1)
+        self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _chat_update(self, call: Call) -> dict:
         team = self._team(call)
@@ -361,6 +378,27 @@ class FakeSlack:
         out = []
         for m in thread:
             item = {"type": "message", "ts": m["ts"], "text": m["text"], "thread_ts": ts, "user": m["user"]}
+            if with_meta and m.get("metadata"):
+                item["metadata"] = m["metadata"]
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_history(self, call: Call) -> dict:
+        team = self._team(call)
+        if isinstance(team, dict):
+            return team
+        channel = call.args.get("channel", "")
+        if error := self._channel_error(channel):
+            return {"ok": False, "error": error}
+        oldest = float(call.args.get("oldest") or 0)
+        with_meta = str(call.args.get("include_all_metadata", "")).lower() in ("1", "true")
+        with self.lock:
+            top = [m for m in self.messages if m["channel"] == channel and not m.get("thread_ts")]
+        out = []
+        for m in reversed(top):  # newest first, as Slack answers
+            if float(m["ts"]) < oldest:
+                continue
+            item = {"type": "message", "ts": m["ts"], "text": m["text"], "user": m["user"]}
             if with_meta and m.get("metadata"):
                 item["metadata"] = m["metadata"]
             out.append(item)

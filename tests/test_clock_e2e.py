@@ -66,6 +66,7 @@ def clock_env(db: Database, slack: FakeSlack, smtp: SmtpServer) -> dict[str, str
         "SCOUT_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "SCOUT_DIGEST_CHECK_SECONDS": "1",
         "SCOUT_CLOCK_LEASE_SECONDS": "6",
+        "SCOUT_DIGEST_LEASE_SECONDS": "3",  # a killed clock's digest is taken over this soon
         "HF_HUB_OFFLINE": "1",
     }
 

@@ -169,7 +169,7 @@ class RecordingDeliverer:
         self.calls: list[list[int]] = []
         self.fail = fail
 
-    def run(self, subscription_ids, now, dry_run):
+    def run(self, subscription_ids, now, dry_run, claims=None):
         self.calls.append(subscription_ids)
         if self.fail:
             raise RuntimeError("boom")

@@ -59,7 +59,7 @@ class RecordingDeliverer:
         self.runs: list[list[int]] = []
         self.done = threading.Event()
 
-    def run(self, subscription_ids, now, dry_run):
+    def run(self, subscription_ids, now, dry_run, claims=None):
         self.runs.append(list(subscription_ids))
         self.done.set()
         return []

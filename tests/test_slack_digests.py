@@ -78,6 +78,7 @@ def make_setup(db: Database, fake: FakeSlack, specs: list[dict]) -> Setup:
         "SLACK_POST_INTERVAL": "0",
         "SLACK_TIMEOUT": "1",
         "SLACK_RETRY_BACKOFF": "0.05",
+        "SCOUT_DIGEST_LEASE_SECONDS": "2",
         "SLACK_CLIENT_ID": "",
         "SLACK_CLIENT_SECRET": "",
     }
@@ -199,6 +200,9 @@ def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setu
         assert session.scalar(select(Digest)).status == "open"
         assert len(list(session.scalars(select(Delivery)))) == 2  # the third was never written down
 
+    # The dead sender's claim holds until its lease runs out; then the next run takes over.
+    assert "busy" in setup.run("--force") and len(setup.fake.posted()) == 4
+    time.sleep(2.1)
     setup.run("--force")
     parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
     assert len(parents) == 1  # the same thread
@@ -211,6 +215,172 @@ def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setu
     assert ledger[expected[2]] == accepted[2]  # recorded from the thread, not sent again
     assert (digest.status, digest.items) == ("done", len(expected))
     assert setup.fake.calls_to("chat.update")[-1].args["ts"] == parents[0]["ts"]
+    assert_each_once(setup)  # and the updated header counts the whole thread
+
+
+def start_sender(setup: Setup, **env: str) -> subprocess.Popen:
+    """`scout digests run --force` as a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "digests", "run", "--force"],
+        cwd=ROOT,
+        env={**os.environ, **setup.env, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def assert_each_once(setup: Setup, channel: str = "C1", profile: int = 0) -> dict:
+    """One parent in `channel`, each expected preprint exactly once in its thread, in
+    order, the ledger agreeing with the thread and the header with the count."""
+    parents = [m for m in setup.fake.posted(channel) if not m["thread_ts"]]
+    assert len(parents) == 1, f"{len(parents)} parent messages"
+    replies = setup.fake.replies(parents[0]["ts"])
+    assert item_ids(replies) == setup.expected(profile)
+    with setup.db.session() as session:
+        digest = session.scalar(select(Digest).where(Digest.parent_ts == parents[0]["ts"]))
+        ledger = {
+            d.preprint_id: d.message_ts
+            for d in session.scalars(select(Delivery).where(Delivery.digest_id == digest.id))
+        }
+    assert ledger == {item_ids([r])[0]: r["ts"] for r in replies}
+    assert (digest.status, digest.items) == ("done", len(replies))
+    header = parents[0]["blocks"][0]["text"]["text"]
+    assert header.split(": ", 1)[1].startswith(f"{len(replies)} new"), header
+    return parents[0]
+
+
+def test_two_senders_at_once_send_each_digest_once(setup: Setup):
+    """Two `digests run --force` processes overlap: the first is held inside its first post
+    (C1's parent) until the second has finished; the second finds C1 claimed, leaves it, and
+    sends C2, which the first then finds already sent."""
+    setup.subscribe("C1", "Neural Networks")
+    setup.subscribe("C2", "PLOS Genetics")
+    setup.run("--dry-run", "--force")  # warms the embedding cache: the children need no model
+    first_post, release = threading.Event(), threading.Event()
+
+    def hold_first_post(call, answer):
+        if not first_post.is_set():
+            first_post.set()
+            release.wait(60)
+
+    setup.fake.on("chat.postMessage", hold_first_post)
+    patient = {"SLACK_TIMEOUT": "60", "SCOUT_DIGEST_LEASE_SECONDS": "120"}  # the hold must not end the claim
+    first = start_sender(setup, **patient)
+    second = None
+    try:
+        assert first_post.wait(120), "the first sender never posted"
+        second = start_sender(setup, **patient)
+        output, _ = second.communicate(timeout=120)
+        assert second.returncode == 0, output
+        assert "Neural Networks: busy" in output and "PLOS Genetics: sent" in output, output
+        assert not [m for m in setup.fake.posted("C1") if m["thread_ts"]]  # the second sender left C1 alone
+    finally:
+        release.set()
+        setup.fake.on("chat.postMessage", None)
+        output, _ = first.communicate(timeout=120)
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert first.returncode == 0, output
+    assert "Neural Networks: sent" in output and "PLOS Genetics: nothing new" in output, output
+    assert_each_once(setup, "C1", 0)
+    assert_each_once(setup, "C2", 1)
+    with setup.db.session() as session:
+        assert all(s.claimed_by is None for s in session.scalars(select(Subscription)))  # released
+
+
+def test_two_senders_started_half_a_second_apart(setup: Setup):
+    setup.subscribe("C1", "Neural Networks")
+    setup.subscribe("C2", "PLOS Genetics")
+    setup.run("--dry-run", "--force")
+    slow = {"SLACK_POST_INTERVAL": "0.1"}
+    first = start_sender(setup, **slow)
+    time.sleep(0.5)
+    second = start_sender(setup, **slow)
+    outputs = [p.communicate(timeout=120)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    assert_each_once(setup, "C1", 0)
+    assert_each_once(setup, "C2", 1)
+    for profile in PROFILES:  # one sender sent it; the other found it busy or already sent
+        assert sum(o.count(f"{profile}: sent") for o in outputs) == 1, outputs
+
+
+def fail_the_post_after(setup: Setup, count: int, **failure) -> None:
+    """Once `count` messages are posted, the next post fails as `failure` says."""
+    posts: list = []
+
+    def hook(call, answer):
+        posts.append(call)
+        if len(posts) == count:
+            setup.fake.fail("chat.postMessage", **failure)
+
+    setup.fake.on("chat.postMessage", hook)
+
+
+@pytest.mark.parametrize("which", ["parent", "reply"])
+@pytest.mark.parametrize("fault", ["500", "timeout"])
+def test_a_post_slack_accepted_but_answered_badly_is_found_not_sent_again(setup: Setup, which: str, fault: str):
+    setup.subscribe()
+    failure = {"status": 500} if fault == "500" else {"status": 503, "hang": 1.5}  # SLACK_TIMEOUT=1
+    if which == "parent":
+        setup.fake.fail("chat.postMessage", after=True, **failure)
+    else:
+        fail_the_post_after(setup, 2, after=True, **failure)  # the parent and one reply go well
+    assert "sent" in setup.run("--force")
+    assert_each_once(setup)
+    assert len(setup.fake.calls_to("chat.postMessage")) == len(setup.expected()) + 1  # nothing posted twice
+    read = "conversations.history" if which == "parent" else "conversations.replies"
+    assert len(setup.fake.calls_to(read)) == 1  # it looked once, found it, went on
+
+
+def test_a_kill_during_the_parent_post_adopts_that_parent(setup: Setup):
+    setup.subscribe()
+    accepted, release = threading.Event(), threading.Event()
+
+    def die_on_parent(call, answer):
+        if not call.args.get("thread_ts"):
+            accepted.set()
+            release.wait(60)  # Slack posted it; the sender is killed before it hears back
+
+    setup.run("--dry-run", "--force")
+    setup.fake.on("chat.postMessage", die_on_parent)
+    proc = start_sender(setup, SLACK_TIMEOUT="60")
+    try:
+        assert accepted.wait(120), "the parent was never posted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        setup.fake.on("chat.postMessage", None)
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    with setup.db.session() as session:
+        digest = session.scalar(select(Digest))
+        assert (digest.status, digest.parent_ts) == ("open", None) and digest.parent_sent_at is not None
+    time.sleep(2.1)  # the dead sender's claim runs out
+    setup.run("--force")
+    parent = assert_each_once(setup)  # no orphan parent with an empty thread
+    with setup.db.session() as session:
+        assert session.scalar(select(Digest)).parent_ts == parent["ts"]
+
+
+@pytest.mark.parametrize("error", ["not_in_channel", "missing_scope"])
+def test_a_thread_that_cannot_be_read_back_leaves_the_ledger_to_decide(setup: Setup, error: str):
+    """A public channel the app posts to without being a member (chat:write.public) cannot be
+    read: resuming a digest there finishes it from the ledger, and pauses nothing."""
+    sid = setup.subscribe()
+    expected = setup.expected()
+    fail_the_post_after(setup, 3, status=500, times=4)  # a reply fails beyond its retries
+    assert "will resume" in setup.run("--force", code=1)
+    setup.fake.on("chat.postMessage", None)
+    setup.fake.fail("conversations.replies", error=error, times=10)
+    setup.run("--force")
+    with setup.db.session() as session:
+        sub = session.get(Subscription, sid)
+        assert (sub.status, sub.status_reason) == ("active", None)
+    parent = assert_each_once(setup)
+    assert len(setup.fake.replies(parent["ts"])) == len(expected)  # nothing dropped, nothing twice
 
 
 # -- errors that heal --------------------------------------------------------------------

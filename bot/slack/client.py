@@ -58,10 +58,13 @@ class ScaledJitter(Jitter):
         return duration + random.random() * self.scale
 
 
-def retry_handlers(backoff: float = 0.5) -> list[RetryHandler]:
+def retry_handlers(backoff: float = 0.5, *, rate_limits_only: bool = False) -> list[RetryHandler]:
+    rate_limits = RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)
+    if rate_limits_only:
+        return [rate_limits]
     interval = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=ScaledJitter(backoff))
     return [
-        RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        rate_limits,
         ServerErrorsRetryHandler(max_retry_count=SERVER_RETRIES, interval_calculator=interval),
         ConnectionErrorRetryHandler(
             max_retry_count=CONNECTION_RETRIES,
@@ -72,13 +75,17 @@ def retry_handlers(backoff: float = 0.5) -> list[RetryHandler]:
     ]
 
 
-def make_client(settings: Settings, token: str | None = None) -> WebClient:
-    """A WebClient on SLACK_API_URL with the retry handlers; `token` defaults to the bot token."""
+def make_client(settings: Settings, token: str | None = None, *, posting: bool = False) -> WebClient:
+    """A WebClient on SLACK_API_URL with the retry handlers; `token` defaults to the bot token.
+
+    `posting=True` retries only rate limits: after a 5xx or a timeout Slack may already
+    have posted the message, so the caller looks for it before sending it again.
+    """
     if token is None and settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()
     return WebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=int(max(1, settings.slack_timeout)),
-        retry_handlers=retry_handlers(settings.slack_retry_backoff),
+        retry_handlers=retry_handlers(settings.slack_retry_backoff, rate_limits_only=posting),
     )

@@ -1,14 +1,19 @@
 """Slack digests: a parent message per subscription and one threaded reply per preprint.
 
-Exactly once: each reply carries message metadata naming its preprint, and the ledger
-row (bot.digests.record_delivery) is written only after Slack accepted the reply. A
-run killed halfway leaves the Digest row open with the parent's ts; the next run
-re-uses that thread, first reading it back (conversations.replies) so a reply Slack
-accepted just before the crash is recorded instead of sent again.
+Exactly once: the subscription is claimed before anything is posted (bot.digests.Claims,
+so overlapping senders never both send it); each message carries metadata naming its
+digest or preprint, and the ledger row (bot.digests.record_delivery) is written only
+after Slack accepted the reply. When Slack's answer is lost after it may have acted (a
+5xx, a timeout, a kill mid-call) the message is looked for before it is sent again: a
+reply in its thread (conversations.replies), a parent in the channel's history since the
+moment it was sent (conversations.history). A run killed halfway leaves the Digest row
+open; the next run re-uses that thread, first reading it back so a reply Slack accepted
+just before the crash is recorded instead of sent again. Where a thread cannot be read
+(a public channel the app posts to without being a member), the ledger alone decides.
 
-Errors that heal (429, 5xx, timeouts) are retried by the client; if they persist the
-digest stays open for the next run. Errors that will not heal (client.PERMANENT)
-pause the subscription and tell its creator by DM.
+Errors that heal (429, 5xx, timeouts) are retried; if they persist the digest stays
+open for the next run. Errors that will not heal (client.PERMANENT) on a post pause the
+subscription and tell its creator by DM; on a read they only mean "cannot check".
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot.config import Settings
-from bot.db import Database, Digest, Subscription
+from bot.db import Database, Digest, Subscription, utcnow
 from bot.digests import (
+    ClaimLost,
+    Claims,
     DigestOutcome,
     DigestPlan,
+    describe_target,
     finish_digest,
     open_digest,
     plan_digest,
@@ -36,7 +45,7 @@ from bot.digests import (
 from bot.digests import already_delivered as in_ledger
 from bot.scores import ScoringContext
 from bot.slack import blocks
-from bot.slack.client import PERMANENT, make_client
+from bot.slack.client import PERMANENT, SERVER_RETRIES, make_client
 from bot.slack.oauth import TokenSource
 from bot.subscriptions import pause
 
@@ -78,11 +87,13 @@ class SlackDeliverer:
         self._sleep = sleep
         self._last_post: dict[str, float] = {}
 
-    def run(self, subscription_ids: list[int], now: datetime, dry_run: bool) -> list[DigestOutcome]:
+    def run(
+        self, subscription_ids: list[int], now: datetime, dry_run: bool, claims: Claims | None = None
+    ) -> list[DigestOutcome]:
         outcomes = []
         for sid in subscription_ids:
             try:
-                outcomes.append(self.deliver(sid, now, dry_run))
+                outcomes.append(self.deliver(sid, now, dry_run, claims))
             except Exception as exc:  # one broken subscription never stops the others
                 log.exception("slack digest for subscription %s failed", sid)
                 outcomes.append(DigestOutcome(sid, "?", "?", error=str(exc)))
@@ -90,20 +101,22 @@ class SlackDeliverer:
 
     # -- one subscription ----------------------------------------------------------------
 
-    def deliver(self, subscription_id: int, now: datetime, dry_run: bool = False) -> DigestOutcome:
+    def deliver(
+        self, subscription_id: int, now: datetime, dry_run: bool = False, claims: Claims | None = None
+    ) -> DigestOutcome:
         with self.db.session() as session:
             sub = session.get(Subscription, subscription_id)
             plan = plan_digest(session, self.ctx, sub, now, self.settings.window_days)
             team, channel, creator = sub.team_id, sub.channel_id, sub.created_by
             send_empty = sub.send_empty
             profile_id = sub.profile_id
-            outcome = DigestOutcome(subscription_id, f"#{channel} ({team})", plan.profile, planned=len(plan.items))
+            outcome = DigestOutcome(subscription_id, describe_target(sub), plan.profile, planned=len(plan.items))
             resuming = (
                 session.scalar(
                     select(Digest.id).where(
                         Digest.subscription_id == subscription_id,
                         Digest.status == "open",
-                        Digest.parent_ts.is_not(None),
+                        or_(Digest.parent_ts.is_not(None), Digest.parent_sent_at.is_not(None)),
                     )
                 )
                 is not None
@@ -123,32 +136,42 @@ class SlackDeliverer:
             self._pause(subscription_id, "no_installation", None, creator)
             outcome.error, outcome.paused = "the app is not installed in this workspace", True
             return outcome
-        client = make_client(self.settings, token)
+        slack = _Clients(make_client(self.settings, token), make_client(self.settings, token, posting=True))
+        keep = (lambda: claims.renew(subscription_id)) if claims else (lambda: None)
 
         with self.db.session() as session:
             sub = session.get(Subscription, subscription_id)
             digest = open_digest(session, sub)
-            digest_id, parent_ts = digest.id, digest.parent_ts
+            digest_id, parent_ts, parent_sent_at = digest.id, digest.parent_ts, digest.parent_sent_at
             channel = digest.channel_id or channel
-            earlier = digest.items
         try:
             items = list(zip(plan.items, plan.preprint_ids, strict=True))
+            if not parent_ts and parent_sent_at is not None:
+                # An earlier run sent the parent and never heard back: find it before posting another.
+                parent_ts = self._find_parent(slack.reader, channel, subscription_id, digest_id, parent_sent_at)
+                if parent_ts:
+                    self._adopt_parent(digest_id, parent_ts, channel)
             if parent_ts:
-                items = self._reconcile(client, channel, parent_ts, subscription_id, digest_id, items)
-                total = earlier + len(items)
-                self._update_parent(client, channel, parent_ts, plan, total)
+                items = self._reconcile(slack.reader, channel, parent_ts, subscription_id, digest_id, items)
+                self._update_parent(slack.reader, channel, parent_ts, plan, self._count(digest_id) + len(items))
             else:
-                parent_ts = self._post_parent(client, channel, plan, len(items), digest_id)
+                keep()
+                parent_ts = self._post_parent(slack, channel, plan, len(items), subscription_id, digest_id)
             for item, preprint_id in items:
                 with self.db.session() as session:
                     if in_ledger(session, subscription_id, preprint_id):
                         continue
-                ts = self._post_item(client, channel, parent_ts, item, preprint_id, subscription_id, profile_id)
+                keep()
+                ts = self._post_item(slack, channel, parent_ts, item, preprint_id, subscription_id, profile_id)
                 if record_delivery(self.db, subscription_id, preprint_id, digest_id, item.score, ts):
                     outcome.sent += 1
+        except ClaimLost:
+            log.warning("digest %s for subscription %s: another sender took over", digest_id, subscription_id)
+            outcome.busy = True
+            return outcome
         except PermanentError as exc:
             finish_digest(self.db, digest_id, subscription_id, now, error=exc.error)
-            self._pause(subscription_id, exc.error, client, creator)
+            self._pause(subscription_id, exc.error, slack.reader, creator)
             outcome.error, outcome.paused = exc.error, True
             return outcome
         except (SlackApiError, SlackClientError, OSError) as exc:
@@ -159,6 +182,10 @@ class SlackDeliverer:
             return outcome
         finish_digest(self.db, digest_id, subscription_id, now)
         return outcome
+
+    def _count(self, digest_id: int) -> int:
+        with self.db.session() as session:
+            return session.get(Digest, digest_id).items
 
     # -- Slack calls ---------------------------------------------------------------------
 
@@ -177,17 +204,31 @@ class SlackDeliverer:
         finally:
             self._last_post[channel] = time.monotonic()
 
-    def _post_parent(self, client: WebClient, channel: str, plan: DigestPlan, count: int, digest_id: int) -> str:
+    def _post_parent(
+        self, slack: _Clients, channel: str, plan: DigestPlan, count: int, subscription_id: int, digest_id: int
+    ) -> str:
         title = headline(plan.profile, count, plan)
         message = blocks.message("digest_parent", plan=plan, headline=title, count=count)
-        metadata = {"event_type": PARENT_EVENT, "event_payload": {"digest_id": digest_id}}
-        response = self._post(client, channel, message, metadata=metadata)
-        ts = response["ts"]
+        metadata = {
+            "event_type": PARENT_EVENT,
+            "event_payload": {"subscription_id": subscription_id, "digest_id": digest_id},
+        }
+        with self.db.session() as session:
+            sent_at = utcnow()
+            session.get(Digest, digest_id).parent_sent_at = sent_at  # written before Slack can act on it
+
+        def find() -> tuple[str, str] | None:
+            ts = self._find_parent(slack.reader, channel, subscription_id, digest_id, sent_at)
+            return (ts, channel) if ts else None
+
+        ts, answered_channel = self._post_reconciled(slack.poster, channel, message, find, metadata=metadata)
+        self._adopt_parent(digest_id, ts, answered_channel)
+        return ts
+
+    def _adopt_parent(self, digest_id: int, ts: str, channel: str) -> None:
         with self.db.session() as session:
             digest = session.get(Digest, digest_id)
-            # The channel id Slack answers with (a user id becomes a DM channel id).
-            digest.parent_ts, digest.channel_id = ts, response.get("channel") or channel
-        return ts
+            digest.parent_ts, digest.channel_id = ts, channel
 
     def _update_parent(self, client: WebClient, channel: str, ts: str, plan: DigestPlan, total: int) -> None:
         """A resumed digest may hold more (or fewer) items than its header first said."""
@@ -200,7 +241,7 @@ class SlackDeliverer:
 
     def _post_item(
         self,
-        client: WebClient,
+        slack: _Clients,
         channel: str,
         parent_ts: str,
         item,
@@ -215,7 +256,39 @@ class SlackDeliverer:
             "event_payload": {"subscription_id": subscription_id, "preprint_id": preprint_id},
         }
 
-        return self._post(client, channel, message, metadata=metadata, thread_ts=parent_ts)["ts"]
+        def find() -> tuple[str, str] | None:
+            posted = self._thread_items(slack.reader, channel, parent_ts, subscription_id)
+            if posted is None:
+                log.warning("cannot read thread %s to check preprint %s; sending it again", parent_ts, preprint_id)
+                return None
+            return (posted[preprint_id], channel) if preprint_id in posted else None
+
+        ts, _ = self._post_reconciled(slack.poster, channel, message, find, metadata=metadata, thread_ts=parent_ts)
+        return ts
+
+    def _post_reconciled(
+        self, client: WebClient, channel: str, message: dict, find: Callable[[], tuple[str, str] | None], **extra
+    ) -> tuple[str, str]:
+        """(ts, channel) of a message Slack holds. When the answer is lost or ambiguous (a
+        5xx, a timeout, a dropped connection: Slack may have posted it), look for the
+        message before posting it again; `find` reads it back by its metadata."""
+        attempts = SERVER_RETRIES + 1
+        for attempt in range(attempts):
+            try:
+                response = self._post(client, channel, message, **extra)
+                return response["ts"], response.get("channel") or channel
+            except PermanentError:
+                raise
+            except (SlackApiError, SlackClientError, OSError) as exc:
+                if not _ambiguous(exc):
+                    raise
+                log.info("Slack's answer was lost (%s); checking whether it posted", _error_text(exc))
+                if found := find():
+                    return found
+                if attempt == attempts - 1:
+                    raise
+                self._sleep(self.settings.slack_retry_backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, client: WebClient, channel: str, message: dict, **extra) -> dict:
         """chat.postMessage without link previews; blocks Slack refuses fall back to the text."""
@@ -237,33 +310,14 @@ class SlackDeliverer:
             log.warning("Slack refused a digest message's blocks (%s); sending text", exc.response.get("errors"))
             return post({"text": message["text"]})
 
+    # -- reading back --------------------------------------------------------------------
+
     def _reconcile(
         self, client: WebClient, channel: str, parent_ts: str, subscription_id: int, digest_id: int, items: list
     ) -> list:
-        """Record replies Slack accepted before a crash; return the items still to send."""
-        posted: dict[int, str] = {}
-        cursor = None
-        try:
-            while True:
-                response = self._call(
-                    channel,
-                    lambda c=cursor: client.conversations_replies(
-                        channel=channel, ts=parent_ts, include_all_metadata=True, limit=200, cursor=c
-                    ),
-                )
-                for msg in response.get("messages", []):
-                    meta = msg.get("metadata") or {}
-                    payload = meta.get("event_payload") or {}
-                    if meta.get("event_type") == ITEM_EVENT and payload.get("subscription_id") == subscription_id:
-                        posted[int(payload["preprint_id"])] = msg["ts"]
-                cursor = (response.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    break
-        except PermanentError:
-            raise
-        except SlackApiError as exc:
-            # Without channels:history the ledger alone decides; say so once.
-            log.info("cannot read back thread %s (%s); resuming from the ledger", parent_ts, _error_text(exc))
+        """Record replies Slack accepted before a crash; return the items still to send.
+        Where the thread cannot be read, the ledger alone decides."""
+        posted = self._thread_items(client, channel, parent_ts, subscription_id) or {}
         left = []
         for item, preprint_id in items:
             if preprint_id in posted:
@@ -271,6 +325,48 @@ class SlackDeliverer:
             else:
                 left.append((item, preprint_id))
         return left
+
+    def _thread_items(
+        self, client: WebClient, channel: str, parent_ts: str, subscription_id: int
+    ) -> dict[int, str] | None:
+        """{preprint id: reply ts} of this subscription's replies in a thread; None when the
+        thread cannot be read (no history scope, a public channel the app posts to without
+        being a member: not_in_channel, missing_scope), which is no reason to pause."""
+        messages = self._read(client.conversations_replies, channel=channel, ts=parent_ts)
+        if messages is None:
+            return None
+        posted: dict[int, str] = {}
+        for msg in messages:
+            payload = _payload(msg, ITEM_EVENT)
+            if payload.get("subscription_id") == subscription_id and "preprint_id" in payload:
+                posted[int(payload["preprint_id"])] = msg["ts"]
+        return posted
+
+    def _find_parent(
+        self, client: WebClient, channel: str, subscription_id: int, digest_id: int, since: datetime
+    ) -> str | None:
+        """The ts of this digest's parent message if Slack holds it (posted since `since`)."""
+        oldest = f"{_as_utc(since).timestamp() - PARENT_CLOCK_SKEW:.6f}"
+        for msg in self._read(client.conversations_history, channel=channel, oldest=oldest) or []:
+            payload = _payload(msg, PARENT_EVENT)
+            if payload.get("digest_id") == digest_id and payload.get("subscription_id") == subscription_id:
+                return msg["ts"]
+        return None
+
+    def _read(self, method: Callable[..., dict], **args) -> list[dict] | None:
+        """Every message a paged conversations.* read returns; None when Slack will not say."""
+        messages: list[dict] = []
+        cursor = None
+        try:
+            while True:
+                response = method(include_all_metadata=True, limit=200, cursor=cursor, **args)
+                messages.extend(response.get("messages", []))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return messages
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.info("cannot read back %s (%s); the ledger decides", args.get("channel"), _error_text(exc))
+            return None
 
     # -- pausing -------------------------------------------------------------------------
 
@@ -305,6 +401,37 @@ REASONS = {
     "invalid_auth": "the app's token is not valid",
     "no_installation": "the app is not installed in this workspace",
 }
+
+
+# Slack's own errors after which a message may or may not have been posted.
+AMBIGUOUS = frozenset({"internal_error", "fatal_error", "request_timeout", "service_unavailable"})
+# Slack's clock and ours may differ a little; look a bit further back for a lost parent.
+PARENT_CLOCK_SKEW = 60.0
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """Reads and updates retry anything that heals; posts retry only what Slack refused
+    outright (429), because a post retried blindly after a lost answer is a duplicate."""
+
+    reader: WebClient
+    poster: WebClient
+
+
+def _ambiguous(exc: Exception) -> bool:
+    """Slack may have acted before this went wrong."""
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        return exc.response.status_code >= 500 or exc.response.get("error") in AMBIGUOUS
+    return True  # a timeout or a dropped connection: the request may have arrived
+
+
+def _payload(message: dict, event_type: str) -> dict:
+    meta = message.get("metadata") or {}
+    return (meta.get("event_payload") or {}) if meta.get("event_type") == event_type else {}
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _error_text(exc: Exception) -> str:
