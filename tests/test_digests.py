@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from bot.db import Delivery, Digest, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription
+from bot.db import Delivery, Digest, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription, utcnow
 from bot.digests import (
+    ClaimLost,
+    Claims,
     ScheduleError,
     finish_digest,
     next_run,
@@ -198,3 +200,52 @@ def test_window_uses_posted_dates(db):
         s = session.get(Subscription, sub)
         later = plan_digest(session, None, s, NOW + timedelta(days=200))
     assert later.window_count == 0 and later.day == date(2026, 11, 20)
+
+
+# -- one sender at a time ----------------------------------------------------------------
+
+
+def test_a_claim_is_taken_by_one_sender_renewed_released_and_taken_over_when_it_expires(db):
+    seed(db, [0.5])
+    sub = make_sub(db, "top 1%")
+    first, second = Claims(db, timedelta(seconds=60)), Claims(db, timedelta(seconds=60))
+    assert first.owner != second.owner
+    assert first.take(sub, None) and not second.take(sub, None)
+    first.renew(sub)
+    first.release(sub)
+    assert second.take(sub, None) and not first.take(sub, None)
+    with db.session() as session:  # the second sender dies: its lease runs out
+        session.execute(update(Subscription).values(claim_expires_at=utcnow() - timedelta(seconds=1)))
+    assert first.take(sub, None)
+    with pytest.raises(ClaimLost):
+        second.renew(sub)  # the dead sender, back from a long pause, must not go on
+    second.release(sub)  # and cannot release what is no longer its own
+    assert not second.take(sub, None)
+
+
+def test_a_claim_for_a_due_run_needs_the_subscription_still_due(db):
+    """A sender that listed a digest as due, but another finished it meanwhile (moving it to
+    its next run), gets no claim: the digest is not sent twice, even empty."""
+    seed(db, [0.5])
+    sub = make_sub(db, "top 1%")  # next run: tomorrow 08:00
+    claims = Claims(db)
+    assert not claims.take(sub, NOW)
+    assert claims.take(sub, NOW + timedelta(days=1))
+    with db.session() as session:
+        session.get(Subscription, sub).status = "paused"
+    claims.release(sub)
+    assert not claims.take(sub, None)  # only active subscriptions are sent
+
+
+def test_run_due_digests_reports_a_claimed_subscription_busy_and_leaves_it(db):
+    seed(db, [0.5])
+    sub = make_sub(db, "top 1%")
+    other = Claims(db)
+    assert other.take(sub, None)
+    ok = RecordingDeliverer()
+    [outcome] = run_due_digests(db, [ok], NOW, force=True)
+    assert outcome.busy and outcome.target == "#C1 (T1)" and outcome.profile == "Genetics" and ok.calls == []
+    other.release(sub)
+    assert run_due_digests(db, [ok], NOW, force=True) == [] and ok.calls == [[sub]]
+    with db.session() as session:
+        assert session.get(Subscription, sub).claimed_by is None  # released after the run
