@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/quality.py [--data ../shared/data/labeled/biorxiv_journals_dev.jsonl]
 
-Same numbers as `scout evaluate --data FILE --folds 5`; this prints the README's table.
+Same numbers as `scout evaluate --data FILE --folds 5`; this prints the table of docs/results.md.
 Embeddings are cached under `.cache/embeddings/`, so only the first run embeds.
 """
 

@@ -38,6 +38,8 @@ app.add_typer(profiles_app, name="profiles")
 # soft_wrap: piped output keeps one line per sentence instead of an 80-column wrap.
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
+# Fields are only ever added; "version" changes if one is removed or changes meaning.
+JSON_HELP = "Print stable JSON instead of text (docs/cli.md, JSON output)"
 
 EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, SourceError, ValueError)
 
@@ -128,7 +130,7 @@ def init() -> None:
 
 
 @feeds_app.callback()
-def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List feeds with their health."""
     if ctx.invoked_subcommand is not None:
         return
@@ -237,7 +239,7 @@ def score(refit: Annotated[bool, typer.Option(help="Refit calibration and rescor
 
 
 @profiles_app.callback()
-def profiles_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def profiles_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List profiles with their paper counts."""
     if ctx.invoked_subcommand is not None:
         return
@@ -412,7 +414,7 @@ def backfill(
 @profiles_app.command("show")
 def profiles_show(
     name: str,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """A profile's reference papers."""
     with database() as (_settings, db), db.session() as session:
@@ -468,7 +470,7 @@ def rank(
     top: Annotated[int, typer.Option(min=1, help="How many to show")] = 20,
     until: Annotated[str | None, typer.Option(help="Window end, YYYY-MM-DD (default today)")] = None,
     abstracts: Annotated[bool, typer.Option("--abstracts", help="Show each abstract")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see README)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Preprints in the window, ranked by match to a profile."""
     end = _parse_date(until)
@@ -544,7 +546,7 @@ def match(
     top: Annotated[int, typer.Option(min=1, help="How many profiles to show")] = 10,
     days: Annotated[int, typer.Option(min=1, help="Window for top % and lift")] = 90,
     until: Annotated[str | None, typer.Option(help="Window end, YYYY-MM-DD (default today)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see README)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The profiles a preprint fits best, with match scores."""
     end = _parse_date(until)
@@ -602,7 +604,7 @@ def _top(share: float | None) -> str:
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """Feeds' health, preprints in the window, profiles, scoring, subscriptions, the active clock."""
     from bot.db import utcnow
     from bot.status import collect
@@ -794,7 +796,7 @@ def email_subscribe(
 @email_app.command("list")
 def email_list(
     address: Annotated[str | None, typer.Argument(help="Only this address")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Email subscriptions, with their status (pending = waiting for confirmation)."""
     from bot.mail import email_subscriptions

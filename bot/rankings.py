@@ -1,7 +1,8 @@
 """Rankings and matches: the queries behind `scout rank`, `scout match` and every surface.
 
 Each surface (CLI, Slack, email, JSON) renders the same `Ranking` / `Match` records,
-so they all carry DESIGN.md's fields.
+so they all carry the same fields: rank, title, authors, date, category, DOI, server,
+percentile, match score, lift and why it matched (docs/scores.md).
 """
 
 from __future__ import annotations

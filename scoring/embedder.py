@@ -24,7 +24,7 @@ BATCH_SIZE = 32
 # two abstracts in three short (the median title + abstract is 300); its position
 # table holds 512. Reading the whole text raised cross-validated MRR from 0.333 to
 # 0.341, and costs embedding time on long texts: 25.6 -> 15 arXiv abstracts/s on
-# 2 cores (README, "How good are the scores?" and "Speed and memory").
+# 2 cores (docs/results.md).
 MAX_TOKENS = 512
 
 Progress = Callable[[int], None]

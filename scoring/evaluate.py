@@ -38,7 +38,7 @@ def scout(train: Papers, n_classes: int, test: Papers) -> Scores:
     # No subject categories, as in the product: a journal's own listing has none while every
     # preprint has one, and in this benchmark's data whether a paper has one depends on its
     # journal (Genome Research 0%, PLOS Genetics 98%), so a model given them learns who has
-    # a subject rather than what the subject says (README, "How good are the scores?").
+    # a subject rather than what the subject says (docs/results.md, "Scoring quality").
     catalog = Catalog(
         names=tuple(str(i) for i in range(n_classes)),
         vectors=train.vectors,

@@ -1,4 +1,4 @@
-"""Subscription thresholds: "top 1%", "min 5%", "lift 100" (DESIGN.md "Score semantics").
+"""Subscription thresholds: "top 1%", "min 5%", "lift 100" (docs/scores.md).
 
 Parsed once from what a user typed (Slack, CLI), stored as (kind, value), and
 applied to window statistics; pure so every surface agrees on what passes.

@@ -1,4 +1,4 @@
-"""Print the README's email example: a real digest, sent over SMTP, from the demo's database.
+"""Print the email example of docs/email.md: a real digest, sent over SMTP, from the demo's database.
 
     .venv/bin/python scripts/email_example.py
 

@@ -19,7 +19,7 @@ from slack_sdk.http_retry.jitter import Jitter
 
 from bot.config import Settings
 
-# Errors that retrying cannot fix: pause the subscription and tell a human (DESIGN.md "Slack facts").
+# Errors that retrying cannot fix: pause the subscription and tell a human (docs/slack.md).
 PERMANENT = frozenset(
     {
         "channel_not_found",
