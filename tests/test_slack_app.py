@@ -144,6 +144,8 @@ def test_bad_signature_and_stale_timestamp_are_refused(live: Live):
 def test_a_timestamp_that_is_not_a_number_is_refused_not_a_server_error(live: Live):
     ack, url = live.slack.command("rank Neural Networks", timestamp="yesterday")
     assert ack.status_code == 401
+    for bad in ("9" * 5000, "-1", ""):  # int() refuses the first: 4,300 digits at most
+        assert live.slack.command("help", timestamp=bad)[0].status_code == 401
     body = "command=%2Fscout&text=help"
     missing = live.slack.http.post(
         live.url + "/slack/events",
