@@ -878,8 +878,8 @@ def serve(
     from bot.web import build_app
 
     with database() as (settings, db):
-        web = build_app(settings, db)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        web = build_app(settings, db)  # starts loading the model in the background
         if not settings.slack_configured:
             err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
         uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
@@ -897,8 +897,8 @@ def socket() -> None:
     )
 
     with database() as (settings, db):
-        handler = socket_handler(settings, db, default_context(settings))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        handler = socket_handler(settings, db, default_context(settings))  # the model loads in the background
         try:
             connect_socket_mode(handler, settings)
         except SlackUnreachable as exc:

@@ -109,3 +109,6 @@ def test_slow_commands_never_hold_up_another_commands_ack(db: Database, scoring_
                 assert "PLOS Computational Biology" in str(reply["blocks"]), reply
             [profiles] = slack.wait_response(results[7][3], timeout=90)
             assert "eLife" in str(profiles["blocks"])
+        log = (tmp_path / "serve.log").read_text()
+        assert "on thread model-preload" in log  # loaded from the start, not by the first match
+        assert "Traceback" not in log, log[-3000:]

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -42,6 +43,7 @@ from bot.subscriptions import pause
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+PRELOAD_THREAD = "model-preload"
 COMMAND = "/scout"
 
 
@@ -65,7 +67,10 @@ def default_context(settings: Settings, *, preload: bool = True) -> ScoringConte
     def load():
         with lock:
             if "model" not in cache:
+                started = time.monotonic()
                 cache["model"] = load_embedder(settings.model)
+                took, thread = time.monotonic() - started, threading.current_thread().name
+                log.info("model %s loaded in %.1f s on thread %s", settings.model, took, thread)
             return cache["model"]
 
     def warm() -> None:
@@ -75,7 +80,7 @@ def default_context(settings: Settings, *, preload: bool = True) -> ScoringConte
             log.exception("loading the model %s in the background failed", settings.model)
 
     if preload:
-        threading.Thread(target=warm, name="model-preload", daemon=True).start()
+        threading.Thread(target=warm, name=PRELOAD_THREAD, daemon=True).start()
     return ScoringContext(settings.model, load, settings.background_size)
 
 
