@@ -313,8 +313,7 @@ def test_a_full_queue_answers_busy_at_once(live: Live):
         for ack, url_ in (first, second):
             assert ack.status_code == 200 and ack.text in ("", "null")
             assert "Neural Networks" in texts(live.fake.wait_response(url_)[0])
-        time.sleep(0.1)  # the worker has let go of the second one
-        again, again_url = sender.command("profiles")  # room again once the work is done
+        again, again_url = sender.command("profiles")  # the first is done: room again
         assert again.text in ("", "null") and "Neural Networks" in texts(live.fake.wait_response(again_url)[0])
     assert live.fake.responses[urlsplit(third_url).path].payloads == []
 
