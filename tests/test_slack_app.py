@@ -356,8 +356,11 @@ def test_match_by_doi_lists_profiles_by_score(live: Live):
     expected = sorted(range(len(PROFILES)), key=lambda p: -score_of(p, 2))
     assert names == [PROFILES[p] for p in expected]
     assert f"{100 * score_of(expected[0], 2):.1f}%" in lines[0]
-    missing = answer(live, "match 10.1101/2099.01.01.999999")
-    assert "no stored preprint" in texts(missing)
+    ack, url = live.slack.command("match 10.1101/2099.01.01.999999")
+    assert ack.status_code == 200
+    fetching, missing = live.fake.wait_response(url, count=2)
+    assert "is not stored yet: fetching it" in texts(fetching)
+    assert "no stored preprint" in texts(missing) and "bioRxiv or medRxiv does not know it" in texts(missing)
 
 
 def add_real_profiles(db: Database, scoring_ctx) -> None:
@@ -389,7 +392,10 @@ def test_match_fetches_a_preprint_not_stored_yet(db: Database, scoring_ctx, serv
         settings = slack_settings(db, fake, **api_settings(server))
         with serve(build_app(settings, db, ctx=scoring_ctx)) as url:
             live = Live(fake, SlackSender(url, SECRET, fake), settings, db, {}, url)
-            reply = texts(answer(live, f"match https://doi.org/{doi}v1"))
+            ack, url_ = live.slack.command(f"match https://doi.org/{doi}v1")
+            assert ack.status_code == 200 and ack.text in ("", "null")
+            fetching, reply = (texts(p) for p in fake.wait_response(url_, count=2))
+            assert "is not stored yet: fetching it" in fetching
             assert "Structural basis of ion selectivity in a potassium channel" in reply
             assert "*eLife*: match *" in reply and "*PLOS Computational Biology*: match *" in reply
             with db.session() as session:
@@ -397,7 +403,8 @@ def test_match_fetches_a_preprint_not_stored_yet(db: Database, scoring_ctx, serv
                 assert stored is not None
                 assert session.scalar(select(Score.score).where(Score.preprint_id == stored.id)) is not None
             started = time.monotonic()
-            hung = texts(answer(live, "match 10.1101/2026.05.20.700002"))
+            ack, url_ = live.slack.command("match 10.1101/2026.05.20.700002")
+            _fetching, hung = (texts(p) for p in fake.wait_response(url_, count=2, timeout=10))
             assert time.monotonic() - started < 10
             assert "fetching it failed" in hung and "timed out" in hung and "bioRxiv API" in hung
 

@@ -7,6 +7,7 @@ that says what would work; they never reach the user as a stack trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -65,18 +66,30 @@ def error_message(text: str) -> dict:
     return blocks.notice(":warning: " + blocks.escape(text))
 
 
-def answer(cmd: Command, db: Database, ctx: ScoringContext, settings: Settings, where: Where) -> tuple[dict, bool]:
-    """(message, ok): the reply to one command; expected errors come back as an explanation."""
+def answer(
+    cmd: Command,
+    db: Database,
+    ctx: ScoringContext,
+    settings: Settings,
+    where: Where,
+    notify: Callable[[dict], None] | None = None,
+) -> tuple[dict, bool]:
+    """(message, ok): the reply to one command; expected errors come back as an explanation.
+
+    `notify` sends a message before the reply when the reply will take a while (a preprint
+    fetched from its server first)."""
     try:
         if isinstance(cmd, MatchId):
-            return _match_id(cmd, db, ctx, settings), True
+            return _match_id(cmd, db, ctx, settings, notify), True
         with db.session() as session:
             return _answer(cmd, session, ctx, settings, where), True
     except EXPECTED as exc:
         return error_message(str(exc)), False
 
 
-def _match_id(cmd: MatchId, db: Database, ctx: ScoringContext, settings: Settings) -> dict:
+def _match_id(
+    cmd: MatchId, db: Database, ctx: ScoringContext, settings: Settings, notify: Callable[[dict], None] | None
+) -> dict:
     """As `scout match DOI`: a preprint not stored yet is fetched, stored and scored first
     (how long an unreachable API may take is the SCOUT_HTTP_TIMEOUT/SCOUT_API_RETRIES bound)."""
 
@@ -84,7 +97,11 @@ def _match_id(cmd: MatchId, db: Database, ctx: ScoringContext, settings: Setting
         with db.session() as session:
             update_scores(session, ctx)
 
-    preprint = stored_or_fetched(settings, db, cmd.identifier, score=score)
+    def announce(text: str) -> None:
+        if notify is not None:
+            notify(blocks.notice(":hourglass_flowing_sand: " + blocks.escape(text)))
+
+    preprint = stored_or_fetched(settings, db, cmd.identifier, score=score, announce=announce)
     with db.session() as session:
         return _match_message(match_preprint(session, preprint, days=settings.window_days))
 

@@ -126,22 +126,28 @@ def _without_bolt_oauth_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
+# The work behind one request: given `notify` (sends an early message), returns (reply, public).
+Work = Callable[[Callable[[dict], None]], tuple[dict, bool]]
 BUSY = "Preprint Scout is busy answering other requests: please try again in a minute."
 
 
 def register(app: App, settings: Settings, db: Database, ctx: ScoringContext, pool: WorkPool) -> None:
-    def answer_later(ack, response_url: str | None, work: Callable[[], tuple[dict, bool]], what: str) -> None:
-        """Ack now; `work()` -> (message, public) runs on the pool and goes to the response_url."""
+    def answer_later(ack, response_url: str | None, work: Work, what: str) -> None:
+        """Ack now; `work(notify)` -> (message, public) runs on the pool and goes to the
+        response_url, as may what it passes to `notify` (ephemeral) before that."""
 
-        def job() -> None:
-            try:
-                message, public = work()
-            except Exception:
-                log.exception("%s failed", what)
-                message, public = answers.error_message("Something went wrong on our side; please try again."), False
+        def send(message: dict, public: bool = False) -> None:
             if response_url:
                 reply = {"response_type": "in_channel" if public else "ephemeral", "replace_original": False}
                 respond(response_url, {**reply, **message}, settings.slack_timeout)
+
+        def job() -> None:
+            try:
+                message, public = work(send)
+            except Exception:
+                log.exception("%s failed", what)
+                message, public = answers.error_message("Something went wrong on our side; please try again."), False
+            send(message, public)
 
         if pool.submit(job, what):
             ack()
@@ -160,18 +166,18 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext, po
             return
         where = answers.Where(command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", ""))
 
-        def work() -> tuple[dict, bool]:
+        def work(notify: Callable[[dict], None]) -> tuple[dict, bool]:
             if isinstance(cmd, Email):  # the user's address comes from Slack, with the workspace's token
                 message, ok = answers.email_answer(cmd, db, settings, where, client)
             else:
-                message, ok = answers.answer(cmd, db, ctx, settings, where)
+                message, ok = answers.answer(cmd, db, ctx, settings, where, notify)
             return message, ok and isinstance(cmd, Rank) and cmd.public
 
         answer_later(ack, command.get("response_url"), work, f"/scout {type(cmd).__name__}")
 
     @app.action("scout_abstract")
     def show_abstract(ack, action, body):
-        def work() -> tuple[dict, bool]:
+        def work(_notify: Callable[[dict], None]) -> tuple[dict, bool]:
             try:
                 return answers.abstract_message(db, int(action.get("value", "0"))), False
             except ValueError:
@@ -185,7 +191,7 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext, po
             user = (body.get("user") or {}).get("id", "")
             value = action.get("value", "")
 
-            def work() -> tuple[dict, bool]:
+            def work(_notify: Callable[[dict], None]) -> tuple[dict, bool]:
                 return answers.record_vote(db, value, team, user, relevant), False
 
             answer_later(ack, body.get("response_url"), work, "a vote button")
