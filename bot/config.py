@@ -68,7 +68,13 @@ class Settings(BaseSettings):
         "users:read,users:read.email",
         validation_alias="SLACK_SCOPES",
     )
-    slack_timeout: float = Field(default=10.0, gt=0, validation_alias="SLACK_TIMEOUT")
+    slack_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="SLACK_TIMEOUT",
+        description="Seconds to wait on one Slack call, and on one answer sent to a command's response_url "
+        "(an answer that times out is logged, never sent twice).",
+    )
     # Seconds between two posts to one channel (Slack allows about one message a second).
     slack_post_interval: float = Field(default=1.0, ge=0, validation_alias="SLACK_POST_INTERVAL")
     # Base of the exponential backoff (seconds) when Slack answers 5xx or times out.
