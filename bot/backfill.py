@@ -322,6 +322,42 @@ def fetch_preprint(session: Session, sources: Sources, query: str) -> Preprint:
     )
 
 
+def stored_or_fetched(
+    settings: Settings,
+    db: Database,
+    query: str,
+    score: Callable[[], None],
+    announce: Callable[[str], None] | None = None,
+) -> Preprint:
+    """A stored preprint, or one fetched from the bioRxiv/medRxiv or arXiv API, stored, then
+    scored by `score()`: what `scout match DOI` and `/scout match DOI` both do.
+
+    PreprintNotFound (said for a person) when it is not stored and cannot be fetched; how
+    long an unreachable API takes to give up is SCOUT_HTTP_TIMEOUT, SCOUT_API_RETRIES and
+    SCOUT_API_BACKOFF's to say.
+    """
+    from bot.polling import http_client
+    from bot.rankings import find_preprint
+    from bot.sources.http import SourceError
+
+    with db.session() as session:
+        try:
+            return find_preprint(session, query)
+        except PreprintNotFound:
+            if parse_preprint_id(query) is None:
+                raise
+    if announce is not None:
+        announce(f"{query.strip()} is not stored yet: fetching it…")
+    try:
+        with http_client(settings) as client, db.session() as session:
+            preprint_id = fetch_preprint(session, Sources.from_settings(settings, client), query).id
+    except SourceError as exc:
+        raise PreprintNotFound(f"no stored preprint with id {query.strip()}, and fetching it failed: {exc}") from None
+    score()
+    with db.session() as session:
+        return session.get(Preprint, preprint_id)
+
+
 def reconcile_now(settings: Settings, db: Database, days: int = RECONCILE_DAYS) -> list[BackfillReport]:
     """`reconcile` with its own HTTP client: what the scheduler's reconcile job calls."""
     from bot.polling import http_client

@@ -23,7 +23,7 @@ from bot.db import Database, Feed
 from bot.feeds import FeedError
 from bot.polling import add_feed, find_feed, poll_all
 from bot.profiles import MIN_PAPERS, WARN_PAPERS, ProfileError, add_profile, find_profile, paper_counts, read_papers
-from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
+from bot.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.render import render
 from bot.scores import ScoringContext, is_current, update_scores
 from bot.sources.http import SourceError
@@ -574,27 +574,15 @@ def match(
 
 def _stored_or_fetched(settings: Settings, db: Database, query: str):
     """A stored preprint, or one fetched from the bioRxiv/medRxiv or arXiv API, stored and scored."""
-    from bot.backfill import fetch_preprint
-    from bot.db import Preprint
-    from bot.polling import http_client
-    from bot.rankings import parse_preprint_id
-    from bot.sources import Sources
+    from bot.backfill import stored_or_fetched
 
-    with db.session() as session:
-        try:
-            return find_preprint(session, query)
-        except PreprintNotFound:
-            if parse_preprint_id(query) is None:
-                raise
-    err.print(f"[dim]{query.strip()} is not stored yet: fetching it…[/dim]", highlight=False)
-    try:
-        with http_client(settings) as client, db.session() as session:
-            preprint_id = fetch_preprint(session, Sources.from_settings(settings, client), query).id
-    except SourceError as exc:
-        raise PreprintNotFound(f"no stored preprint with id {query.strip()}, and fetching it failed: {exc}") from None
-    run_scoring(settings, db)
-    with db.session() as session:
-        return session.get(Preprint, preprint_id)
+    return stored_or_fetched(
+        settings,
+        db,
+        query,
+        score=lambda: run_scoring(settings, db),
+        announce=lambda message: err.print(f"[dim]{_esc(message)}[/dim]", highlight=False),
+    )
 
 
 def _top(share: float | None) -> str:
@@ -895,8 +883,8 @@ def serve(
     from bot.web import build_app
 
     with database() as (settings, db):
-        web = build_app(settings, db)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        web = build_app(settings, db)  # starts loading the model in the background
         if not settings.slack_configured:
             err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
         uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
@@ -914,8 +902,8 @@ def socket() -> None:
     )
 
     with database() as (settings, db):
-        handler = socket_handler(settings, db, default_context(settings))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        handler = socket_handler(settings, db, default_context(settings))  # the model loads in the background
         try:
             connect_socket_mode(handler, settings)
         except SlackUnreachable as exc:

@@ -73,11 +73,34 @@ class Settings(BaseSettings):
         "users:read,users:read.email",
         validation_alias="SLACK_SCOPES",
     )
-    slack_timeout: float = Field(default=10.0, gt=0, validation_alias="SLACK_TIMEOUT")
+    slack_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="SLACK_TIMEOUT",
+        description="Seconds to wait on one Slack call, and on one answer sent to a command's response_url "
+        "(an answer that times out is logged, never sent twice).",
+    )
     # Seconds between two posts to one channel (Slack allows about one message a second).
     slack_post_interval: float = Field(default=1.0, ge=0, validation_alias="SLACK_POST_INTERVAL")
     # Base of the exponential backoff (seconds) when Slack answers 5xx or times out.
     slack_retry_backoff: float = Field(default=0.5, ge=0, validation_alias="SLACK_RETRY_BACKOFF")
+    # `/scout` work (the model, the database, answering at Slack's response_url) runs on the
+    # app's own threads, never on the path that acks Slack within its 3 s.
+    slack_workers: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        validation_alias="SCOUT_SLACK_WORKERS",
+        description="Threads answering /scout commands, buttons and App Home in `scout serve` and `scout socket`.",
+    )
+    slack_queue: int = Field(
+        default=32,
+        ge=0,
+        le=10000,
+        validation_alias="SCOUT_SLACK_QUEUE",
+        description="Commands allowed to wait for a free thread; beyond that the user is told at once that "
+        "the app is busy and to try again in a minute.",
+    )
     # Email (bot/mail.py). SecretStr keeps the SMTP password and the signing key out of
     # reprs and logs; `smtp_display` is the printable form of SMTP_URL.
     smtp_url: SecretStr = Field(

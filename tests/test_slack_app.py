@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import select as io_select
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from bot.scores import ScoringContext
 from bot.web import build_app
 from scoring.embedder import load_embedder
 from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve
+from tests.loopback import LoopbackServer
 from tests.mail_data import BASE_URL as MAIL_BASE_URL
 from tests.mail_data import FROM as MAIL_FROM
 from tests.mail_data import SECRET as MAIL_SECRET
@@ -59,6 +62,20 @@ class Live:
     url: str
 
 
+def api_settings(server: LoopbackServer, **extra) -> dict:
+    """The preprint APIs (on-demand fetches) on a loopback server, fast to give up."""
+    return {
+        "SCOUT_BIORXIV_API_URL": server.url,
+        "SCOUT_ARXIV_API_URL": server.url,
+        "SCOUT_BIORXIV_API_INTERVAL": 0,
+        "SCOUT_ARXIV_API_INTERVAL": 0,
+        "SCOUT_API_BACKOFF": 0,
+        "SCOUT_API_RETRIES": 1,
+        "SCOUT_HTTP_TIMEOUT": 1,
+        **extra,
+    }
+
+
 def slack_settings(db: Database, fake: FakeSlack, **extra) -> Settings:
     values = {
         "DATABASE_URL": db.url,
@@ -80,11 +97,11 @@ def lazy_ctx() -> ScoringContext:
 
 
 @pytest.fixture
-def live(db: Database) -> Iterator[Live]:
+def live(db: Database, server: LoopbackServer) -> Iterator[Live]:
     with FakeSlack() as fake:
         fake.add_team("T1", "xoxb-t1")
         ids = seed_catalog(db, PROFILES, PREPRINTS, score_of)
-        settings = slack_settings(db, fake)
+        settings = slack_settings(db, fake, **api_settings(server))
         with serve(build_app(settings, db, ctx=lazy_ctx())) as url:
             yield Live(fake, SlackSender(url, SECRET, fake), settings, db, ids, url)
 
@@ -122,6 +139,71 @@ def test_bad_signature_and_stale_timestamp_are_refused(live: Live):
     assert live.fake.responses[urlsplit(url).path].payloads == []
     assert live.fake.responses[urlsplit(url2).path].payloads == []
     assert httpx.get(live.url + "/healthz").json() == {"ok": True}
+
+
+def test_a_timestamp_that_is_not_a_number_is_refused_not_a_server_error(live: Live):
+    ack, url = live.slack.command("rank Neural Networks", timestamp="yesterday")
+    assert ack.status_code == 401
+    for bad in ("9" * 5000, "-1", ""):  # int() refuses the first: 4,300 digits at most
+        assert live.slack.command("help", timestamp=bad)[0].status_code == 401
+    body = "command=%2Fscout&text=help"
+    missing = live.slack.http.post(
+        live.url + "/slack/events",
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Signature": "v0=abc"},
+    )
+    assert missing.status_code == 401
+    time.sleep(0.2)
+    assert live.fake.responses[urlsplit(url).path].payloads == []
+
+
+def post_by_hand(url: str, headers: dict[str, str], chunks: Iterable[bytes], timeout: float = 5.0) -> int | None:
+    """POST /slack/events over a raw socket (a lying Content-Length, a chunked stream that
+    goes on); stops sending as soon as the server answers. The status, None if none came."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(f"POST /slack/events HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n".encode())
+        for chunk in chunks:
+            if io_select.select([sock], [], [], 0)[0]:
+                break  # the server answered before the end of the body
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                answer += data
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
+
+
+def test_an_oversized_post_is_refused_before_it_is_read(live: Live):
+    """A 200 MB Content-Length with only a few bytes sent: answered 413 at once, not after
+    waiting for (and holding) the whole body."""
+    signed = live.slack.signed_headers("x")
+    started = time.monotonic()
+    status = post_by_hand(
+        live.url,
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(200 * 2**20), **signed},
+        [b"command=%2Fscout&text="],
+    )
+    assert status == 413 and time.monotonic() - started < 3
+    # Chunked (no Content-Length): refused once the stream passes the limit.
+    chunk = b"text=" + b"a" * (64 * 1024)
+    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    status = post_by_hand(
+        live.url,
+        {"Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked", **signed},
+        [*[framed] * 128, b"0\r\n\r\n"],  # 8 MB
+    )
+    assert status == 413
+    assert answer(live, "profiles")  # the server is fine
 
 
 # -- help and bad input ------------------------------------------------------------------
@@ -212,6 +294,44 @@ def test_ack_comes_before_the_work_finishes(live: Live):
     assert answered >= 4.0 > acked
 
 
+def settings_for(live: Live, **extra) -> Settings:
+    return slack_settings(live.db, live.fake, **extra)
+
+
+def test_a_full_queue_answers_busy_at_once(live: Live):
+    """One worker, one waiting place: the third command is told to try again, in the ack."""
+    settings = settings_for(live, SCOUT_SLACK_WORKERS=1, SCOUT_SLACK_QUEUE=1)
+    with serve(build_app(settings, live.db, ctx=lazy_ctx())) as url:
+        sender = SlackSender(url, SECRET, live.fake)
+        first = sender.command("profiles", response_delay=2.0)
+        time.sleep(0.3)  # the worker is now waiting on the slow response_url
+        second = sender.command("profiles")
+        started = time.monotonic()
+        third, third_url = sender.command("profiles")
+        assert third.status_code == 200 and time.monotonic() - started < 3
+        assert "busy" in texts(third.json()) and third.json()["response_type"] == "ephemeral"
+        for ack, url_ in (first, second):
+            assert ack.status_code == 200 and ack.text in ("", "null")
+            assert "Neural Networks" in texts(live.fake.wait_response(url_)[0])
+        again, again_url = sender.command("profiles")  # the first is done: room again
+        assert again.text in ("", "null") and "Neural Networks" in texts(live.fake.wait_response(again_url)[0])
+    assert live.fake.responses[urlsplit(third_url).path].payloads == []
+
+
+def test_a_response_url_that_hangs_does_not_hold_the_worker(live: Live):
+    """SLACK_TIMEOUT bounds each respond(): with one worker, the next command is answered soon."""
+    settings = settings_for(live, SCOUT_SLACK_WORKERS=1, SLACK_TIMEOUT=0.5)
+    with serve(build_app(settings, live.db, ctx=lazy_ctx())) as url:
+        sender = SlackSender(url, SECRET, live.fake)
+        sender.command("profiles", response_delay=20.0)
+        time.sleep(0.2)
+        ack, next_url = sender.command("profiles")
+        asked = time.monotonic()
+        assert ack.status_code == 200
+        live.fake.wait_response(next_url, timeout=10)
+        assert live.fake.responses[urlsplit(next_url).path].times[0] - asked < 3
+
+
 def test_escaping_pings_nobody(live: Live):
     reply = answer(live, "rank Neural Networks top 20")
     body = texts(reply)
@@ -236,8 +356,57 @@ def test_match_by_doi_lists_profiles_by_score(live: Live):
     expected = sorted(range(len(PROFILES)), key=lambda p: -score_of(p, 2))
     assert names == [PROFILES[p] for p in expected]
     assert f"{100 * score_of(expected[0], 2):.1f}%" in lines[0]
-    missing = answer(live, "match 10.1101/2099.01.01.999999")
-    assert "no stored preprint" in texts(missing)
+    ack, url = live.slack.command("match 10.1101/2099.01.01.999999")
+    assert ack.status_code == 200
+    fetching, missing = live.fake.wait_response(url, count=2)
+    assert "is not stored yet: fetching it" in texts(fetching)
+    assert "no stored preprint" in texts(missing) and "bioRxiv or medRxiv does not know it" in texts(missing)
+
+
+def add_real_profiles(db: Database, scoring_ctx) -> None:
+    from bot.profiles import add_profile, read_papers
+    from bot.scores import update_scores
+
+    with db.session() as session:
+        for name, file in (
+            ("eLife", "elife.jsonl"),
+            ("PLOS Computational Biology", "plos-computational-biology.jsonl"),
+        ):
+            add_profile(session, name, read_papers(FIXTURES / "profiles" / file).papers, source=file)
+        update_scores(session, scoring_ctx)
+
+
+def test_match_fetches_a_preprint_not_stored_yet(db: Database, scoring_ctx, server: LoopbackServer):
+    """As `scout match` does: fetched from the bioRxiv API, stored, scored, answered. An API
+    that accepts and never answers gives a clear message within the HTTP timeouts."""
+    add_real_profiles(db, scoring_ctx)
+    doi = "10.1101/2026.05.20.700001"
+    server.route(
+        f"/details/biorxiv/{doi}",
+        body=(FIXTURES / "api" / "biorxiv_details_doi.json").read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    server.route("/details/biorxiv/10.1101/2026.05.20.700002", body=b"{}", delay=60)  # hangs
+    with FakeSlack() as fake:
+        fake.add_team("T1", "xoxb-t1")
+        settings = slack_settings(db, fake, **api_settings(server))
+        with serve(build_app(settings, db, ctx=scoring_ctx)) as url:
+            live = Live(fake, SlackSender(url, SECRET, fake), settings, db, {}, url)
+            ack, url_ = live.slack.command(f"match https://doi.org/{doi}v1")
+            assert ack.status_code == 200 and ack.text in ("", "null")
+            fetching, reply = (texts(p) for p in fake.wait_response(url_, count=2))
+            assert "is not stored yet: fetching it" in fetching
+            assert "Structural basis of ion selectivity in a potassium channel" in reply
+            assert "*eLife*: match *" in reply and "*PLOS Computational Biology*: match *" in reply
+            with db.session() as session:
+                stored = session.scalar(select(Preprint).where(Preprint.doi == doi))
+                assert stored is not None
+                assert session.scalar(select(Score.score).where(Score.preprint_id == stored.id)) is not None
+            started = time.monotonic()
+            ack, url_ = live.slack.command("match 10.1101/2026.05.20.700002")
+            _fetching, hung = (texts(p) for p in fake.wait_response(url_, count=2, timeout=10))
+            assert time.monotonic() - started < 10
+            assert "fetching it failed" in hung and "timed out" in hung and "bioRxiv API" in hung
 
 
 # -- subscriptions -----------------------------------------------------------------------
@@ -372,6 +541,22 @@ def test_home_tab_shows_subscriptions_and_recent_digests(live: Live):
     assert view["user_id"] == "U1" and view["view"]["type"] == "home"
     body = json.dumps(view["view"], ensure_ascii=False)
     assert "<#C5> · Neural Networks: min 20%" in body and "No digests sent yet" in body
+
+
+def test_home_tab_counts_each_digests_preprints(live: Live):
+    from bot.db import Digest
+
+    answer(live, "subscribe PLOS Genetics min 20%", channel_id="C6")
+    with live.db.session() as session:
+        sub = session.scalar(select(Subscription))
+        session.add(Digest(subscription_id=sub.id, status="done", items=7, channel_id="C6", parent_ts="1.2"))
+    assert live.slack.event({"type": "app_home_opened", "user": "U1", "tab": "home"}).status_code == 200
+    deadline = time.monotonic() + 10
+    while not live.fake.views and time.monotonic() < deadline:
+        time.sleep(0.02)
+    body = json.dumps(live.fake.views[-1]["view"], ensure_ascii=False)
+    assert "<#C6> · PLOS Genetics · 7 preprints · done" in body
+    assert "built-in method" not in body
 
 
 # -- match on free text (real model, real scoring) ---------------------------------------

@@ -7,6 +7,7 @@ that says what would work; they never reach the user as a stack trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -14,14 +15,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
+from bot.backfill import stored_or_fetched
 from bot.config import Settings, SettingsError
 from bot.db import Database, Preprint, Profile, Vote
 from bot.digests import ScheduleError
 from bot.mail import require_email_settings, subscribe_email_from_slack
 from bot.profiles import ProfileError, closest_names, find_profile, normalise_name, paper_counts
-from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
+from bot.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.render import render
-from bot.scores import ScoringContext
+from bot.scores import ScoringContext, update_scores
 from bot.slack import blocks
 from bot.slack.commands import (
     DEFAULT_DAYS,
@@ -64,13 +66,44 @@ def error_message(text: str) -> dict:
     return blocks.notice(":warning: " + blocks.escape(text))
 
 
-def answer(cmd: Command, db: Database, ctx: ScoringContext, settings: Settings, where: Where) -> tuple[dict, bool]:
-    """(message, ok): the reply to one command; expected errors come back as an explanation."""
+def answer(
+    cmd: Command,
+    db: Database,
+    ctx: ScoringContext,
+    settings: Settings,
+    where: Where,
+    notify: Callable[[dict], None] | None = None,
+) -> tuple[dict, bool]:
+    """(message, ok): the reply to one command; expected errors come back as an explanation.
+
+    `notify` sends a message before the reply when the reply will take a while (a preprint
+    fetched from its server first)."""
     try:
+        if isinstance(cmd, MatchId):
+            return _match_id(cmd, db, ctx, settings, notify), True
         with db.session() as session:
             return _answer(cmd, session, ctx, settings, where), True
     except EXPECTED as exc:
         return error_message(str(exc)), False
+
+
+def _match_id(
+    cmd: MatchId, db: Database, ctx: ScoringContext, settings: Settings, notify: Callable[[dict], None] | None
+) -> dict:
+    """As `scout match DOI`: a preprint not stored yet is fetched, stored and scored first
+    (how long an unreachable API may take is the SCOUT_HTTP_TIMEOUT/SCOUT_API_RETRIES bound)."""
+
+    def score() -> None:
+        with db.session() as session:
+            update_scores(session, ctx)
+
+    def announce(text: str) -> None:
+        if notify is not None:
+            notify(blocks.notice(":hourglass_flowing_sand: " + blocks.escape(text)))
+
+    preprint = stored_or_fetched(settings, db, cmd.identifier, score=score, announce=announce)
+    with db.session() as session:
+        return _match_message(match_preprint(session, preprint, days=settings.window_days))
 
 
 def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, where: Where) -> dict:
@@ -88,9 +121,6 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
         ids = _ids_for(session, ranking.items)
         header = render("cli/ranking_header.txt.j2", ranking=ranking)
         return blocks.message("ranking", ranking=ranking, header=header, ids=ids)
-    if isinstance(cmd, MatchId):
-        result = match_preprint(session, find_preprint(session, cmd.identifier), days=settings.window_days)
-        return _match_message(result)
     if isinstance(cmd, MatchText):
         return _match_message(match_text(session, ctx, cmd.text))
     if isinstance(cmd, Subscribe):

@@ -1,11 +1,14 @@
 """The Bolt app: `/scout`, the buttons, App Home and install/uninstall events.
 
-Listeners stay small: parse (pure, bot.slack.commands), ack within Slack's 3 s, then
-do the work and answer through `respond()` (the response_url). The app is a sync
-Bolt `App` with `process_before_response=False`, so the HTTP answer (the ack) goes
-back as soon as `ack()` runs while the listener finishes on Bolt's thread pool; the
-ASGI route hands each request to Bolt on a worker thread so the event loop never
-waits on one. Socket Mode runs the same listeners.
+Listeners only parse (pure, bot.slack.commands), hand the work to the app's own bounded
+`WorkPool` and ack: nothing slow (the model, the database, a slow response_url, a preprint
+API) ever runs before the ack, so one user's slow command never holds up another's
+3 s. `help` and usage errors are answered in the ack itself; a full pool is too ("busy,
+try again in a minute"). The work answers through the response_url with a timeout
+(SLACK_TIMEOUT). The app runs with `process_before_response=True`: the listener runs on
+the thread that dispatches the request, not on Bolt's own 5-thread pool, which a few
+slow listeners used to fill until every other request was refused. Socket Mode runs the
+same listeners.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +26,7 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
@@ -33,11 +37,13 @@ from bot.slack.client import make_client
 from bot.slack.commands import Email, Help, Rank, UsageError, parse_command
 from bot.slack.home import home_view
 from bot.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
+from bot.slack.workers import WorkPool, respond
 from bot.subscriptions import pause
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+PRELOAD_THREAD = "model-preload"
 COMMAND = "/scout"
 
 
@@ -49,8 +55,10 @@ class SlackUnreachable(Exception):
     """Slack could not be reached at all (network, DNS): worth a restart, not a config change."""
 
 
-def default_context(settings: Settings) -> ScoringContext:
-    """The model loads on first need (a `match` on free text), once per process."""
+def default_context(settings: Settings, *, preload: bool = True) -> ScoringContext:
+    """The configured model, loaded once per process. With `preload` it starts loading at
+    once on a background thread, so the first `/scout match <text>` does not pay for it
+    (and an ack never does: the work that needs it runs on the work pool)."""
     from scoring.embedder import load_embedder
 
     lock = threading.Lock()
@@ -59,35 +67,48 @@ def default_context(settings: Settings) -> ScoringContext:
     def load():
         with lock:
             if "model" not in cache:
+                started = time.monotonic()
                 cache["model"] = load_embedder(settings.model)
+                took, thread = time.monotonic() - started, threading.current_thread().name
+                log.info("model %s loaded in %.1f s on thread %s", settings.model, took, thread)
             return cache["model"]
 
+    def warm() -> None:
+        try:
+            load()
+        except Exception:  # the command that needs it reports the error to its user
+            log.exception("loading the model %s in the background failed", settings.model)
+
+    if preload:
+        threading.Thread(target=warm, name=PRELOAD_THREAD, daemon=True).start()
     return ScoringContext(settings.model, load, settings.background_size)
 
 
 def build_bolt_app(
     settings: Settings, db: Database, ctx: ScoringContext | None = None, *, socket_mode: bool = False
 ) -> App:
-    ctx = ctx or default_context(settings)
-    common = {
-        "name": "preprint-scout",
-        "process_before_response": False,
-        "request_verification_enabled": not socket_mode,
-        "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
-    }
     if not socket_mode and not settings.slack_signing_secret:
         raise SlackConfigError("SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials in Slack)")
-    if settings.slack_multi_workspace:
-        app = App(client=make_client(settings, token=None), oauth_settings=oauth_settings(settings, db), **common)
-    elif settings.slack_bot_token:
-        # token_verification_enabled=False: start without calling Slack; auth.test runs on the first request.
-        with _without_bolt_oauth_env():
-            app = App(client=make_client(settings), token_verification_enabled=False, **common)
-    else:
+    if not settings.slack_multi_workspace and not settings.slack_bot_token:
         raise SlackConfigError(
             "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth installs)"
         )
-    register(app, settings, db, ctx)
+    ctx = ctx or default_context(settings)
+    common = {
+        "name": "preprint-scout",
+        # The listeners return at once (the work goes to the WorkPool), so they can run
+        # before the response on the dispatching thread, never queued behind slow ones.
+        "process_before_response": True,
+        "request_verification_enabled": not socket_mode,
+        "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+    }
+    if settings.slack_multi_workspace:
+        app = App(client=make_client(settings, token=None), oauth_settings=oauth_settings(settings, db), **common)
+    else:
+        # token_verification_enabled=False: start without calling Slack; auth.test runs on the first request.
+        with _without_bolt_oauth_env():
+            app = App(client=make_client(settings), token_verification_enabled=False, **common)
+    register(app, settings, db, ctx, WorkPool(settings.slack_workers, settings.slack_queue))
     return app
 
 
@@ -105,9 +126,36 @@ def _without_bolt_oauth_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) -> None:
+# The work behind one request: given `notify` (sends an early message), returns (reply, public).
+Work = Callable[[Callable[[dict], None]], tuple[dict, bool]]
+BUSY = "Preprint Scout is busy answering other requests: please try again in a minute."
+
+
+def register(app: App, settings: Settings, db: Database, ctx: ScoringContext, pool: WorkPool) -> None:
+    def answer_later(ack, response_url: str | None, work: Work, what: str) -> None:
+        """Ack now; `work(notify)` -> (message, public) runs on the pool and goes to the
+        response_url, as may what it passes to `notify` (ephemeral) before that."""
+
+        def send(message: dict, public: bool = False) -> None:
+            if response_url:
+                reply = {"response_type": "in_channel" if public else "ephemeral", "replace_original": False}
+                respond(response_url, {**reply, **message}, settings.slack_timeout)
+
+        def job() -> None:
+            try:
+                message, public = work(send)
+            except Exception:
+                log.exception("%s failed", what)
+                message, public = answers.error_message("Something went wrong on our side; please try again."), False
+            send(message, public)
+
+        if pool.submit(job, what):
+            ack()
+        else:
+            ack(response_type="ephemeral", **answers.error_message(BUSY))
+
     @app.command(COMMAND)
-    def scout_command(ack, command, respond, client, logger):
+    def scout_command(ack, command, client):
         try:
             cmd = parse_command(command.get("text", ""))
         except UsageError as exc:
@@ -116,35 +164,37 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) ->
         if isinstance(cmd, Help):
             ack(response_type="ephemeral", **answers.help_message())
             return
-        ack()  # within 3 s; the work below runs after Slack has its answer
         where = answers.Where(command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", ""))
-        try:
+
+        def work(notify: Callable[[dict], None]) -> tuple[dict, bool]:
             if isinstance(cmd, Email):  # the user's address comes from Slack, with the workspace's token
                 message, ok = answers.email_answer(cmd, db, settings, where, client)
             else:
-                message, ok = answers.answer(cmd, db, ctx, settings, where)
-            public = ok and isinstance(cmd, Rank) and cmd.public
-        except Exception:
-            logger.exception("/scout %s failed", type(cmd).__name__)
-            message, public = answers.error_message("Something went wrong on our side; please try again."), False
-        respond(response_type="in_channel" if public else "ephemeral", replace_original=False, **message)
+                message, ok = answers.answer(cmd, db, ctx, settings, where, notify)
+            return message, ok and isinstance(cmd, Rank) and cmd.public
+
+        answer_later(ack, command.get("response_url"), work, f"/scout {type(cmd).__name__}")
 
     @app.action("scout_abstract")
-    def show_abstract(ack, action, respond):
-        ack()
-        try:
-            message = answers.abstract_message(db, int(action.get("value", "0")))
-        except ValueError:
-            message = answers.error_message("That button is out of date.")
-        respond(response_type="ephemeral", replace_original=False, **message)
+    def show_abstract(ack, action, body):
+        def work(_notify: Callable[[dict], None]) -> tuple[dict, bool]:
+            try:
+                return answers.abstract_message(db, int(action.get("value", "0"))), False
+            except ValueError:
+                return answers.error_message("That button is out of date."), False
+
+        answer_later(ack, body.get("response_url"), work, "the abstract button")
 
     def vote(relevant: bool):
-        def listener(ack, action, body, respond):
-            ack()
+        def listener(ack, action, body):
             team = (body.get("team") or {}).get("id", "")
             user = (body.get("user") or {}).get("id", "")
-            message = answers.record_vote(db, action.get("value", ""), team, user, relevant)
-            respond(response_type="ephemeral", replace_original=False, **message)
+            value = action.get("value", "")
+
+            def work(_notify: Callable[[dict], None]) -> tuple[dict, bool]:
+                return answers.record_vote(db, value, team, user, relevant), False
+
+            answer_later(ack, body.get("response_url"), work, "a vote button")
 
         return listener
 
@@ -155,7 +205,13 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext) ->
     def home(event, context, client):
         if event.get("tab", "home") != "home":
             return
-        client.views_publish(user_id=event["user"], view=home_view(db, context.team_id or ""))
+        user, team = event["user"], context.team_id or ""
+
+        def publish() -> None:
+            client.views_publish(user_id=user, view=home_view(db, team))
+
+        # Full: the tab keeps its last view; it is published again the next time it is opened.
+        pool.submit(publish, "the App Home tab")
 
     @app.event("app_uninstalled")
     def uninstalled(context):
@@ -198,7 +254,9 @@ def slack_routes(settings: Settings, db: Database, ctx: ScoringContext | None = 
     app = build_bolt_app(settings, db, ctx)
 
     async def events(request: Request) -> Response:
-        body = await request.body()
+        if not _timestamp_ok(request.headers.get("x-slack-request-timestamp")):
+            return JSONResponse({"error": "invalid request"}, status_code=401)  # as Bolt refuses a bad signature
+        body = await request.body()  # at most bot.web.MAX_BODY_BYTES: larger requests never get here
         bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)
 
@@ -216,6 +274,14 @@ def slack_routes(settings: Settings, db: Database, ctx: ScoringContext | None = 
 
         routes += [Route(INSTALL_PATH, install, methods=["GET"]), Route(REDIRECT_PATH, redirect, methods=["GET"])]
     return routes
+
+
+def _timestamp_ok(value: str | None) -> bool:
+    """Slack's request timestamp is Unix seconds; anything else would fail the signature
+    check with a 500 (Bolt calls int() on it) instead of the 401 it deserves. At most a
+    dozen digits: int() refuses strings of thousands. A missing one is Bolt's to judge
+    (401, except Slack's unsigned ssl_check pings, which Bolt answers first)."""
+    return value is None or (len(value) <= 12 and value.isascii() and value.isdigit())
 
 
 def socket_handler(settings: Settings, db: Database, ctx: ScoringContext | None = None):

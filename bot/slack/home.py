@@ -44,7 +44,7 @@ def home_view(db: Database, team_id: str) -> dict:
                 "started": d.started_at.strftime("%Y-%m-%d %H:%M"),
                 "channel_id": d.channel_id or s.channel_id,
                 "profile": s.profile.name,
-                "items": d.items,
+                "count": d.items,  # not "items": in the template d.items is the dict's own method
                 "status": d.status,
                 "error": d.error or "",
             }
