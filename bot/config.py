@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     biorxiv_rss_url: str = Field(default="https://connect.biorxiv.org", validation_alias="SCOUT_BIORXIV_RSS_URL")
     medrxiv_rss_url: str = Field(default="https://connect.medrxiv.org", validation_alias="SCOUT_MEDRXIV_RSS_URL")
     arxiv_rss_url: str = Field(default="https://rss.arxiv.org", validation_alias="SCOUT_ARXIV_RSS_URL")
-    # APIs for backfill, profiles and on-demand matches (bot/sources). The intervals are the
+    # APIs for backfill, profiles and on-demand matches (bot/ingest). The intervals are the
     # minimum seconds between two requests to one service: what each service asks for
     # (arXiv: one request every 3 s; OpenAlex: at most 10/s; Crossref's polite pool allows
     # more than we use; bioRxiv documents none, so we stay gentle). Tests set them to 0.

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from bot.db import Database
-from bot.profiles import read_papers
+from bot.profiles.catalog import read_papers
 from tests.fake_slack import FakeSlack, SlackSender
 from tests.loopback import free_port
 from tests.test_slack_app import add_real_profiles

@@ -1,6 +1,6 @@
 """The Bolt app: `/scout`, the buttons, App Home and install/uninstall events.
 
-Listeners only parse (pure, bot.slack.commands), hand the work to the app's own bounded
+Listeners only parse (pure, bot.delivery.slack.commands), hand the work to the app's own bounded
 `WorkPool` and ack: nothing slow (the model, the database, a slow response_url, a preprint
 API) ever runs before the ack, so one user's slow command never holds up another's
 3 s. `help` and usage errors are answered in the ack itself; a full pool is too ("busy,
@@ -31,14 +31,14 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.db import Database, Subscription
-from bot.scores import ScoringContext
-from bot.slack import answers
-from bot.slack.client import make_client
-from bot.slack.commands import Email, Help, Rank, UsageError, parse_command
-from bot.slack.home import home_view
-from bot.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
-from bot.slack.workers import WorkPool, respond
-from bot.subscriptions import pause
+from bot.delivery.slack import answers
+from bot.delivery.slack.client import make_client
+from bot.delivery.slack.commands import Email, Help, Rank, UsageError, parse_command
+from bot.delivery.slack.home import home_view
+from bot.delivery.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
+from bot.delivery.slack.workers import WorkPool, respond
+from bot.delivery.subscriptions import pause
+from bot.scores.update import ScoringContext
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def slack_routes(settings: Settings, db: Database, ctx: ScoringContext | None = 
     async def events(request: Request) -> Response:
         if not _timestamp_ok(request.headers.get("x-slack-request-timestamp")):
             return JSONResponse({"error": "invalid request"}, status_code=401)  # as Bolt refuses a bad signature
-        body = await request.body()  # at most bot.web.MAX_BODY_BYTES: larger requests never get here
+        body = await request.body()  # at most bot.processes.web.MAX_BODY_BYTES: larger requests never get here
         bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)
 

@@ -1,8 +1,8 @@
 """Slack digests: a parent message per subscription and one threaded reply per preprint.
 
-Exactly once: the subscription is claimed before anything is posted (bot.digests.Claims,
+Exactly once: the subscription is claimed before anything is posted (bot.delivery.digests.Claims,
 so overlapping senders never both send it); each message carries metadata naming its
-digest or preprint, and the ledger row (bot.digests.record_delivery) is written only
+digest or preprint, and the ledger row (bot.delivery.digests.record_delivery) is written only
 after Slack accepted the reply. When Slack's answer is lost after it may have acted (a
 5xx, a timeout, a kill mid-call) the message is looked for before it is sent again: a
 reply in its thread (conversations.replies), a parent in the channel's history since the
@@ -30,7 +30,7 @@ from sqlalchemy import or_, select
 
 from bot.config import Settings
 from bot.db import Database, Digest, Subscription, utcnow
-from bot.digests import (
+from bot.delivery.digests import (
     ClaimLost,
     Claims,
     DigestOutcome,
@@ -42,12 +42,12 @@ from bot.digests import (
     record_delivery,
     schedule_next,
 )
-from bot.digests import already_delivered as in_ledger
-from bot.scores import ScoringContext
-from bot.slack import blocks
-from bot.slack.client import PERMANENT, SERVER_RETRIES, make_client
-from bot.slack.oauth import TokenSource
-from bot.subscriptions import pause
+from bot.delivery.digests import already_delivered as in_ledger
+from bot.delivery.slack import blocks
+from bot.delivery.slack.client import PERMANENT, SERVER_RETRIES, make_client
+from bot.delivery.slack.oauth import TokenSource
+from bot.delivery.subscriptions import pause
+from bot.scores.update import ScoringContext
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def headline(profile: str, count: int, plan: DigestPlan) -> str:
 
 
 class SlackDeliverer:
-    """bot.digests.Deliverer for kind "slack"."""
+    """bot.delivery.digests.Deliverer for kind "slack"."""
 
     kind = "slack"
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.db import Database, Feed, Preprint, Score, utcnow
-from bot.feeds import FeedError, FeedItem, expand_shortcut, fetch_feed, parse_feed
+from bot.ingest.feeds import FeedError, FeedItem, expand_shortcut, fetch_feed, parse_feed
 from scoring.text import content_hash
 
 log = logging.getLogger(__name__)

@@ -15,17 +15,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot.backfill import stored_or_fetched
 from bot.config import Settings, SettingsError
 from bot.db import Database, Preprint, Profile, Vote
-from bot.digests import ScheduleError
-from bot.mail import require_email_settings, subscribe_email_from_slack
-from bot.profiles import ProfileError, closest_names, find_profile, normalise_name, paper_counts
-from bot.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
-from bot.render import render
-from bot.scores import ScoringContext, update_scores
-from bot.slack import blocks
-from bot.slack.commands import (
+from bot.delivery.digests import ScheduleError
+from bot.delivery.slack import blocks
+from bot.delivery.slack.commands import (
     DEFAULT_DAYS,
     Command,
     Email,
@@ -39,7 +33,13 @@ from bot.slack.commands import (
     Unsubscribe,
     usage_text,
 )
-from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.ingest.backfill import stored_or_fetched
+from bot.mail import require_email_settings, subscribe_email_from_slack
+from bot.profiles.catalog import ProfileError, closest_names, find_profile, normalise_name, paper_counts
+from bot.render import render
+from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
+from bot.scores.update import ScoringContext, update_scores
 from scoring.thresholds import ThresholdError
 
 EXPECTED = (ProfileError, PreprintNotFound, ThresholdError, ScheduleError)
