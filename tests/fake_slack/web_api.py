@@ -1,38 +1,19 @@
-"""The other side of the wire: a fake Slack Web API on 127.0.0.1, and a Slack that sends
-signed requests to our app.
-
-    with FakeSlack() as slack:
-        slack.add_team("T1", "xoxb-t1")
-        settings = load_settings(SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-t1", ...)
-        ...
-        slack.fail("chat.postMessage", status=429, retry_after=1)   # next call is rate limited
-        slack.set_channel("C9", "archived")                          # posts answer is_archived
-        slack.add_user("T1", "U1", "ada@example.org")                # users.info knows U1's address
-        slack.fail("chat.postMessage", status=500, after=True)       # Slack posts it, then answers 500
-
-It answers like Slack: HTTP 200 with `{"ok": false, "error": ...}` for API errors,
-HTTP 429 with Retry-After for rate limits, `invalid_blocks` for blocks Slack would
-refuse (more than 50, section text over 3,000 characters...). Every call is recorded.
-"""
+"""The fake Slack Web API: teams, channels, messages, failures on demand, every call recorded."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
-import httpx
-from slack_sdk.signature import SignatureVerifier
-
+from tests.fake_slack.blocks import PING_MARKERS, validate_blocks
 from tests.loopback import LoopbackServer, Request
 
 METHODS = (
@@ -48,8 +29,6 @@ METHODS = (
     "users.info",
     "apps.connections.open",
 )
-BLOCK_TYPES = {"section", "divider", "header", "context", "actions", "image", "input", "rich_text", "file", "video"}
-PING_MARKERS = ("<!channel>", "<!here>", "<!everyone>", "<!subteam")
 
 
 @dataclass
@@ -452,66 +431,6 @@ class FakeSlack:
         }
 
 
-def validate_blocks(blocks: Any, limit: int) -> list[str]:
-    """What Slack would refuse about a list of blocks (empty when it would accept them)."""
-    if not isinstance(blocks, list):
-        return ["blocks must be an array"]
-    problems = []
-    if len(blocks) > limit:
-        problems.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
-    for i, block in enumerate(blocks):
-        where = f"[json-pointer:/blocks/{i}]"
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind not in BLOCK_TYPES:
-            problems.append(f"unknown block type {kind!r} {where}")
-            continue
-        if kind == "section":
-            text = block.get("text")
-            if text is None and not block.get("fields"):
-                problems.append(f"section needs text or fields {where}")
-            if text is not None and not _text_ok(text, 3000):
-                problems.append(f"must be less than 3001 characters {where}/text")
-            for field_ in block.get("fields") or []:
-                if not _text_ok(field_, 2000):
-                    problems.append(f"must be less than 2001 characters {where}/fields")
-            if "accessory" in block and not _element_ok(block["accessory"]):
-                problems.append(f"invalid accessory {where}")
-        elif kind == "header":
-            text = block.get("text") or {}
-            if text.get("type") != "plain_text" or not _text_ok(text, 150):
-                problems.append(f"header text must be plain_text under 151 characters {where}")
-        elif kind == "context":
-            elements = block.get("elements") or []
-            if not elements or len(elements) > 10 or not all(_text_ok(e, 3000) for e in elements):
-                problems.append(f"invalid context elements {where}")
-        elif kind == "actions":
-            elements = block.get("elements") or []
-            if not elements or len(elements) > 25 or not all(_element_ok(e) for e in elements):
-                problems.append(f"invalid actions elements {where}")
-    return problems
-
-
-def _text_ok(obj: Any, limit: int) -> bool:
-    return (
-        isinstance(obj, dict)
-        and obj.get("type") in ("mrkdwn", "plain_text")
-        and isinstance(obj.get("text"), str)
-        and 0 < len(obj["text"]) <= limit
-    )
-
-
-def _element_ok(element: Any) -> bool:
-    if not isinstance(element, dict) or element.get("type") != "button":
-        return isinstance(element, dict) and "type" in element
-    text = element.get("text") or {}
-    return (
-        text.get("type") == "plain_text"
-        and _text_ok(text, 75)
-        and len(str(element.get("value", ""))) <= 2000
-        and len(str(element.get("action_id", ""))) <= 255
-    )
-
-
 def _args(request: Request) -> dict[str, Any]:
     args: dict[str, Any] = {k: v[-1] for k, v in request.query.items()}
     content_type = request.headers.get("content-type", "")
@@ -546,203 +465,3 @@ def _maybe_json(value: Any) -> Any:
 
 def _json(data: dict):
     return 200, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(data)
-
-
-# -- Slack sending to our app -------------------------------------------------------------
-
-
-class SlackSender:
-    """Sends what Slack sends: slash commands and button clicks form-encoded, events as JSON,
-    each signed with the signing secret (X-Slack-Signature, X-Slack-Request-Timestamp)."""
-
-    def __init__(self, app_url: str, signing_secret: str, fake: FakeSlack) -> None:
-        self.app_url = app_url.rstrip("/")
-        self.secret = signing_secret
-        self.fake = fake
-        self.http = httpx.Client(timeout=30)
-
-    def signed_headers(self, body: str, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret or self.secret).generate_signature(timestamp=ts, body=body)
-        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
-
-    def post(self, body: str, content_type: str, **sign: Any) -> httpx.Response:
-        headers = {"Content-Type": content_type, **self.signed_headers(body, **sign)}
-        return self.http.post(self.app_url + "/slack/events", content=body.encode(), headers=headers)
-
-    def command(
-        self,
-        text: str,
-        *,
-        team_id: str = "T1",
-        channel_id: str = "C1",
-        user_id: str = "U1",
-        response_delay: float = 0.0,
-        **sign: Any,
-    ) -> tuple[httpx.Response, str]:
-        """`/scout text`; returns (the ack, the response_url Slack gave)."""
-        response_url = self.fake.response_url(delay=response_delay)
-        form = {
-            "token": "deprecated-verification-token",
-            "team_id": team_id,
-            "team_domain": team_id.lower(),
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": "editor",
-            "command": "/scout",
-            "text": text,
-            "api_app_id": "A0SCOUT",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        }
-        return self.post(urlencode(form), "application/x-www-form-urlencoded", **sign), response_url
-
-    def click(
-        self, action_id: str, value: str, *, team_id: str = "T1", user_id: str = "U1", channel_id: str = "C1"
-    ) -> tuple[httpx.Response, str]:
-        response_url = self.fake.response_url()
-        payload = {
-            "type": "block_actions",
-            "team": {"id": team_id, "domain": team_id.lower()},
-            "user": {"id": user_id, "username": "editor", "team_id": team_id},
-            "api_app_id": "A0SCOUT",
-            "token": "deprecated-verification-token",
-            "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": channel_id},
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-            "channel": {"id": channel_id, "name": "general"},
-            "response_url": response_url,
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": "b1",
-                    "value": value,
-                    "type": "button",
-                    "action_ts": str(time.time()),
-                    "text": {"type": "plain_text", "text": "x"},
-                }
-            ],
-        }
-        body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded"), response_url
-
-    def event(self, event: dict, *, team_id: str = "T1") -> httpx.Response:
-        body = json.dumps(
-            {
-                "token": "deprecated-verification-token",
-                "team_id": team_id,
-                "api_app_id": "A0SCOUT",
-                "event": event,
-                "type": "event_callback",
-                "event_id": f"Ev{time.monotonic_ns()}",
-                "event_time": int(time.time()),
-                "authorizations": [{"team_id": team_id, "user_id": f"UBOT{team_id}", "is_bot": True}],
-            }
-        )
-        return self.post(body, "application/json")
-
-
-# -- our app, served for real -------------------------------------------------------------
-
-
-@contextmanager
-def serve(asgi_app) -> Any:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-# -- a small catalog for tests --------------------------------------------------------------
-
-
-def seed_catalog(db, profiles: list[str], preprints: list[dict], score) -> dict:
-    """Profiles (5 synthetic reference papers each), preprints posted in the last days, and a
-    stored score for every (profile, preprint) from `score(profile_index, preprint_index)`.
-
-    Returns {"profiles": [ids], "preprints": [ids]}. No model: the scores are given, and every
-    text gets a cached embedding (a fixed pseudo-random unit vector) so "why it matched" is
-    computed without loading the model.
-    """
-    from datetime import date, timedelta
-
-    import numpy as np
-
-    from bot.config import BUNDLED_MODEL
-    from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score, ScoringRun
-    from bot.profiles.catalog import normalise_name
-    from scoring.embedder import vector_key
-    from scoring.text import content_hash
-
-    def embed(session, key: str) -> None:
-        vector = np.random.default_rng(int(key[:8], 16)).standard_normal(384).astype(np.float32)
-        vector /= np.linalg.norm(vector)
-        session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=384, vector=vector.tobytes()))
-
-    with db.session() as session:
-        run = ScoringRun(
-            fingerprint="test",
-            model="test",
-            profiles=len(profiles),
-            reference_papers=0,
-            background_ids=[],
-            tau=1.0,
-            temperature=1.0,
-        )
-        session.add(run)
-        profile_rows = []
-        for name in profiles:
-            profile = Profile(name=name, name_key=normalise_name(name), source="test")
-            profile.papers = [
-                ReferencePaper(
-                    title=f"{name} reference paper {i}",
-                    abstract=f"What {name} published, part {i}.",
-                    year=2020 + i,
-                    content_hash=content_hash(f"{name} reference paper {i}", str(i)),
-                )
-                for i in range(5)
-            ]
-            session.add(profile)
-            profile_rows.append(profile)
-        preprint_rows = []
-        for i, spec in enumerate(preprints):
-            title = spec.get("title", f"Preprint number {i}")
-            abstract = spec.get("abstract", f"An abstract about finding number {i}.")
-            row = Preprint(
-                server=spec.get("server", "biorxiv"),
-                identifier=spec.get("identifier", f"10.1101/2026.01.{i:02d}.{100000 + i}"),
-                doi=spec.get("doi", f"10.1101/2026.01.{i:02d}.{100000 + i}"),
-                title=title,
-                abstract=abstract,
-                authors_json=json.dumps(spec.get("authors", ["Doe, J.", "Roe, R."])),
-                category=spec.get("category", "neuroscience"),
-                posted=date.today() - timedelta(days=spec.get("age", 1 + i % 20)),
-                url=spec.get("url", f"https://www.biorxiv.org/content/10.1101/2026.01.{i:02d}.{100000 + i}v1"),
-                content_hash=content_hash(title, abstract),
-            )
-            session.add(row)
-            preprint_rows.append(row)
-        session.flush()
-        for key in {r.content_hash for p in profile_rows for r in p.papers} | {p.content_hash for p in preprint_rows}:
-            embed(session, key)
-        for p, profile in enumerate(profile_rows):
-            for q, preprint in enumerate(preprint_rows):
-                session.add(Score(preprint_id=preprint.id, profile_id=profile.id, run_id=run.id, score=score(p, q)))
-        return {"profiles": [p.id for p in profile_rows], "preprints": [p.id for p in preprint_rows]}
