@@ -7,22 +7,28 @@ RFC 8058 one-click headers, signed per recipient and list (bot/tokens.py).
 
 Delivery follows DESIGN.md's reliability rules: the ledger (bot.digests) is written only
 after the SMTP server accepted the message, in one transaction with the digest rows, so
-a run that dies resumes without sending twice; a recipient the server refuses (5xx) pauses
-that address's subscriptions; a server that is down or answers 4xx fails the digest and the
-subscription is retried on a later run with exponential backoff.
+a run that dies resumes without sending twice; a recipient or message the server refuses
+for good (5xx at RCPT or DATA, or an address it cannot take) pauses that address's
+subscriptions; a server that is down or answers 4xx fails the digest and the subscription is
+retried on a later run with exponential backoff. A server that fails to answer at all costs
+one timeout per run: the rest of the run's addresses fail at once with the same reason. When
+the answer to DATA is lost, the server may have taken the message: the resend carries the
+same Message-ID, so the receiving side can recognise it.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email import policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import unquote, urlencode, urlsplit
@@ -32,10 +38,12 @@ from sqlalchemy import select
 from bot.config import Settings, SettingsError
 from bot.db import Database, Delivery, Digest, Subscription, utcnow
 from bot.digests import DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
+from bot.rankings import RankedPreprint
 from bot.render import render
 from bot.scores import ScoringContext
 from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for
 from bot.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, TokenError, make_token, read_token
+from scoring.text import one_line, strip_unseen
 from scoring.thresholds import KINDS
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,10 @@ DEFAULT_NAME = "Preprint Scout"
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
+# RFC 2045: quoted-printable lines are at most 76 characters; the body is encoded with this.
+BODY_POLICY = policy.SMTP.clone(max_line_length=76)
+# Waiting for the answer to QUIT gains nothing (the message is in): never a full timeout.
+QUIT_WAIT = 1.0
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 
 
@@ -56,19 +68,33 @@ class TemporaryMailError(MailError):
     """Worth retrying later: the server is down, timed out, or answered 4xx.
 
     `server_down` is True when the server could not be talked to at all, so the rest of
-    the run is not worth trying either.
+    the run is not worth trying either. `maybe_sent` is True when the connection was lost
+    after the message went out (no answer to DATA): the server may have taken it.
     """
 
-    def __init__(self, message: str, server_down: bool = False) -> None:
+    def __init__(self, message: str, server_down: bool = False, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.server_down = server_down
+        self.maybe_sent = maybe_sent
 
 
-class RecipientRefused(MailError):
-    """The server refused this recipient for good (a 5xx reply)."""
+class Undeliverable(MailError):
+    """This address cannot get this mail from this server, for good: pause, do not retry."""
+
+
+class RecipientRefused(Undeliverable):
+    """The server refused this recipient for good (a 5xx reply to RCPT)."""
 
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"the mail server refused the address: {code} {reply}".strip())
+        self.code = code
+
+
+class MessageRefused(Undeliverable):
+    """The server refused the message itself for good (a 5xx reply to DATA, e.g. 552 too big)."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(f"the mail server refused the message: {code} {reply}".strip())
         self.code = code
 
 
@@ -105,7 +131,7 @@ def normalise_address(text: str) -> str:
     # "Name <addr>" or a bare address; parseaddr is too lenient ("a b@x.org" -> "ab@x.org").
     match = re.fullmatch(r"[^<>]*<([^<>]+)>|([^<>]+)", raw)
     addr = (match.group(1) or match.group(2)).strip().lower() if match else ""
-    if any(ord(c) < 32 for c in raw) or not _ADDRESS.fullmatch(addr):
+    if any(ord(c) < 32 for c in raw) or strip_unseen(raw) != raw or not _ADDRESS.fullmatch(addr):
         raise ValueError(f"{raw!r} is not an email address; give one plain address, e.g. editor@example.org")
     return addr
 
@@ -169,6 +195,8 @@ class SmtpClient:
 
     STARTTLS (with certificate and host name verification) whenever the server offers it,
     implicit TLS for smtps://; a password is never sent in the clear except to loopback.
+    A connection that failed (timeout, reset) is dropped without a QUIT: waiting for the
+    answer of a server that already failed to answer would cost another timeout.
     """
 
     def __init__(self, server: SmtpServer, timeout: float, helo: str | None = None) -> None:
@@ -184,12 +212,21 @@ class SmtpClient:
         self.close()
 
     def close(self) -> None:
+        """Say QUIT to a healthy server (waiting QUIT_WAIT at most); just close otherwise."""
+        conn, self._conn = self._conn, None
+        if conn is None or conn.sock is None:
+            return
+        try:
+            conn.sock.settimeout(min(self.timeout, QUIT_WAIT))
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _drop(self) -> None:
+        """Close without a word: the server failed to answer or the session is broken."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                conn.close()
+            conn.close()
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
@@ -232,38 +269,84 @@ class SmtpClient:
         return conn
 
     def send(self, message: EmailMessage, envelope_from: str, recipient: str) -> None:
-        """Hand one message to the server; returns when it accepted it, raises otherwise."""
+        """Hand one message to the server; returns when it accepted it, raises otherwise:
+        Undeliverable (for good: pause), TemporaryMailError (retry later)."""
         if self._conn is None:
             self._conn = self._connect()
+        conn = self._conn
+        international = not (envelope_from.isascii() and recipient.isascii())
+        if international and not conn.has_extn("smtputf8"):
+            raise Undeliverable(
+                f"the address {recipient} has non-ASCII characters and the mail server {self.server.display} "
+                "does not offer SMTPUTF8, which such an address needs; use an ASCII address or a server with SMTPUTF8"
+            )
+        payload = wire_bytes(message, utf8=international)
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
         try:
-            self._conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()), (0, b""))
-            raise self._reply_error(code, reply, f"the mail server deferred {recipient}") from None
-        except smtplib.SMTPSenderRefused as exc:
-            self.close()
-            raise TemporaryMailError(
-                f"the mail server refused the sender {envelope_from} (SCOUT_MAIL_FROM): "
-                f"{exc.smtp_code} {_text(exc.smtp_error)}",
-                server_down=True,
-            ) from None
-        except smtplib.SMTPDataError as exc:
-            raise self._reply_error(exc.smtp_code, exc.smtp_error, "the mail server deferred the message") from None
+            code, reply = conn.mail(envelope_from, options)
+            if code != 250:
+                raise self._sender_error(code, reply, envelope_from)
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                raise self._reply_error(code, reply, RecipientRefused, f"the mail server deferred {recipient}")
+        except MailError:
+            self._reset()
+            raise
         except (smtplib.SMTPException, OSError) as exc:
-            self.close()
+            self._drop()
             raise TemporaryMailError(
                 f"lost the mail server {self.server.display}: {_describe(exc)}", server_down=True
             ) from None
+        try:
+            code, reply = conn.data(payload)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused: the message never went out
+            code, reply = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise TemporaryMailError(
+                f"lost the mail server {self.server.display} before it answered the message "
+                f"(it may have been accepted; a retry carries the same Message-ID): {_describe(exc)}",
+                server_down=True,
+                maybe_sent=True,
+            ) from None
+        if code != 250:
+            self._reset()
+            raise self._reply_error(code, reply, MessageRefused, "the mail server deferred the message")
 
-    def _reply_error(self, code: int, reply: bytes | str, what: str) -> MailError:
-        # 421 means the server is closing the session (smtplib already closed it): the
-        # service is unavailable, so reconnect next time and let the rest of the run wait.
-        closing = code == 421 or self._conn is None or self._conn.sock is None
-        if closing:
-            self.close()
+    def _sender_error(self, code: int, reply: bytes | str, envelope_from: str) -> TemporaryMailError:
+        # Every address would fail the same way: the rest of the run waits.
+        if code == 421:
+            self._drop()
+        return TemporaryMailError(
+            f"the mail server refused the sender {envelope_from} (SCOUT_MAIL_FROM): {code} {_text(reply)}",
+            server_down=True,
+        )
+
+    def _reply_error(self, code: int, reply: bytes | str, refused: type[Undeliverable], what: str) -> MailError:
+        # 421 means the server is closing the session: the service is unavailable, so
+        # reconnect next time and let the rest of the run wait.
+        if code == 421:
+            self._drop()
         if 500 <= code < 600:
-            return RecipientRefused(code, _text(reply))
+            return refused(code, _text(reply))
         return TemporaryMailError(f"{what}: {code} {_text(reply)}", server_down=code == 421)
+
+    def _reset(self) -> None:
+        """RSET after a refused transaction, so the session can carry the next address."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+
+def wire_bytes(message: EmailMessage, utf8: bool = False) -> bytes:
+    """The message as sent: CRLF lines, UTF-8 headers only for an SMTPUTF8 transaction."""
+    buffer = io.BytesIO()
+    generator_policy = message.policy.clone(utf8=True) if utf8 else message.policy
+    BytesGenerator(buffer, policy=generator_policy).flatten(message, linesep="\r\n")
+    return buffer.getvalue()
 
 
 def _text(reply: bytes | str) -> str:
@@ -280,7 +363,8 @@ def _describe(exc: BaseException) -> str:
 
 def smtp_client(settings: Settings) -> SmtpClient:
     server = SmtpServer.from_url(settings.smtp_url.get_secret_value())
-    return SmtpClient(server, timeout=settings.http_timeout, helo=_domain(sender(settings)[1]))
+    timeout = settings.smtp_timeout or settings.http_timeout
+    return SmtpClient(server, timeout=timeout, helo=_domain(sender(settings)[1]))
 
 
 # -- messages ----------------------------------------------------------------------------
@@ -294,6 +378,32 @@ class Section:
     plan: DigestPlan
     description: str  # "PLOS Genetics: top 1%, daily at 08:00 UTC, up to 20"
     unsubscribe_url: str
+
+
+def web_url(url: str | None) -> str:
+    """`url` when it is an http(s) link a reader may follow; "" for anything else
+    (a feed's `javascript:` or `data:` URL is never rendered as a link)."""
+    text = one_line(url)
+    parts = urlsplit(text)
+    return text if parts.scheme.lower() in ("http", "https") and parts.hostname else ""
+
+
+def readable(item: RankedPreprint) -> RankedPreprint:
+    """A feed item as people read it: no control or bidi characters, only an http(s) link."""
+    return replace(
+        item,
+        title=one_line(item.title),
+        url=web_url(item.url),
+        authors=[one_line(a) for a in item.authors],
+        category=one_line(item.category) or None,
+        doi=one_line(item.doi) or None,
+        abstract=one_line(item.abstract),
+        why=[replace(r, title=one_line(r.title)) for r in item.why],
+    )
+
+
+def readable_plan(plan: DigestPlan) -> DigestPlan:
+    return replace(plan, profile=one_line(plan.profile), items=[readable(i) for i in plan.items])
 
 
 def link(settings: Settings, path: str, token: str) -> str:
@@ -322,17 +432,20 @@ def _message(
     settings: Settings, to: str, subject: str, text: str, html: str, now: datetime, message_id: str | None = None
 ) -> EmailMessage:
     from_header, from_addr = sender(settings)
-    # RFC 5322 allows 998-character lines; at 78 Python folds a long Subject right after the colon.
-    msg = EmailMessage(policy=HEADER_POLICY)
+    # The body is encoded under BODY_POLICY (quoted-printable lines of 76 at most), the
+    # headers written under HEADER_POLICY: RFC 5322 allows 998-character lines, and at 78
+    # Python folds a long Subject right after the colon.
+    msg = EmailMessage(policy=BODY_POLICY)
     msg["From"] = from_header
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = one_line(subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id or make_msgid(domain=_domain(from_addr))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     # quoted-printable: 7-bit safe for any relay (no 8BITMIME needed), still readable raw.
     msg.set_content(text + "\n", cte="quoted-printable")
     msg.add_alternative(html + "\n", subtype="html", cte="quoted-printable")
+    msg.policy = HEADER_POLICY
     return msg
 
 
@@ -364,13 +477,13 @@ def build_confirm_message(settings: Settings, sub: Subscription, now: datetime) 
     token = make_token(settings, CONFIRM, sub.email, [sub.id])
     context = {
         "email": sub.email,
-        "profile": sub.profile.name,
-        "description": describe(sub),
+        "profile": one_line(sub.profile.name),
+        "description": one_line(describe(sub)),
         "confirm_url": link(settings, "/email/confirm", token),
         "valid_days": MAX_AGE[CONFIRM].days,
         "base_url": settings.base_url,
     }
-    subject = f"Confirm your Preprint Scout digest for {sub.profile.name}"
+    subject = f"Confirm your Preprint Scout digest for {one_line(sub.profile.name)}"
     text = render("email/confirm.txt.j2", **context)
     html = render("email/confirm.html.j2", **context)
     return _message(settings, sub.email, subject, text, html, now)
@@ -407,8 +520,21 @@ class _Batch:
         ]
 
 
+@dataclass(frozen=True)
+class _Outage:
+    """The mail server failed to answer in the run started at `now`: the rest of it waits."""
+
+    now: datetime
+    reason: str
+
+
 class EmailDeliverer:
-    """Sends due email digests: one message per address, grouping every profile it follows."""
+    """Sends due email digests: one message per address, grouping every profile it follows.
+
+    run_due_digests calls `run` once per address, all with the same `now`: an outage seen
+    by one call (timeout, refused connection, TLS failure) is remembered for that `now`,
+    so one outage costs one timeout per run, not one per address.
+    """
 
     kind = KIND
 
@@ -417,8 +543,14 @@ class EmailDeliverer:
         self.settings = settings
         self.db = db
         self.ctx = ctx
+        self._outage: _Outage | None = None
 
-    def run(self, subscription_ids: list[int], now: datetime, dry_run: bool) -> list[DigestOutcome]:
+    def _down(self, now: datetime) -> str | None:
+        return self._outage.reason if self._outage is not None and self._outage.now == now else None
+
+    def run(
+        self, subscription_ids: list[int], now: datetime, dry_run: bool, claims: object = None
+    ) -> list[DigestOutcome]:
         with self.db.session() as session:
             subs = list(
                 session.scalars(
@@ -432,37 +564,42 @@ class EmailDeliverer:
                 groups.setdefault(sub.email.lower(), _Group(sub.email.lower())).subs.append(sub)
             addresses = list(groups)
         outcomes: list[DigestOutcome] = []
-        down: str | None = None  # once the server is unreachable, the rest of the run waits too
         with smtp_client(self.settings) as client:
             for email in addresses:
                 ids = [s.id for s in groups[email].subs]
-                try:
-                    skipped, batch = self._prepare(email, ids, now, dry_run)
-                except Exception as exc:  # a bad row must not stop the other addresses
-                    log.exception("email digest for subscriptions %s failed", ids)
-                    outcomes.extend(self._failed(ids, f"{type(exc).__name__}: {exc}", now, paused=False))
-                    continue
-                outcomes.extend(skipped)
-                if batch is None:
-                    continue
-                if dry_run:
-                    outcomes.extend(batch.outcomes(sent=False))
-                    continue
-                attempted = [s.subscription_id for s in batch.sections]
-                try:
-                    if down is not None:
-                        raise TemporaryMailError(down, server_down=True)
-                    self._send(client, batch, now)
-                    outcomes.extend(batch.outcomes(sent=True))
-                except TemporaryMailError as exc:
-                    down = str(exc) if exc.server_down else down
-                    outcomes.extend(self._failed(attempted, str(exc), now, paused=False))
-                except RecipientRefused as exc:
-                    outcomes.extend(self._failed(ids, str(exc), now, paused=True))
-                except Exception as exc:
-                    log.exception("email digest for subscriptions %s failed", attempted)
-                    outcomes.extend(self._failed(attempted, f"{type(exc).__name__}: {exc}", now, paused=False))
+                outcomes.extend(self._deliver(client, email, ids, now, dry_run))
         return outcomes
+
+    def _deliver(
+        self, client: SmtpClient, email: str, ids: list[int], now: datetime, dry_run: bool
+    ) -> list[DigestOutcome]:
+        """One address's digest: sent, failed (retried later) or paused; never raises."""
+        try:
+            skipped, batch = self._prepare(email, ids, now, dry_run)
+        except Exception as exc:  # a bad row must not stop the other addresses
+            log.exception("email digest for subscriptions %s failed", ids)
+            return self._failed(ids, f"{type(exc).__name__}: {exc}", now, paused=False)
+        if batch is None:
+            return skipped
+        if dry_run:
+            return skipped + batch.outcomes(sent=False)
+        attempted = [s.subscription_id for s in batch.sections]
+        try:
+            if (down := self._down(now)) is not None:
+                raise TemporaryMailError(down, server_down=True)
+            self._send(client, batch, now)
+            return skipped + batch.outcomes(sent=True)
+        except TemporaryMailError as exc:
+            if exc.server_down and self._down(now) is None:
+                self._outage = _Outage(now, str(exc))
+            # The server may hold the message: the resend keeps its Message-ID.
+            carry = batch.message_id if exc.maybe_sent else None
+            return skipped + self._failed(attempted, str(exc), now, paused=False, message_id=carry)
+        except Undeliverable as exc:  # the address (or this message to it) is no good: all of it pauses
+            return skipped + self._failed(ids, str(exc), now, paused=True)
+        except Exception as exc:
+            log.exception("email digest for subscriptions %s failed", attempted)
+            return skipped + self._failed(attempted, f"{type(exc).__name__}: {exc}", now, paused=False)
 
     def _prepare(
         self, email: str, ids: list[int], now: datetime, dry_run: bool
@@ -481,7 +618,10 @@ class EmailDeliverer:
                     schedule_next(s, now)
             if not wanted:
                 return outcomes, None
-            sections = [Section(s.id, p, describe(s), unsubscribe_url(self.settings, email, [s.id])) for s, p in wanted]
+            sections = [
+                Section(s.id, readable_plan(p), one_line(describe(s)), unsubscribe_url(self.settings, email, [s.id]))
+                for s, p in wanted
+            ]
             if dry_run:
                 return outcomes, _Batch(email, sections, {}, "")
             digests = {s.id: open_digest(session, s) for s, _ in wanted}
@@ -524,8 +664,13 @@ class EmailDeliverer:
                 sub.last_run_at = now
                 schedule_next(sub, now)
 
-    def _failed(self, ids: list[int], error: str, now: datetime, paused: bool) -> list[DigestOutcome]:
-        """Mark the address's digests failed; pause (refused) or back off (temporary)."""
+    def _failed(
+        self, ids: list[int], error: str, now: datetime, paused: bool, message_id: str | None = None
+    ) -> list[DigestOutcome]:
+        """Mark the address's digests failed; pause (refused) or back off (temporary).
+
+        With `message_id` (the server may have taken the message) a new open digest keeps
+        it, so the resend is the same message to the receiving side."""
         outcomes = []
         with self.db.session() as session:
             for sid in ids:
@@ -538,6 +683,8 @@ class EmailDeliverer:
                     sub.status, sub.status_reason = "paused", error
                 else:
                     sub.next_run_at = now + retry_delay(session, sid)
+                if message_id is not None and not paused:
+                    session.add(Digest(subscription_id=sid, status="open", items=0, message_id=message_id))
                 outcomes.append(DigestOutcome(sid, sub.email, sub.profile.name, error=error, paused=paused))
         return outcomes
 
@@ -549,6 +696,8 @@ def retry_delay(session, subscription_id: int) -> timedelta:
     )
     failures = 0
     for status in statuses:
+        if status == "open":  # a resend waiting with a Message-ID the server may have seen
+            continue
         if status != "failed":
             break
         failures += 1
