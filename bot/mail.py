@@ -852,7 +852,7 @@ def email_subscriptions(session, address: str | None = None) -> list[Subscriptio
 class LinkResult:
     email: str
     profiles: list[str]
-    state: str  # confirm: confirmed | already | ended; unsubscribe: ask | done | already
+    state: str  # confirm: ask | confirmed | already | ended; unsubscribe: ask | done | already
 
 
 def _token_subs(session, settings: Settings, purpose: str, token: str | None) -> tuple[str, list[Subscription]]:
@@ -864,20 +864,29 @@ def _token_subs(session, settings: Settings, purpose: str, token: str | None) ->
     return data.email, subs
 
 
-def confirm_by_token(db: Database, settings: Settings, token: str | None, now: datetime | None = None) -> LinkResult:
+def _profiles(subs: list[Subscription]) -> list[str]:
+    return [one_line(s.profile.name) for s in subs]
+
+
+def confirm_by_token(
+    db: Database, settings: Settings, token: str | None, now: datetime | None = None, *, apply: bool
+) -> LinkResult:
+    """What a confirmation link covers (apply=False, for the GET page: a link scanner's GET
+    or HEAD must not subscribe anyone) or confirm it (apply=True, the page's POST)."""
     now = now or utcnow()
     with db.session() as session:
         email, subs = _token_subs(session, settings, CONFIRM, token)
         states = set()
         for sub in subs:
             if sub.status == "pending":
-                sub.status, sub.status_reason, sub.confirmed_at = "active", None, now
-                schedule_next(sub, now)
-                states.add("confirmed")
+                if apply:
+                    sub.status, sub.status_reason, sub.confirmed_at = "active", None, now
+                    schedule_next(sub, now)
+                states.add("confirmed" if apply else "ask")
             else:
                 states.add("already" if sub.status == "active" else "ended")
-        state = "confirmed" if "confirmed" in states else ("already" if "already" in states else "ended")
-        return LinkResult(email, [s.profile.name for s in subs], state)
+        state = next(s for s in ("confirmed", "ask", "already", "ended") if s in states)
+        return LinkResult(email, _profiles(subs), state)
 
 
 def unsubscribe_by_token(db: Database, settings: Settings, token: str | None, *, apply: bool) -> LinkResult:
@@ -889,4 +898,4 @@ def unsubscribe_by_token(db: Database, settings: Settings, token: str | None, *,
             for sub in live:
                 sub.status, sub.status_reason = "unsubscribed", "one-click unsubscribe"
         state = ("done" if apply else "ask") if live else "already"
-        return LinkResult(email, [s.profile.name for s in subs], state)
+        return LinkResult(email, _profiles(subs), state)

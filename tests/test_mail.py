@@ -359,23 +359,23 @@ def test_typed_address_gets_only_a_confirmation_until_confirmed(seeded, smtp, da
 
     # Tampered and foreign tokens are refused and change nothing.
     with pytest.raises(TokenError) as bad:
-        confirm_by_token(db, settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+        confirm_by_token(db, settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), apply=True)
     assert not bad.value.expired
     unsub = make_token(settings, UNSUBSCRIBE, "ada@example.org", [result.subscription_id])
     with pytest.raises(TokenError):
-        confirm_by_token(db, settings, unsub)
+        confirm_by_token(db, settings, unsub, apply=True)
     assert subscription(db, result.subscription_id).status == "pending"
 
     # Expired: a week later the link no longer works.
     with time_machine.travel(datetime.now(UTC) + timedelta(days=8), tick=False), pytest.raises(TokenError) as old:
-        confirm_by_token(db, settings, token)
+        confirm_by_token(db, settings, token, apply=True)
     assert old.value.expired
 
-    confirmed = confirm_by_token(db, settings, token, now=NOW)
+    confirmed = confirm_by_token(db, settings, token, now=NOW, apply=True)
     assert confirmed.state == "confirmed" and confirmed.profiles == ["PLOS Genetics"]
     sub = subscription(db, result.subscription_id)
     assert sub.status == "active" and sub.confirmed_at is not None
-    assert confirm_by_token(db, settings, token).state == "already"
+    assert confirm_by_token(db, settings, token, apply=True).state == "already"
 
     [outcome] = run(db, settings)
     assert outcome.sent == 4 and len(smtp.messages) == 2
