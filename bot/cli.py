@@ -869,8 +869,15 @@ def email_send(
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
         err.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
-    if any(o.error for o in outcomes):
+    if run_failed(outcomes):
         raise typer.Exit(1)
+
+
+def run_failed(outcomes: list) -> bool:
+    """The exit rule of `email send` and `digests run`: a run failed (status 1) when any
+    digest in it failed or was paused by an error in that run, so a cron job or a
+    supervisor sees a server that refused a message as well as one that was down."""
+    return any(o.error or o.paused for o in outcomes)
 
 
 # -- Slack and digests -------------------------------------------------------------------
@@ -948,7 +955,7 @@ def digests_run(
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
         out.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
-    if any(o.error and not o.paused for o in outcomes):
+    if run_failed(outcomes):
         raise typer.Exit(1)
 
 
