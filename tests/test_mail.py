@@ -284,9 +284,32 @@ def test_a_silent_server_costs_one_timeout_per_run_and_loses_nothing(seeded, dat
 
 
 def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, database_url):
-    """The server takes the message and answers 250 after the client gave up: the server may
-    hold it, so the retry carries the same Message-ID (the receiving side can drop the copy);
-    the run's other addresses wait without another timeout."""
+    """The server takes the message and answers 250 after the client gave up: it may hold
+    the message, so the retry carries the same Message-ID (the receiving side can drop the
+    copy) instead of passing for a new message."""
+    db = seeded
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=1)
+    smtp.answer_late(2.5)
+    [outcome] = run(db, settings)
+    assert outcome.error and "may have been accepted" in outcome.error and not outcome.paused
+    [first] = smtp.messages  # the server did take it
+    assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
+
+    smtp.answer_late(0)
+    [outcome] = run(db, settings, when=LATER + RETRY_BASE)
+    assert outcome.sent == 4
+    first_id, resent_id = (m.message["Message-ID"] for m in smtp.messages)
+    assert resent_id == first_id
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 4
+        statuses = list(s.scalars(select(Digest.status).order_by(Digest.id)))
+        assert statuses == ["failed", "done"]
+
+
+def test_no_answer_after_data_costs_one_timeout_for_the_whole_run(seeded, smtp, database_url):
+    """The session dies after DATA: the connection is dropped without a QUIT that would wait
+    another timeout, and the run's other addresses wait without being tried."""
     db = seeded
     ids = [follow(db, f"{name}@example.org", "PLOS Genetics", NOW) for name in ("ada", "bob", "cy")]
     settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=1)
@@ -294,23 +317,18 @@ def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, da
     started = time.monotonic()
     outcomes = run(db, settings)
     assert time.monotonic() - started < 2.0
+    assert sorted(o.subscription_id for o in outcomes) == ids
     assert all(o.error and not o.paused and o.sent == 0 for o in outcomes)
-    assert "may have been accepted" in outcomes[0].error
-    assert smtp.rcpt_attempts == ["ada@example.org"]  # the others did not cost another wait
-    [first] = smtp.messages  # the server did take it
-    assert subscription(db, ids[0]).next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
-
+    assert smtp.rcpt_attempts == ["ada@example.org"]
     smtp.answer_late(0)
     outcomes = run(db, settings, when=LATER + RETRY_BASE)
     assert [o.sent for o in outcomes] == [4, 4, 4]
-    to_ada = [m for m in smtp.messages if m.rcpt_tos == ["ada@example.org"]]
-    assert len(to_ada) == 2 and to_ada[1].message["Message-ID"] == first.message["Message-ID"]
-    others = [m.message["Message-ID"] for m in smtp.messages if m.rcpt_tos != ["ada@example.org"]]
-    assert len(others) == 2 and first.message["Message-ID"] not in others
-    with db.session() as s:
-        assert s.scalar(select(func.count(Delivery.id))) == 12
-        statuses = list(s.scalars(select(Digest.status).where(Digest.subscription_id == ids[0]).order_by(Digest.id)))
-        assert statuses == ["failed", "done"]
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+        "ada@example.org",
+        "ada@example.org",
+        "bob@example.org",
+        "cy@example.org",
+    ]
 
 
 def test_an_address_that_needs_smtputf8_is_paused_when_the_server_lacks_it(seeded, database_url):
@@ -370,10 +388,10 @@ def test_a_message_refused_at_data_is_paused_as_such_and_the_run_fails(
         assert s.scalar(select(func.count(Delivery.id))) == 0
 
 
-def test_feed_text_is_shown_as_text_without_controls_and_lines_fit(seeded, smtp, database_url):
-    """A feed item's javascript: URL is not a link; bidi overrides and control characters
-    from feeds and profile names reach neither the Subject nor the body; every line of the
-    raw message fits RFC 2045 (quoted-printable: 76) and RFC 5322 (headers: 998)."""
+@pytest.fixture
+def hostile(seeded, smtp, database_url):
+    """One digest whose profile name and feed items carry what must not reach a reader as is:
+    a javascript: and a data: URL, bidi overrides, terminal escapes, C1 controls, a long title."""
     db, settings = seeded, mail_settings(database_url, smtp.url)
     sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
     with db.session() as s:
@@ -387,22 +405,34 @@ def test_feed_text_is_shown_as_text_without_controls_and_lines_fit(seeded, smtp,
         second.url = "data:text/html;base64,PHNjcmlwdD4="
     run(db, settings)
     [received] = smtp.messages
-    msg = received.message
+    return received
+
+
+def test_only_http_links_are_links_in_the_email(hostile):
+    _, text, html = parts(hostile.message)
+    assert "javascript:" not in html and "data:text" not in html
+    assert "javascript:" not in text and "data:text" not in text
+    assert re.search(r"1\. DNA gnp\.exe", html)  # the title, as text, with no link around it
+    assert 'href="https://www.biorxiv.org/content/10.1101/2026.01.02.500002v1"' in html  # http(s) still links
+
+
+def test_controls_and_bidi_overrides_reach_neither_subject_nor_body(hostile):
+    msg = hostile.message
     unseen = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
     assert msg["Subject"] == "Preprint Scout: 4 new matches for PLOS Genetics]0;pwned"
     _, text, html = parts(msg)
     for part in (msg["Subject"], text, html):
         assert not unseen.search(part), repr(unseen.search(part))
     assert "DNA gnp.exe and [31mred[0m text" in text and "Evil, A." in text and "Bidi isolate and C1 control" in text
-    assert "javascript:" not in html and "data:text" not in html and "javascript:" not in text
-    assert re.search(r"1\. DNA gnp\.exe", html)  # the title, as text, with no link
-    assert 'href="https://www.biorxiv.org/content/10.1101/2026.01.02.500002v1"' in html  # http(s) still links
 
-    head, body = received.content.split(b"\r\n\r\n", 1)
+
+def test_raw_message_lines_fit_the_rfcs(hostile):
+    """RFC 2045: a quoted-printable line is at most 76 characters; RFC 5322: 998 for headers."""
+    head, body = hostile.content.split(b"\r\n\r\n", 1)
     assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    assert hostile.message.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
     long = [line for line in body.split(b"\r\n") if len(line) > 76]
     assert not long, long[:3]
-    assert msg.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
 
 
 def test_deferred_4xx_is_retried_not_paused(seeded, smtp, database_url):
