@@ -10,7 +10,8 @@
 `SilentServer` accepts TCP connections and never says a word (a hung mail server).
 `smtp.answer_data("552 5.3.4 Message too big")` answers DATA with that reply instead of
 250; `smtp.answer_late(seconds)` takes the message and then waits before its 250 (a
-client with a shorter timeout never hears that it was accepted).
+client with a shorter timeout never hears that it was accepted); `smtp.answer_quit_late(s)`
+the same for QUIT.
 With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
 offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implicit TLS
 (`url` is then smtps://).
@@ -58,6 +59,7 @@ class _Handler:
         self.rcpt_attempts: list[str] = []
         self.data_reply: str | None = None
         self.data_delay = 0.0
+        self.quit_delay = 0.0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
         with self.lock:
@@ -69,6 +71,12 @@ class _Handler:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        with self.lock:
+            delay = self.quit_delay
+        await asyncio.sleep(delay)
+        return "221 Bye"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
@@ -145,6 +153,11 @@ class SmtpServer:
         """Keep each message, then wait `seconds` before the 250 (0: answer at once)."""
         with self.handler.lock:
             self.handler.data_delay = seconds
+
+    def answer_quit_late(self, seconds: float) -> None:
+        """Wait `seconds` before answering QUIT (0: at once)."""
+        with self.handler.lock:
+            self.handler.quit_delay = seconds
 
     def start(self) -> SmtpServer:
         self._controller.start()
