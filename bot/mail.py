@@ -359,7 +359,8 @@ def wire_bytes(message: EmailMessage, utf8: bool = False) -> bytes:
 
 
 def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    """A server's reply as one line for a status reason or a terminal: no controls."""
+    return one_line(reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply))
 
 
 def _describe(exc: BaseException) -> str:
@@ -463,6 +464,8 @@ def build_digest_message(
 ) -> EmailMessage:
     ids = [s.subscription_id for s in sections]
     all_url = unsubscribe_url(settings, email, ids)
+    # Feed text and profile names as people should read them, whoever built the sections.
+    sections = [replace(s, plan=readable_plan(s.plan), description=one_line(s.description)) for s in sections]
     subject = digest_subject(sections)
     context = {
         "subject": subject,
@@ -521,7 +524,7 @@ class _Batch:
             DigestOutcome(
                 s.subscription_id,
                 self.email,
-                s.plan.profile,
+                one_line(s.plan.profile),
                 sent=len(s.plan.items) if sent else 0,
                 planned=len(s.plan.items),
             )
@@ -630,17 +633,14 @@ class EmailDeliverer:
             plans = [(s, plan_digest(session, self.ctx, s, now, self.settings.window_days)) for s in subs]
             wanted = [(s, p) for s, p in plans if p.items or s.send_empty]
             skipped = [s for s, p in plans if not (p.items or s.send_empty)]
-            outcomes = [DigestOutcome(s.id, email, s.profile.name, skipped=True) for s in skipped]
+            outcomes = [DigestOutcome(s.id, email, one_line(s.profile.name), skipped=True) for s in skipped]
             if not dry_run:
                 for s in skipped:  # nothing to say: on to the next scheduled run
                     s.last_run_at = now
                     schedule_next(s, now)
             if not wanted:
                 return outcomes, None
-            sections = [
-                Section(s.id, readable_plan(p), one_line(describe(s)), unsubscribe_url(self.settings, email, [s.id]))
-                for s, p in wanted
-            ]
+            sections = [Section(s.id, p, describe(s), unsubscribe_url(self.settings, email, [s.id])) for s, p in wanted]
             if dry_run:
                 return outcomes, _Batch(email, sections, {}, "")
             digests = {s.id: open_digest(session, s) for s, _ in wanted}
@@ -704,7 +704,7 @@ class EmailDeliverer:
                     sub.next_run_at = now + retry_delay(session, sid)
                 if message_id is not None and not paused:
                     session.add(Digest(subscription_id=sid, status="open", items=0, message_id=message_id))
-                outcomes.append(DigestOutcome(sid, sub.email, sub.profile.name, error=error, paused=paused))
+                outcomes.append(DigestOutcome(sid, sub.email, one_line(sub.profile.name), error=error, paused=paused))
         return outcomes
 
 
