@@ -561,6 +561,9 @@ def test_typed_address_gets_only_a_confirmation_until_confirmed(seeded, smtp, da
         confirm_by_token(db, settings, token, apply=True)
     assert old.value.expired
 
+    # Looking at what the link covers (the GET page) confirms nothing.
+    assert confirm_by_token(db, settings, token, now=NOW, apply=False).state == "ask"
+    assert subscription(db, result.subscription_id).status == "pending"
     confirmed = confirm_by_token(db, settings, token, now=NOW, apply=True)
     assert confirmed.state == "confirmed" and confirmed.profiles == ["PLOS Genetics"]
     sub = subscription(db, result.subscription_id)
