@@ -10,8 +10,9 @@
 `SilentServer` accepts TCP connections and never says a word (a hung mail server).
 `smtp.answer_data("552 5.3.4 Message too big")` answers DATA with that reply instead of
 250; `smtp.answer_late(seconds)` takes the message and then waits before its 250 (a
-client with a shorter timeout never hears that it was accepted); `smtp.answer_quit_late(s)`
-the same for QUIT.
+client with a shorter timeout never hears that it was accepted); `smtp.drop_after_data()`
+takes the message and closes the connection unanswered; `smtp.answer_quit_late(s)` delays
+the answer to QUIT.
 With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
 offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implicit TLS
 (`url` is then smtps://).
@@ -60,6 +61,7 @@ class _Handler:
         self.data_reply: str | None = None
         self.data_delay = 0.0
         self.quit_delay = 0.0
+        self.drop_after_data = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
         with self.lock:
@@ -80,11 +82,13 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
-            reply, delay = self.data_reply, self.data_delay
+            reply, delay, drop = self.data_reply, self.data_delay, self.drop_after_data
             if reply is None:
                 self.received.append(
                     Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
                 )
+        if drop:  # kept the message, then the connection goes before any answer
+            server.transport.abort()
         await asyncio.sleep(delay)
         return reply or "250 Message accepted for delivery"
 
@@ -153,6 +157,11 @@ class SmtpServer:
         """Keep each message, then wait `seconds` before the 250 (0: answer at once)."""
         with self.handler.lock:
             self.handler.data_delay = seconds
+
+    def drop_after_data(self, drop: bool = True) -> None:
+        """Keep each message, then close the connection without answering DATA."""
+        with self.handler.lock:
+            self.handler.drop_after_data = drop
 
     def answer_quit_late(self, seconds: float) -> None:
         """Wait `seconds` before answering QUIT (0: at once)."""

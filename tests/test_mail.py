@@ -283,20 +283,25 @@ def test_a_silent_server_costs_one_timeout_per_run_and_loses_nothing(seeded, dat
         assert s.scalar(select(func.count(Delivery.id))) == 0
 
 
-def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, database_url):
-    """The server takes the message and answers 250 after the client gave up: it may hold
-    the message, so the retry carries the same Message-ID (the receiving side can drop the
-    copy) instead of passing for a new message."""
+@pytest.mark.parametrize("lost", ["late", "dropped"])
+def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, database_url, lost):
+    """The server takes the message and answers 250 after the client gave up, or drops the
+    connection unanswered: it may hold the message, so the retry carries the same
+    Message-ID (the receiving side can drop the copy) instead of passing for a new one."""
     db = seeded
     sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
     settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=1)
-    smtp.answer_late(2.5)
+    if lost == "late":
+        smtp.answer_late(2.5)
+    else:
+        smtp.drop_after_data()
     [outcome] = run(db, settings)
     assert outcome.error and "may have been accepted" in outcome.error and not outcome.paused
     [first] = smtp.messages  # the server did take it
     assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
 
     smtp.answer_late(0)
+    smtp.drop_after_data(False)
     [outcome] = run(db, settings, when=LATER + RETRY_BASE)
     assert outcome.sent == 4
     first_id, resent_id = (m.message["Message-ID"] for m in smtp.messages)
