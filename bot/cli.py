@@ -857,7 +857,7 @@ def email_send(
     with database() as (settings, db):
         deliverer = make_email_deliverer(settings, db, scoring_context(settings))
         if deliverer is None:
-            raise fail("SMTP_URL is not set: email digests need an SMTP server (see README, Email)")
+            raise fail("SMTP_URL is not set: email digests need an SMTP server (see docs/email.md)")
         claims = Claims(db, settings.digest_lease)
         outcomes = run_due_digests(db, [deliverer], force=force, dry_run=dry_run, claims=claims)
     if not outcomes:
@@ -872,8 +872,15 @@ def email_send(
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
         err.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
-    if any(o.error for o in outcomes):
+    if run_failed(outcomes):
         raise typer.Exit(1)
+
+
+def run_failed(outcomes: list) -> bool:
+    """The exit rule of `email send` and `digests run`: a run failed (status 1) when any
+    digest in it failed or was paused by an error in that run, so a cron job or a
+    supervisor sees a server that refused a message as well as one that was down."""
+    return any(o.error or o.paused for o in outcomes)
 
 
 # -- Slack and digests -------------------------------------------------------------------
@@ -954,7 +961,7 @@ def digests_run(
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
         out.print(f"{o.target} · {_esc(o.profile)}: {state}", highlight=False)
-    if any(o.error and not o.paused for o in outcomes):
+    if run_failed(outcomes):
         raise typer.Exit(1)
 
 

@@ -108,6 +108,14 @@ class Settings(BaseSettings):
         validation_alias="SMTP_URL",
         description="smtp://user:pass@host:587 (STARTTLS when offered) or smtps://... (implicit TLS).",
     )
+    smtp_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="SCOUT_SMTP_TIMEOUT",
+        description="Seconds to wait for the mail server at each step (connect, greeting, each reply); "
+        "SCOUT_HTTP_TIMEOUT when unset. A server that fails to answer costs one such wait per run: "
+        "the rest of that run's addresses are retried later without a new attempt.",
+    )
     mail_from: str = Field(default="", validation_alias="SCOUT_MAIL_FROM")
     base_url: str = Field(default="", validation_alias="SCOUT_BASE_URL")
     secret_key: SecretStr = Field(default=SecretStr(""), validation_alias="SCOUT_SECRET_KEY")

@@ -5,24 +5,30 @@ multipart/alternative with the plain text first and HTML second, both rendered f
 `templates/email/`. Each message carries a visible unsubscribe link per profile and the
 RFC 8058 one-click headers, signed per recipient and list (bot/tokens.py).
 
-Delivery follows DESIGN.md's reliability rules: the ledger (bot.delivery.digests) is written only
+Delivery keeps the promises of docs/email.md: the ledger (bot.delivery.digests) is written only
 after the SMTP server accepted the message, in one transaction with the digest rows, so
-a run that dies resumes without sending twice; a recipient the server refuses (5xx) pauses
-that address's subscriptions; a server that is down or answers 4xx fails the digest and the
-subscription is retried on a later run with exponential backoff.
+a run that dies resumes without sending twice; a recipient or message the server refuses
+for good (5xx at RCPT or DATA, or an address it cannot take) pauses that address's
+subscriptions; a server that is down or answers 4xx fails the digest and the subscription is
+retried on a later run with exponential backoff. A server that fails to answer at all costs
+one timeout per run: the rest of the run's addresses fail at once with the same reason. When
+the answer to DATA is lost, the server may have taken the message: the resend carries the
+same Message-ID, so the receiving side can recognise it.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email import policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import unquote, urlencode, urlsplit
@@ -34,8 +40,10 @@ from bot.db import Database, Delivery, Digest, Subscription, utcnow
 from bot.delivery.digests import Claims, DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
 from bot.render import render
+from bot.scores.rankings import RankedPreprint
 from bot.scores.update import ScoringContext
 from bot.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, TokenError, make_token, read_token
+from scoring.text import one_line, strip_unseen
 from scoring.thresholds import KINDS
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,11 @@ DEFAULT_NAME = "Preprint Scout"
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
+# RFC 2045: quoted-printable lines are at most 76 characters; the body is encoded with this.
+BODY_POLICY = policy.SMTP.clone(max_line_length=76)
+# Waiting for the answer to QUIT gains nothing (the mail is in): never a full timeout, and
+# once in a run a server left QUIT unanswered, no wait at all for the rest of the run.
+QUIT_WAIT = 1.0
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 
 
@@ -56,19 +69,33 @@ class TemporaryMailError(MailError):
     """Worth retrying later: the server is down, timed out, or answered 4xx.
 
     `server_down` is True when the server could not be talked to at all, so the rest of
-    the run is not worth trying either.
+    the run is not worth trying either. `maybe_sent` is True when the connection was lost
+    after the message went out (no answer to DATA): the server may have taken it.
     """
 
-    def __init__(self, message: str, server_down: bool = False) -> None:
+    def __init__(self, message: str, server_down: bool = False, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.server_down = server_down
+        self.maybe_sent = maybe_sent
 
 
-class RecipientRefused(MailError):
-    """The server refused this recipient for good (a 5xx reply)."""
+class Undeliverable(MailError):
+    """This address cannot get this mail from this server, for good: pause, do not retry."""
+
+
+class RecipientRefused(Undeliverable):
+    """The server refused this recipient for good (a 5xx reply to RCPT)."""
 
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"the mail server refused the address: {code} {reply}".strip())
+        self.code = code
+
+
+class MessageRefused(Undeliverable):
+    """The server refused the message itself for good (a 5xx reply to DATA, e.g. 552 too big)."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(f"the mail server refused the message: {code} {reply}".strip())
         self.code = code
 
 
@@ -92,7 +119,7 @@ def require_email_settings(settings: Settings) -> None:
         raise SettingsError(
             f"email is not set up: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
             "(SMTP_URL=smtp://user:pass@host:587, SCOUT_MAIL_FROM=scout@example.org, "
-            "SCOUT_BASE_URL=https://scout.example.org; see README, Email)"
+            "SCOUT_BASE_URL=https://scout.example.org; see docs/email.md)"
         )
     secret_key(settings)
     if not _ADDRESS.match(parseaddr(settings.mail_from)[1]):
@@ -105,7 +132,7 @@ def normalise_address(text: str) -> str:
     # "Name <addr>" or a bare address; parseaddr is too lenient ("a b@x.org" -> "ab@x.org").
     match = re.fullmatch(r"[^<>]*<([^<>]+)>|([^<>]+)", raw)
     addr = (match.group(1) or match.group(2)).strip().lower() if match else ""
-    if any(ord(c) < 32 for c in raw) or not _ADDRESS.fullmatch(addr):
+    if any(ord(c) < 32 for c in raw) or strip_unseen(raw) != raw or not _ADDRESS.fullmatch(addr):
         raise ValueError(f"{raw!r} is not an email address; give one plain address, e.g. editor@example.org")
     return addr
 
@@ -169,12 +196,16 @@ class SmtpClient:
 
     STARTTLS (with certificate and host name verification) whenever the server offers it,
     implicit TLS for smtps://; a password is never sent in the clear except to loopback.
+    A connection that failed (timeout, reset) is dropped without a QUIT: waiting for the
+    answer of a server that already failed to answer would cost another timeout.
     """
 
     def __init__(self, server: SmtpServer, timeout: float, helo: str | None = None) -> None:
         self.server = server
         self.timeout = timeout
         self.helo = helo
+        self.quit_wait = QUIT_WAIT
+        self.quit_unanswered = False
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> SmtpClient:
@@ -184,12 +215,27 @@ class SmtpClient:
         self.close()
 
     def close(self) -> None:
+        """Say QUIT to a healthy server, waiting `quit_wait` at most for the answer; just
+        close a broken connection."""
+        conn, self._conn = self._conn, None
+        if conn is None or conn.sock is None:
+            return
+        try:
+            if self.quit_wait > 0:
+                conn.sock.settimeout(min(self.timeout, self.quit_wait))
+                conn.quit()
+            else:
+                conn.putcmd("quit")
+        except (smtplib.SMTPException, OSError):
+            self.quit_unanswered = True
+        finally:
+            conn.close()
+
+    def _drop(self) -> None:
+        """Close without a word: the server failed to answer or the session is broken."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                conn.close()
+            conn.close()
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
@@ -232,42 +278,89 @@ class SmtpClient:
         return conn
 
     def send(self, message: EmailMessage, envelope_from: str, recipient: str) -> None:
-        """Hand one message to the server; returns when it accepted it, raises otherwise."""
+        """Hand one message to the server; returns when it accepted it, raises otherwise:
+        Undeliverable (for good: pause), TemporaryMailError (retry later)."""
         if self._conn is None:
             self._conn = self._connect()
+        conn = self._conn
+        international = not (envelope_from.isascii() and recipient.isascii())
+        if international and not conn.has_extn("smtputf8"):
+            raise Undeliverable(
+                f"the address {recipient} has non-ASCII characters and the mail server {self.server.display} "
+                "does not offer SMTPUTF8, which such an address needs; use an ASCII address or a server with SMTPUTF8"
+            )
+        payload = wire_bytes(message, utf8=international)
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
         try:
-            self._conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()), (0, b""))
-            raise self._reply_error(code, reply, f"the mail server deferred {recipient}") from None
-        except smtplib.SMTPSenderRefused as exc:
-            self.close()
-            raise TemporaryMailError(
-                f"the mail server refused the sender {envelope_from} (SCOUT_MAIL_FROM): "
-                f"{exc.smtp_code} {_text(exc.smtp_error)}",
-                server_down=True,
-            ) from None
-        except smtplib.SMTPDataError as exc:
-            raise self._reply_error(exc.smtp_code, exc.smtp_error, "the mail server deferred the message") from None
+            code, reply = conn.mail(envelope_from, options)
+            if code != 250:
+                raise self._sender_error(code, reply, envelope_from)
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                raise self._reply_error(code, reply, RecipientRefused, f"the mail server deferred {recipient}")
+        except MailError:
+            self._reset()
+            raise
         except (smtplib.SMTPException, OSError) as exc:
-            self.close()
+            self._drop()
             raise TemporaryMailError(
                 f"lost the mail server {self.server.display}: {_describe(exc)}", server_down=True
             ) from None
+        try:
+            code, reply = conn.data(payload)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused: the message never went out
+            code, reply = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise TemporaryMailError(
+                f"lost the mail server {self.server.display} before it answered the message "
+                f"(it may have been accepted; a retry carries the same Message-ID): {_describe(exc)}",
+                server_down=True,
+                maybe_sent=True,
+            ) from None
+        if code != 250:
+            self._reset()
+            raise self._reply_error(code, reply, MessageRefused, "the mail server deferred the message")
 
-    def _reply_error(self, code: int, reply: bytes | str, what: str) -> MailError:
-        # 421 means the server is closing the session (smtplib already closed it): the
-        # service is unavailable, so reconnect next time and let the rest of the run wait.
-        closing = code == 421 or self._conn is None or self._conn.sock is None
-        if closing:
-            self.close()
+    def _sender_error(self, code: int, reply: bytes | str, envelope_from: str) -> TemporaryMailError:
+        # Every address would fail the same way: the rest of the run waits.
+        if code == 421:
+            self._drop()
+        return TemporaryMailError(
+            f"the mail server refused the sender {envelope_from} (SCOUT_MAIL_FROM): {code} {_text(reply)}",
+            server_down=True,
+        )
+
+    def _reply_error(self, code: int, reply: bytes | str, refused: type[Undeliverable], what: str) -> MailError:
+        # 421 means the server is closing the session: the service is unavailable, so
+        # reconnect next time and let the rest of the run wait.
+        if code == 421:
+            self._drop()
         if 500 <= code < 600:
-            return RecipientRefused(code, _text(reply))
+            return refused(code, _text(reply))
         return TemporaryMailError(f"{what}: {code} {_text(reply)}", server_down=code == 421)
+
+    def _reset(self) -> None:
+        """RSET after a refused transaction, so the session can carry the next address."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+
+def wire_bytes(message: EmailMessage, utf8: bool = False) -> bytes:
+    """The message as sent: CRLF lines, UTF-8 headers only for an SMTPUTF8 transaction."""
+    buffer = io.BytesIO()
+    generator_policy = message.policy.clone(utf8=True) if utf8 else message.policy
+    BytesGenerator(buffer, policy=generator_policy).flatten(message, linesep="\r\n")
+    return buffer.getvalue()
 
 
 def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    """A server's reply as one line for a status reason or a terminal: no controls."""
+    return one_line(reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply))
 
 
 def _describe(exc: BaseException) -> str:
@@ -280,7 +373,8 @@ def _describe(exc: BaseException) -> str:
 
 def smtp_client(settings: Settings) -> SmtpClient:
     server = SmtpServer.from_url(settings.smtp_url.get_secret_value())
-    return SmtpClient(server, timeout=settings.http_timeout, helo=_domain(sender(settings)[1]))
+    timeout = settings.smtp_timeout or settings.http_timeout
+    return SmtpClient(server, timeout=timeout, helo=_domain(sender(settings)[1]))
 
 
 # -- messages ----------------------------------------------------------------------------
@@ -294,6 +388,32 @@ class Section:
     plan: DigestPlan
     description: str  # "PLOS Genetics: top 1%, daily at 08:00 UTC, up to 20"
     unsubscribe_url: str
+
+
+def web_url(url: str | None) -> str:
+    """`url` when it is an http(s) link a reader may follow; "" for anything else
+    (a feed's `javascript:` or `data:` URL is never rendered as a link)."""
+    text = one_line(url)
+    parts = urlsplit(text)
+    return text if parts.scheme.lower() in ("http", "https") and parts.hostname else ""
+
+
+def readable(item: RankedPreprint) -> RankedPreprint:
+    """A feed item as people read it: no control or bidi characters, only an http(s) link."""
+    return replace(
+        item,
+        title=one_line(item.title),
+        url=web_url(item.url),
+        authors=[one_line(a) for a in item.authors],
+        category=one_line(item.category) or None,
+        doi=one_line(item.doi) or None,
+        abstract=one_line(item.abstract),
+        why=[replace(r, title=one_line(r.title)) for r in item.why],
+    )
+
+
+def readable_plan(plan: DigestPlan) -> DigestPlan:
+    return replace(plan, profile=one_line(plan.profile), items=[readable(i) for i in plan.items])
 
 
 def link(settings: Settings, path: str, token: str) -> str:
@@ -322,17 +442,20 @@ def _message(
     settings: Settings, to: str, subject: str, text: str, html: str, now: datetime, message_id: str | None = None
 ) -> EmailMessage:
     from_header, from_addr = sender(settings)
-    # RFC 5322 allows 998-character lines; at 78 Python folds a long Subject right after the colon.
-    msg = EmailMessage(policy=HEADER_POLICY)
+    # The body is encoded under BODY_POLICY (quoted-printable lines of 76 at most), the
+    # headers written under HEADER_POLICY: RFC 5322 allows 998-character lines, and at 78
+    # Python folds a long Subject right after the colon.
+    msg = EmailMessage(policy=BODY_POLICY)
     msg["From"] = from_header
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = one_line(subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id or make_msgid(domain=_domain(from_addr))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     # quoted-printable: 7-bit safe for any relay (no 8BITMIME needed), still readable raw.
     msg.set_content(text + "\n", cte="quoted-printable")
     msg.add_alternative(html + "\n", subtype="html", cte="quoted-printable")
+    msg.policy = HEADER_POLICY
     return msg
 
 
@@ -341,6 +464,8 @@ def build_digest_message(
 ) -> EmailMessage:
     ids = [s.subscription_id for s in sections]
     all_url = unsubscribe_url(settings, email, ids)
+    # Feed text and profile names as people should read them, whoever built the sections.
+    sections = [replace(s, plan=readable_plan(s.plan), description=one_line(s.description)) for s in sections]
     subject = digest_subject(sections)
     context = {
         "subject": subject,
@@ -364,13 +489,13 @@ def build_confirm_message(settings: Settings, sub: Subscription, now: datetime) 
     token = make_token(settings, CONFIRM, sub.email, [sub.id])
     context = {
         "email": sub.email,
-        "profile": sub.profile.name,
-        "description": describe(sub),
+        "profile": one_line(sub.profile.name),
+        "description": one_line(describe(sub)),
         "confirm_url": link(settings, "/email/confirm", token),
         "valid_days": MAX_AGE[CONFIRM].days,
         "base_url": settings.base_url,
     }
-    subject = f"Confirm your Preprint Scout digest for {sub.profile.name}"
+    subject = f"Confirm your Preprint Scout digest for {one_line(sub.profile.name)}"
     text = render("email/confirm.txt.j2", **context)
     html = render("email/confirm.html.j2", **context)
     return _message(settings, sub.email, subject, text, html, now)
@@ -399,7 +524,7 @@ class _Batch:
             DigestOutcome(
                 s.subscription_id,
                 self.email,
-                s.plan.profile,
+                one_line(s.plan.profile),
                 sent=len(s.plan.items) if sent else 0,
                 planned=len(s.plan.items),
             )
@@ -407,8 +532,23 @@ class _Batch:
         ]
 
 
+@dataclass
+class _RunState:
+    """What one run (one `now`) learnt about the mail server, for its other addresses."""
+
+    now: datetime
+    outage: str | None = None  # it failed to answer: the rest of the run waits, untried
+    quit_unanswered: bool = False  # it left QUIT unanswered: do not wait for that again
+
+
 class EmailDeliverer:
-    """Sends due email digests: one message per address, grouping every profile it follows."""
+    """Sends due email digests: one message per address, grouping every profile it follows.
+
+    run_due_digests calls `run` once per address, all with the same `now`: an outage seen
+    by one call (timeout, refused connection, TLS failure) is remembered for that `now`,
+    so one outage costs one timeout per run, not one per address, and a run's time on a
+    silent server stays about one timeout whatever the number of addresses.
+    """
 
     kind = KIND
 
@@ -417,6 +557,12 @@ class EmailDeliverer:
         self.settings = settings
         self.db = db
         self.ctx = ctx
+        self._run: _RunState | None = None
+
+    def _state(self, now: datetime) -> _RunState:
+        if self._run is None or self._run.now != now:
+            self._run = _RunState(now)
+        return self._run
 
     def run(
         self, subscription_ids: list[int], now: datetime, dry_run: bool, claims: Claims | None = None
@@ -434,37 +580,48 @@ class EmailDeliverer:
                 groups.setdefault(sub.email.lower(), _Group(sub.email.lower())).subs.append(sub)
             addresses = list(groups)
         outcomes: list[DigestOutcome] = []
-        down: str | None = None  # once the server is unreachable, the rest of the run waits too
-        with smtp_client(self.settings) as client:
+        state = self._state(now)
+        client = smtp_client(self.settings)
+        if state.quit_unanswered:
+            client.quit_wait = 0
+        with client:
             for email in addresses:
                 ids = [s.id for s in groups[email].subs]
-                try:
-                    skipped, batch = self._prepare(email, ids, now, dry_run)
-                except Exception as exc:  # a bad row must not stop the other addresses
-                    log.exception("email digest for subscriptions %s failed", ids)
-                    outcomes.extend(self._failed(ids, f"{type(exc).__name__}: {exc}", now, paused=False))
-                    continue
-                outcomes.extend(skipped)
-                if batch is None:
-                    continue
-                if dry_run:
-                    outcomes.extend(batch.outcomes(sent=False))
-                    continue
-                attempted = [s.subscription_id for s in batch.sections]
-                try:
-                    if down is not None:
-                        raise TemporaryMailError(down, server_down=True)
-                    self._send(client, batch, now)
-                    outcomes.extend(batch.outcomes(sent=True))
-                except TemporaryMailError as exc:
-                    down = str(exc) if exc.server_down else down
-                    outcomes.extend(self._failed(attempted, str(exc), now, paused=False))
-                except RecipientRefused as exc:
-                    outcomes.extend(self._failed(ids, str(exc), now, paused=True))
-                except Exception as exc:
-                    log.exception("email digest for subscriptions %s failed", attempted)
-                    outcomes.extend(self._failed(attempted, f"{type(exc).__name__}: {exc}", now, paused=False))
+                outcomes.extend(self._deliver(client, state, email, ids, dry_run))
+        state.quit_unanswered = state.quit_unanswered or client.quit_unanswered
         return outcomes
+
+    def _deliver(
+        self, client: SmtpClient, state: _RunState, email: str, ids: list[int], dry_run: bool
+    ) -> list[DigestOutcome]:
+        """One address's digest: sent, failed (retried later) or paused; never raises."""
+        now = state.now
+        try:
+            skipped, batch = self._prepare(email, ids, now, dry_run)
+        except Exception as exc:  # a bad row must not stop the other addresses
+            log.exception("email digest for subscriptions %s failed", ids)
+            return self._failed(ids, f"{type(exc).__name__}: {exc}", now, paused=False)
+        if batch is None:
+            return skipped
+        if dry_run:
+            return skipped + batch.outcomes(sent=False)
+        attempted = [s.subscription_id for s in batch.sections]
+        try:
+            if state.outage is not None:
+                raise TemporaryMailError(state.outage, server_down=True)
+            self._send(client, batch, now)
+            return skipped + batch.outcomes(sent=True)
+        except TemporaryMailError as exc:
+            if exc.server_down and state.outage is None:
+                state.outage = str(exc)
+            # The server may hold the message: the resend keeps its Message-ID.
+            carry = batch.message_id if exc.maybe_sent else None
+            return skipped + self._failed(attempted, str(exc), now, paused=False, message_id=carry)
+        except Undeliverable as exc:  # the address (or this message to it) is no good: all of it pauses
+            return skipped + self._failed(ids, str(exc), now, paused=True)
+        except Exception as exc:
+            log.exception("email digest for subscriptions %s failed", attempted)
+            return skipped + self._failed(attempted, f"{type(exc).__name__}: {exc}", now, paused=False)
 
     def _prepare(
         self, email: str, ids: list[int], now: datetime, dry_run: bool
@@ -476,7 +633,7 @@ class EmailDeliverer:
             plans = [(s, plan_digest(session, self.ctx, s, now, self.settings.window_days)) for s in subs]
             wanted = [(s, p) for s, p in plans if p.items or s.send_empty]
             skipped = [s for s, p in plans if not (p.items or s.send_empty)]
-            outcomes = [DigestOutcome(s.id, email, s.profile.name, skipped=True) for s in skipped]
+            outcomes = [DigestOutcome(s.id, email, one_line(s.profile.name), skipped=True) for s in skipped]
             if not dry_run:
                 for s in skipped:  # nothing to say: on to the next scheduled run
                     s.last_run_at = now
@@ -526,8 +683,13 @@ class EmailDeliverer:
                 sub.last_run_at = now
                 schedule_next(sub, now)
 
-    def _failed(self, ids: list[int], error: str, now: datetime, paused: bool) -> list[DigestOutcome]:
-        """Mark the address's digests failed; pause (refused) or back off (temporary)."""
+    def _failed(
+        self, ids: list[int], error: str, now: datetime, paused: bool, message_id: str | None = None
+    ) -> list[DigestOutcome]:
+        """Mark the address's digests failed; pause (refused) or back off (temporary).
+
+        With `message_id` (the server may have taken the message) a new open digest keeps
+        it, so the resend is the same message to the receiving side."""
         outcomes = []
         with self.db.session() as session:
             for sid in ids:
@@ -540,7 +702,9 @@ class EmailDeliverer:
                     sub.status, sub.status_reason = "paused", error
                 else:
                     sub.next_run_at = now + retry_delay(session, sid)
-                outcomes.append(DigestOutcome(sid, sub.email, sub.profile.name, error=error, paused=paused))
+                if message_id is not None and not paused:
+                    session.add(Digest(subscription_id=sid, status="open", items=0, message_id=message_id))
+                outcomes.append(DigestOutcome(sid, sub.email, one_line(sub.profile.name), error=error, paused=paused))
         return outcomes
 
 
@@ -551,6 +715,8 @@ def retry_delay(session, subscription_id: int) -> timedelta:
     )
     failures = 0
     for status in statuses:
+        if status == "open":  # a resend waiting with a Message-ID the server may have seen
+            continue
         if status != "failed":
             break
         failures += 1
@@ -705,7 +871,7 @@ def email_subscriptions(session, address: str | None = None) -> list[Subscriptio
 class LinkResult:
     email: str
     profiles: list[str]
-    state: str  # confirm: confirmed | already | ended; unsubscribe: ask | done | already
+    state: str  # confirm: ask | confirmed | already | ended; unsubscribe: ask | done | already
 
 
 def _token_subs(session, settings: Settings, purpose: str, token: str | None) -> tuple[str, list[Subscription]]:
@@ -717,20 +883,29 @@ def _token_subs(session, settings: Settings, purpose: str, token: str | None) ->
     return data.email, subs
 
 
-def confirm_by_token(db: Database, settings: Settings, token: str | None, now: datetime | None = None) -> LinkResult:
+def _profiles(subs: list[Subscription]) -> list[str]:
+    return [one_line(s.profile.name) for s in subs]
+
+
+def confirm_by_token(
+    db: Database, settings: Settings, token: str | None, now: datetime | None = None, *, apply: bool
+) -> LinkResult:
+    """What a confirmation link covers (apply=False, for the GET page: a link scanner's GET
+    or HEAD must not subscribe anyone) or confirm it (apply=True, the page's POST)."""
     now = now or utcnow()
     with db.session() as session:
         email, subs = _token_subs(session, settings, CONFIRM, token)
         states = set()
         for sub in subs:
             if sub.status == "pending":
-                sub.status, sub.status_reason, sub.confirmed_at = "active", None, now
-                schedule_next(sub, now)
-                states.add("confirmed")
+                if apply:
+                    sub.status, sub.status_reason, sub.confirmed_at = "active", None, now
+                    schedule_next(sub, now)
+                states.add("confirmed" if apply else "ask")
             else:
                 states.add("already" if sub.status == "active" else "ended")
-        state = "confirmed" if "confirmed" in states else ("already" if "already" in states else "ended")
-        return LinkResult(email, [s.profile.name for s in subs], state)
+        state = next(s for s in ("confirmed", "ask", "already", "ended") if s in states)
+        return LinkResult(email, _profiles(subs), state)
 
 
 def unsubscribe_by_token(db: Database, settings: Settings, token: str | None, *, apply: bool) -> LinkResult:
@@ -742,4 +917,4 @@ def unsubscribe_by_token(db: Database, settings: Settings, token: str | None, *,
             for sub in live:
                 sub.status, sub.status_reason = "unsubscribed", "one-click unsubscribe"
         state = ("done" if apply else "ask") if live else "already"
-        return LinkResult(email, [s.profile.name for s in subs], state)
+        return LinkResult(email, _profiles(subs), state)

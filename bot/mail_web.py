@@ -1,6 +1,8 @@
 """The web side of email links: confirm an address, unsubscribe in one click (RFC 8058).
 
-GET /email/confirm?token=...      confirms a pending subscription (double opt-in)
+GET /email/confirm?token=...      a page that asks, with a button that POSTs (a link
+                                  scanner's GET or HEAD confirms nothing)
+POST /email/confirm?token=...     confirms a pending subscription (double opt-in)
 GET /email/unsubscribe?token=...  a page that asks, with a button that POSTs
 POST /email/unsubscribe?token=... unsubscribes; what mail clients send for one-click
                                   ("List-Unsubscribe=One-Click" in the body)
@@ -34,6 +36,12 @@ def _page(template: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(render(template, **context), status_code=status, headers=HEADERS)
 
 
+def _action(request: Request, token: str | None) -> str:
+    # A page's button posts back to the URL the link opened (token in the query, as RFC
+    # 8058 wants); a relative URL, so it works behind any proxy.
+    return f"{request.url.path}?{urlencode({'token': token or ''})}"
+
+
 def routes(settings: Settings, db: Database) -> list[Route]:
     """The email link routes; none when SCOUT_SECRET_KEY is unset (no link could be checked)."""
     try:
@@ -45,8 +53,9 @@ def routes(settings: Settings, db: Database) -> list[Route]:
 
     async def confirm(request: Request) -> HTMLResponse:
         token = request.query_params.get("token")
+        apply = request.method == "POST"
         try:
-            result = await run_in_threadpool(confirm_by_token, db, settings, token)
+            result = await run_in_threadpool(confirm_by_token, db, settings, token, apply=apply)
         except TokenError as exc:
             return _page(
                 "email/confirmed.html.j2",
@@ -56,7 +65,9 @@ def routes(settings: Settings, db: Database) -> list[Route]:
                 expired=exc.expired,
                 valid_days=MAX_AGE[CONFIRM].days,
             )
-        return _page("email/confirmed.html.j2", state=result.state, result=result)
+        if apply and result.state == "confirmed":
+            log.info("email confirmed: %d subscription(s)", len(result.profiles))
+        return _page("email/confirmed.html.j2", state=result.state, result=result, action=_action(request, token))
 
     async def unsubscribe(request: Request) -> HTMLResponse:
         token = request.query_params.get("token")
@@ -67,12 +78,9 @@ def routes(settings: Settings, db: Database) -> list[Route]:
             return _page("email/unsubscribe.html.j2", 400, state="invalid", error=str(exc))
         if apply:
             log.info("one-click unsubscribe: %d subscription(s)", len(result.profiles))
-        # The button posts back to the URL the link opened (token in the query, as RFC 8058 wants);
-        # a relative URL, so it works behind any proxy.
-        action = f"{request.url.path}?{urlencode({'token': token})}"
-        return _page("email/unsubscribe.html.j2", state=result.state, result=result, action=action)
+        return _page("email/unsubscribe.html.j2", state=result.state, result=result, action=_action(request, token))
 
     return [
-        Route("/email/confirm", confirm, methods=["GET"]),
+        Route("/email/confirm", confirm, methods=["GET", "POST"]),
         Route("/email/unsubscribe", unsubscribe, methods=["GET", "POST"]),
     ]

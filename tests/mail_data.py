@@ -22,15 +22,15 @@ COUNT = 40
 
 
 def mail_settings(database_url: str, smtp_url: str, base_url: str = BASE_URL, **extra: object) -> Settings:
-    return load_settings(
-        DATABASE_URL=database_url,
-        SMTP_URL=smtp_url,
-        SCOUT_MAIL_FROM=f"Preprint Scout <{FROM}>",
-        SCOUT_BASE_URL=base_url,
-        SCOUT_SECRET_KEY=SECRET,
-        SCOUT_HTTP_TIMEOUT=5,
-        **extra,
-    )
+    values: dict[str, object] = {
+        "DATABASE_URL": database_url,
+        "SMTP_URL": smtp_url,
+        "SCOUT_MAIL_FROM": f"Preprint Scout <{FROM}>",
+        "SCOUT_BASE_URL": base_url,
+        "SCOUT_SECRET_KEY": SECRET,
+        "SCOUT_HTTP_TIMEOUT": 5,
+    }
+    return load_settings(**(values | extra))
 
 
 def seed(db: Database, now: datetime) -> None:

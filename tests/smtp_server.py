@@ -7,6 +7,12 @@
         msg = smtp.messages[-1].message              # an email.message.EmailMessage
 
 `closed_port_url()` is an SMTP_URL where nothing listens: a server that is down.
+`SilentServer` accepts TCP connections and never says a word (a hung mail server).
+`smtp.answer_data("552 5.3.4 Message too big")` answers DATA with that reply instead of
+250; `smtp.answer_late(seconds)` takes the message and then waits before its 250 (a
+client with a shorter timeout never hears that it was accepted); `smtp.drop_after_data()`
+takes the message and closes the connection unanswered; `smtp.answer_quit_late(s)` delays
+the answer to QUIT.
 With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
 offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implicit TLS
 (`url` is then smtps://).
@@ -14,6 +20,8 @@ offers STARTTLS and requires it before AUTH or MAIL; `starttls=False` is implici
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 from dataclasses import dataclass
 from email import policy
@@ -50,6 +58,10 @@ class _Handler:
         self.refused: dict[str, str] = {}
         self.deferred: str | None = None
         self.rcpt_attempts: list[str] = []
+        self.data_reply: str | None = None
+        self.data_delay = 0.0
+        self.quit_delay = 0.0
+        self.drop_after_data = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
         with self.lock:
@@ -62,12 +74,23 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        with self.lock:
+            delay = self.quit_delay
+        await asyncio.sleep(delay)
+        return "221 Bye"
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
-            )
-        return "250 Message accepted for delivery"
+            reply, delay, drop = self.data_reply, self.data_delay, self.drop_after_data
+            if reply is None:
+                self.received.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+                )
+        if drop:  # kept the message, then the connection goes before any answer
+            server.transport.abort()
+        await asyncio.sleep(delay)
+        return reply or "250 Message accepted for delivery"
 
 
 class SmtpServer:
@@ -75,7 +98,11 @@ class SmtpServer:
     unless `tls` is given."""
 
     def __init__(
-        self, credentials: tuple[str, str] | None = None, tls: Tls | None = None, starttls: bool = True
+        self,
+        credentials: tuple[str, str] | None = None,
+        tls: Tls | None = None,
+        starttls: bool = True,
+        smtputf8: bool = False,
     ) -> None:
         self.handler = _Handler()
         self.port = free_port()
@@ -95,7 +122,9 @@ class SmtpServer:
             kwargs.update(tls_context=tls.server_context(), require_starttls=True)
         elif tls is not None:
             kwargs.update(ssl_context=tls.server_context())
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+        self._controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8, **kwargs
+        )
 
     @property
     def url(self) -> str:
@@ -119,6 +148,26 @@ class SmtpServer:
         with self.handler.lock:
             self.handler.deferred = reply
 
+    def answer_data(self, reply: str | None) -> None:
+        """Answer every DATA with `reply` (e.g. a 552), keeping nothing; None: accept again."""
+        with self.handler.lock:
+            self.handler.data_reply = reply
+
+    def answer_late(self, seconds: float) -> None:
+        """Keep each message, then wait `seconds` before the 250 (0: answer at once)."""
+        with self.handler.lock:
+            self.handler.data_delay = seconds
+
+    def drop_after_data(self, drop: bool = True) -> None:
+        """Keep each message, then close the connection without answering DATA."""
+        with self.handler.lock:
+            self.handler.drop_after_data = drop
+
+    def answer_quit_late(self, seconds: float) -> None:
+        """Wait `seconds` before answering QUIT (0: at once)."""
+        with self.handler.lock:
+            self.handler.quit_delay = seconds
+
     def start(self) -> SmtpServer:
         self._controller.start()
         return self
@@ -131,3 +180,54 @@ class SmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers: no greeting, no reply.
+
+    The kernel completes the handshake, so the client's connect succeeds and it waits for
+    a greeting that never comes; `connections` counts how many it opened.
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._held.append(conn)  # held open, never read from or written to
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()
+        with self._lock:
+            for conn in self._held:
+                conn.close()

@@ -7,6 +7,7 @@ smtplib, received by aiosmtpd, and parsed back here.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import SettingsError, load_settings
-from bot.db import Delivery, Digest, Subscription
+from bot.db import Delivery, Digest, Preprint, Subscription
 from bot.delivery.digests import run_due_digests
 from bot.delivery.subscriptions import Options
 from bot.mail import (
@@ -36,7 +37,7 @@ from bot.mail import (
 from bot.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
 from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
-from tests.smtp_server import SmtpServer, closed_port_url
+from tests.smtp_server import SilentServer, SmtpServer, closed_port_url
 
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1, hours=2)  # after the first scheduled run (08:00 next day)
@@ -259,6 +260,199 @@ def test_server_down_fails_and_retries_with_backoff(seeded, smtp, database_url):
     assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) > LATER + timedelta(hours=20)
 
 
+def test_a_silent_server_costs_one_timeout_per_run_and_loses_nothing(seeded, database_url):
+    """A server that accepts the connection and never says a word: the first address waits
+    one timeout, the other nineteen fail at once with the same reason and are retried later."""
+    db = seeded
+    ids = [follow(db, f"reader{i}@example.org", "PLOS Genetics", NOW) for i in range(20)]
+    with SilentServer() as silent:
+        settings = mail_settings(database_url, silent.url, SCOUT_SMTP_TIMEOUT=2)
+        started = time.monotonic()
+        outcomes = run(db, settings)
+        elapsed = time.monotonic() - started
+        assert silent.connections == 1  # no new connection once the server failed to answer
+    assert elapsed < 4.0, f"{elapsed:.1f} s for 20 addresses with a 2 s timeout"  # under two timeouts
+    assert sorted(o.subscription_id for o in outcomes) == ids
+    reasons = {o.error for o in outcomes}
+    assert len(reasons) == 1 and "cannot reach the mail server" in reasons.pop()
+    assert not any(o.paused or o.sent for o in outcomes)
+    for sid in ids:  # none lost, none paused: every address is due again after the backoff
+        sub = subscription(db, sid)
+        assert sub.status == "active" and sub.next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 0
+
+
+@pytest.mark.parametrize("lost", ["late", "dropped"])
+def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, database_url, lost):
+    """The server takes the message and answers 250 after the client gave up, or drops the
+    connection unanswered: it may hold the message, so the retry carries the same
+    Message-ID (the receiving side can drop the copy) instead of passing for a new one."""
+    db = seeded
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=1)
+    if lost == "late":
+        smtp.answer_late(2.5)
+    else:
+        smtp.drop_after_data()
+    [outcome] = run(db, settings)
+    assert outcome.error and "may have been accepted" in outcome.error and not outcome.paused
+    [first] = smtp.messages  # the server did take it
+    assert subscription(db, sub_id).next_run_at.replace(tzinfo=UTC) == LATER + RETRY_BASE
+
+    smtp.answer_late(0)
+    smtp.drop_after_data(False)
+    [outcome] = run(db, settings, when=LATER + RETRY_BASE)
+    assert outcome.sent == 4
+    first_id, resent_id = (m.message["Message-ID"] for m in smtp.messages)
+    assert resent_id == first_id
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 4
+        statuses = list(s.scalars(select(Digest.status).order_by(Digest.id)))
+        assert statuses == ["failed", "done"]
+
+
+def test_no_answer_after_data_costs_one_timeout_for_the_whole_run(seeded, smtp, database_url):
+    """The session dies after DATA: the connection is dropped without a QUIT that would wait
+    another timeout, and the run's other addresses wait without being tried."""
+    db = seeded
+    ids = [follow(db, f"{name}@example.org", "PLOS Genetics", NOW) for name in ("ada", "bob", "cy")]
+    settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=2)
+    smtp.answer_late(4.5)
+    started = time.monotonic()
+    outcomes = run(db, settings)
+    assert time.monotonic() - started < 4.0  # under two timeouts
+    assert sorted(o.subscription_id for o in outcomes) == ids
+    assert all(o.error and not o.paused and o.sent == 0 for o in outcomes)
+    assert smtp.rcpt_attempts == ["ada@example.org"]
+    smtp.answer_late(0)
+    outcomes = run(db, settings, when=LATER + RETRY_BASE)
+    assert [o.sent for o in outcomes] == [4, 4, 4]
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+        "ada@example.org",
+        "ada@example.org",
+        "bob@example.org",
+        "cy@example.org",
+    ]
+
+
+def test_an_unanswered_quit_is_not_waited_for_at_every_address(seeded, smtp, database_url):
+    """The mail is in once DATA got its 250: the answer to QUIT is waited for briefly, and
+    not at all once the server left it unanswered in this run."""
+    db = seeded
+    ids = [follow(db, f"reader{i}@example.org", "PLOS Genetics", NOW) for i in range(5)]
+    smtp.answer_quit_late(10)
+    started = time.monotonic()
+    outcomes = run(db, mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=3))
+    assert time.monotonic() - started < 3.0  # less than one timeout for the five QUITs
+    assert {o.subscription_id: o.sent for o in outcomes} == dict.fromkeys(ids, 4)
+    assert len(smtp.messages) == 5 and not any(o.error for o in outcomes)
+
+
+def test_an_address_that_needs_smtputf8_is_paused_when_the_server_lacks_it(seeded, database_url):
+    db = seeded
+    intl = follow(db, "josé@example.org", "PLOS Genetics", NOW)
+    ok = follow(db, "ok@example.org", "PLOS Genetics", NOW)
+    with SmtpServer(smtputf8=False) as plain:
+        settings = mail_settings(database_url, plain.url)
+        outcomes = {o.subscription_id: o for o in run(db, settings)}
+        assert outcomes[intl].paused and "SMTPUTF8" in outcomes[intl].error
+        assert "refused the address" not in outcomes[intl].error
+        assert outcomes[ok].sent == 4  # the rest of the run goes on
+        assert "SMTPUTF8" in subscription(db, intl).status_reason
+        run(db, settings, when=LATER + timedelta(days=3), force=True)
+        assert "josé@example.org" not in plain.rcpt_attempts  # paused: not retried forever
+    # A server that offers SMTPUTF8 takes it (once the subscription is resumed).
+    with db.session() as s:
+        s.get(Subscription, intl).status = "active"
+    with SmtpServer(smtputf8=True) as utf8:
+        outcomes = run(db, mail_settings(database_url, utf8.url), when=LATER + timedelta(days=4), force=True)
+        assert {o.subscription_id: o.sent for o in outcomes}[intl] == 4
+        assert utf8.messages[0].rcpt_tos == ["josé@example.org"]
+
+
+def _env(monkeypatch, database_url: str, smtp_url: str) -> None:
+    for key in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    env = {
+        "DATABASE_URL": database_url,
+        "SMTP_URL": smtp_url,
+        "SCOUT_MAIL_FROM": FROM,
+        "SCOUT_BASE_URL": BASE_URL,
+        "SCOUT_SECRET_KEY": SECRET,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("command", [["email", "send", "--force"], ["digests", "run", "--force"]])
+def test_a_message_refused_at_data_is_paused_as_such_and_the_run_fails(
+    seeded, smtp, database_url, monkeypatch, command
+):
+    """552 at DATA is about the message, not the address; the run that met it exits 1."""
+    db = seeded
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    _env(monkeypatch, database_url, smtp.url)
+    smtp.answer_data("552 5.3.4 Message size exceeds fixed limit")
+    with time_machine.travel(LATER, tick=False):
+        result = CliRunner().invoke(app, command, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "paused" in result.output and "refused the message: 552 5.3.4" in " ".join(result.output.split())
+    sub = subscription(db, sub_id)
+    assert sub.status == "paused"
+    assert sub.status_reason == "the mail server refused the message: 552 5.3.4 Message size exceeds fixed limit"
+    assert smtp.messages == [] and smtp.rcpt_attempts == ["ada@example.org"]
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 0
+
+
+@pytest.fixture
+def hostile(seeded, smtp, database_url):
+    """One digest whose profile name and feed items carry what must not reach a reader as is:
+    a javascript: and a data: URL, bidi overrides, terminal escapes, C1 controls, a long title."""
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    with db.session() as s:
+        s.get(Subscription, sub_id).profile.name = "PLOS\u202e Genetics\x1b]0;pwned\x07"
+        first = s.scalar(select(Preprint).where(Preprint.content_hash == "pre0"))
+        first.url = "javascript:alert(document.cookie)"
+        first.title = "DNA \u202egnp.exe and \x1b[31mred\x1b[0m text " + "x" * 200
+        first.authors_json = '["Evil\\u202e, A.\\u0007"]'
+        first.abstract = "Bidi \u2066isolate\u2069 and \u0085 C1 control " + "word " * 60
+        second = s.scalar(select(Preprint).where(Preprint.content_hash == "pre1"))
+        second.url = "data:text/html;base64,PHNjcmlwdD4="
+    run(db, settings)
+    [received] = smtp.messages
+    return received
+
+
+def test_only_http_links_are_links_in_the_email(hostile):
+    _, text, html = parts(hostile.message)
+    assert "javascript:" not in html and "data:text" not in html
+    assert "javascript:" not in text and "data:text" not in text
+    assert re.search(r"1\. DNA gnp\.exe", html)  # the title, as text, with no link around it
+    assert 'href="https://www.biorxiv.org/content/10.1101/2026.01.02.500002v1"' in html  # http(s) still links
+
+
+def test_controls_and_bidi_overrides_reach_neither_subject_nor_body(hostile):
+    msg = hostile.message
+    unseen = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+    assert msg["Subject"] == "Preprint Scout: 4 new matches for PLOS Genetics]0;pwned"
+    _, text, html = parts(msg)
+    for part in (msg["Subject"], text, html):
+        assert not unseen.search(part), repr(unseen.search(part))
+    assert "DNA gnp.exe and [31mred[0m text" in text and "Evil, A." in text and "Bidi isolate and C1 control" in text
+
+
+def test_raw_message_lines_fit_the_rfcs(hostile):
+    """RFC 2045: a quoted-printable line is at most 76 characters; RFC 5322: 998 for headers."""
+    head, body = hostile.content.split(b"\r\n\r\n", 1)
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    assert hostile.message.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
+    long = [line for line in body.split(b"\r\n") if len(line) > 76]
+    assert not long, long[:3]
+
+
 def test_deferred_4xx_is_retried_not_paused(seeded, smtp, database_url):
     db, settings = seeded, mail_settings(database_url, smtp.url)
     sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
@@ -306,8 +500,9 @@ def test_tls_with_a_verified_certificate_then_login(seeded, database_url, tls, m
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH")
 @pytest.mark.parametrize("starttls", [True, False], ids=["starttls", "implicit-tls"])
-def test_an_untrusted_certificate_sends_nothing_and_is_retried(seeded, database_url, tls, tmp_path, monkeypatch,
-                                                               starttls):
+def test_an_untrusted_certificate_sends_nothing_and_is_retried(
+    seeded, database_url, tls, tmp_path, monkeypatch, starttls
+):
     other = make_tls(tmp_path / "other")  # a certificate authority the server's certificate is not from
     monkeypatch.setenv("SSL_CERT_FILE", str(other.ca_file))
     sub_id = follow(seeded, "ada@example.org", "PLOS Genetics", NOW)
@@ -359,23 +554,26 @@ def test_typed_address_gets_only_a_confirmation_until_confirmed(seeded, smtp, da
 
     # Tampered and foreign tokens are refused and change nothing.
     with pytest.raises(TokenError) as bad:
-        confirm_by_token(db, settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+        confirm_by_token(db, settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), apply=True)
     assert not bad.value.expired
     unsub = make_token(settings, UNSUBSCRIBE, "ada@example.org", [result.subscription_id])
     with pytest.raises(TokenError):
-        confirm_by_token(db, settings, unsub)
+        confirm_by_token(db, settings, unsub, apply=True)
     assert subscription(db, result.subscription_id).status == "pending"
 
     # Expired: a week later the link no longer works.
     with time_machine.travel(datetime.now(UTC) + timedelta(days=8), tick=False), pytest.raises(TokenError) as old:
-        confirm_by_token(db, settings, token)
+        confirm_by_token(db, settings, token, apply=True)
     assert old.value.expired
 
-    confirmed = confirm_by_token(db, settings, token, now=NOW)
+    # Looking at what the link covers (the GET page) confirms nothing.
+    assert confirm_by_token(db, settings, token, now=NOW, apply=False).state == "ask"
+    assert subscription(db, result.subscription_id).status == "pending"
+    confirmed = confirm_by_token(db, settings, token, now=NOW, apply=True)
     assert confirmed.state == "confirmed" and confirmed.profiles == ["PLOS Genetics"]
     sub = subscription(db, result.subscription_id)
     assert sub.status == "active" and sub.confirmed_at is not None
-    assert confirm_by_token(db, settings, token).state == "already"
+    assert confirm_by_token(db, settings, token, apply=True).state == "already"
 
     [outcome] = run(db, settings)
     assert outcome.sent == 4 and len(smtp.messages) == 2
@@ -405,7 +603,16 @@ def test_parse_email_command_and_addresses():
     with pytest.raises(ValueError, match="usage"):
         parse_email_command("weekly")
     assert normalise_address("Ada Lovelace <Ada@Example.org>") == "ada@example.org"
-    for bad in ("", "ada", "ada@", "ada@example", "a b@example.org", "ada@example.org\nBcc: x@y.org"):
+    for bad in (
+        "",
+        "ada",
+        "ada@",
+        "ada@example",
+        "a b@example.org",
+        "ada@example.org\nBcc: x@y.org",
+        "ada\u202egro.elpmaxe@example.org",
+        "ada\u2066@example.org",
+    ):
         with pytest.raises(ValueError, match="not an email address"):
             normalise_address(bad)
 

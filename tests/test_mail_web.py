@@ -144,14 +144,38 @@ def test_confirmation_link_then_digest(site):
     text = smtp.messages[0].message.get_body(("plain",)).get_content()
     link = re.search(rf"{re.escape(url)}/email/confirm\?token=\S+", text).group(0)
 
-    page = httpx.get(link)
-    assert page.status_code == 200 and "Confirmed" in page.text and "PLOS Genetics" in page.text
+    # What a mail provider's link scanner does: HEAD and GET (twice), following redirects.
+    # None of it may subscribe anyone: double opt-in means a person pressed the button.
+    assert httpx.head(link, follow_redirects=True).status_code == 200
+    for _ in range(2):
+        page = httpx.get(link, follow_redirects=True)
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        assert "Confirm the digest?" in page.text and "PLOS Genetics" in page.text and 'method="post"' in page.text
+    assert subscription(db, result.subscription_id).status == "pending"
+    assert send_digest(db, settings, LATER + timedelta(days=1)) == []
+
+    action = re.search(r'action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    done = httpx.post(url + action)
+    assert done.status_code == 200 and "Confirmed" in done.text and "PLOS Genetics" in done.text
     assert subscription(db, result.subscription_id).status == "active"
+    assert "Already confirmed" in httpx.post(url + action).text
     assert "Already confirmed" in httpx.get(link).text
 
     outcomes = send_digest(db, settings, LATER + timedelta(days=1))
     assert [o.sent for o in outcomes] == [4]
     assert smtp.messages[-1].message["Subject"] == "Preprint Scout: 4 new matches for PLOS Genetics"
+
+
+def test_a_forged_confirmation_post_gets_the_400_page(site):
+    db, settings, smtp, url = site
+    result = subscribe_email(db, settings, "ada@example.org", "eLife", Options(), now=NOW)
+    token = re.search(r"/email/confirm\?token=(\S+)", smtp.messages[0].message.get_body(("plain",)).get_content())
+    payload, stamp, signature = token.group(1).split(".")
+    forged = ("B" if signature[0] == "A" else "A") + signature[1:]
+    for params in ({"token": f"{payload}.{stamp}.{forged}"}, {"token": "nonsense"}, {}):
+        reply = httpx.post(f"{url}/email/confirm", params=params)
+        assert reply.status_code == 400 and "This link does not work" in reply.text and "Traceback" not in reply.text
+    assert subscription(db, result.subscription_id).status == "pending"
 
 
 def test_expired_and_tampered_confirmation_links_are_refused(site):

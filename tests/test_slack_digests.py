@@ -430,7 +430,7 @@ def test_a_dead_channel_pauses_the_subscription_and_tells_its_creator(setup: Set
     sid = setup.subscribe(channel="C9")
     other = setup.subscribe(channel="C2")
     setup.fake.set_channel("C9", state)
-    output = setup.run("--force")
+    output = setup.run("--force", code=1)  # paused by an error in this run: the run failed
     assert "paused" in output
     with setup.db.session() as session:
         sub = session.get(Subscription, sid)
@@ -448,7 +448,7 @@ def test_a_dead_channel_pauses_the_subscription_and_tells_its_creator(setup: Set
 def test_a_revoked_token_pauses(setup: Setup):
     sid = setup.subscribe()
     setup.fake.revoke("xoxb-t1")
-    setup.run("--force")
+    setup.run("--force", code=1)
     with setup.db.session() as session:
         sub = session.get(Subscription, sid)
         assert sub.status == "paused" and "revoked" in sub.status_reason
