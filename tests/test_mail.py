@@ -6,10 +6,14 @@ smtplib, received by aiosmtpd, and parsed back here.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,7 +23,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import SettingsError, load_settings
-from bot.db import Delivery, Digest, Preprint, Subscription
+from bot.db import Delivery, Digest, Preprint, Subscription, utcnow
 from bot.delivery.digests import run_due_digests
 from bot.delivery.subscriptions import Options
 from bot.mail import (
@@ -39,6 +43,7 @@ from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
 from tests.smtp_server import SilentServer, SmtpServer, closed_port_url
 
+ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1, hours=2)  # after the first scheduled run (08:00 next day)
 
@@ -684,3 +689,53 @@ def test_cli_subscribe_list_unsubscribe(seeded, smtp, database_url, monkeypatch)
     assert "threshold" in scout("email", "subscribe", "ada@example.org", "elife", "--threshold", "best", code=2).stderr
     monkeypatch.delenv("SCOUT_SECRET_KEY")
     assert "SCOUT_SECRET_KEY is not set" in scout("email", "subscribe", "ada@example.org", "elife", code=2).stderr
+
+
+# -- two senders at once -----------------------------------------------------------------
+
+
+def test_two_senders_at_once_send_one_email(db, smtp, database_url, scoring_ctx):
+    """Two `scout email send --force` processes overlap while the server is still taking the
+    first one's message: the second finds the address's digests claimed and sends nothing."""
+    now = utcnow()
+    seed(db, now)
+    for profile in ("PLOS Genetics", "eLife"):
+        follow(db, "ada@example.org", profile, now - timedelta(days=1))
+    settings = mail_settings(database_url, smtp.url)
+    # A dry run in this process caches the vectors "why it matched" needs, so neither child loads the model.
+    run_due_digests(db, [EmailDeliverer(settings, db, scoring_ctx)], now=now, force=True, dry_run=True)
+    smtp.answer_late(6)  # the first sender is mid-message for 6 s
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "SMTP_URL": smtp.url,
+        "SCOUT_MAIL_FROM": f"Preprint Scout <{FROM}>",
+        "SCOUT_BASE_URL": BASE_URL,
+        "SCOUT_SECRET_KEY": SECRET,
+        "SCOUT_SMTP_TIMEOUT": "30",
+    }
+    command = [sys.executable, "-m", "bot.cli", "email", "send", "--force"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": ROOT, "env": env}
+    first = subprocess.Popen(command, **pipes)
+    second = None
+    try:
+        deadline = time.monotonic() + 60
+        while not smtp.rcpt_attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smtp.rcpt_attempts, "the first sender never reached the server"
+        second = subprocess.Popen(command, **pipes)
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode == 0 and output.count("busy") == 2, output
+        output, _ = first.communicate(timeout=60)
+        assert first.returncode == 0 and output.count("sent") == 2, output
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert len(smtp.messages) == 1
+    assert "PLOS Genetics" in smtp.messages[0].message["Subject"] and "eLife" in smtp.messages[0].message["Subject"]
+    with db.session() as s:
+        digests = list(s.scalars(select(Digest)))
+        assert [d.status for d in digests] == ["done", "done"]  # one digest per subscription, no second attempt
+        assert s.scalar(select(func.count(Delivery.id))) == sum(d.items for d in digests) > 0
