@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.db import Database  # noqa: E402
 from bot.delivery.digests import run_due_digests  # noqa: E402
-from bot.mail import EmailDeliverer  # noqa: E402
+from bot.delivery.email.delivery import EmailDeliverer  # noqa: E402
 from tests.mail_data import follow, mail_settings, seed  # noqa: E402
 from tests.smtp_server import SilentServer  # noqa: E402
 

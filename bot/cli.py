@@ -777,8 +777,9 @@ def email_subscribe(
     max_items: Annotated[int, typer.Option(min=1, max=50, help="At most this many preprints per profile")] = 20,
 ) -> None:
     """Follow a profile by email; the address gets a confirmation link first (double opt-in)."""
+    from bot.delivery.email.smtp import MailError
+    from bot.delivery.email.subscriptions import subscribe_email
     from bot.delivery.subscriptions import Options
-    from bot.mail import MailError, subscribe_email
 
     options = Options(
         threshold=threshold, schedule=schedule, at_time=at, weekday=weekday, timezone=tz, max_items=max_items
@@ -797,8 +798,8 @@ def email_list(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Email subscriptions, with their status (pending = waiting for confirmation)."""
+    from bot.delivery.email.subscriptions import email_subscriptions
     from bot.delivery.subscriptions import describe
-    from bot.mail import email_subscriptions
 
     with database() as (_settings, db), db.session() as session:
         rows = [
@@ -834,8 +835,9 @@ def email_unsubscribe(
     profile: Annotated[str | None, typer.Argument(help="Only this profile (default: all of them)")] = None,
 ) -> None:
     """Stop emailing an address (one profile, or everything)."""
+    from bot.delivery.email import KIND
+    from bot.delivery.email.addresses import normalise_address
     from bot.delivery.subscriptions import Target, unsubscribe
-    from bot.mail import KIND, normalise_address
 
     with database() as (_settings, db), db.session() as session:
         ended = unsubscribe(session, Target(KIND, email=normalise_address(address)), profile)
@@ -852,7 +854,7 @@ def email_send(
 ) -> None:
     """Send the due email digests now (the clock does this on schedule)."""
     from bot.delivery.digests import Claims, run_due_digests
-    from bot.mail import make_email_deliverer
+    from bot.delivery.email.delivery import make_email_deliverer
 
     with database() as (settings, db):
         deliverer = make_email_deliverer(settings, db, scoring_context(settings))

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         description="Commands allowed to wait for a free thread; beyond that the user is told at once that "
         "the app is busy and to try again in a minute.",
     )
-    # Email (bot/mail.py). SecretStr keeps the SMTP password and the signing key out of
+    # Email (bot/delivery/email). SecretStr keeps the SMTP password and the signing key out of
     # reprs and logs; `smtp_display` is the printable form of SMTP_URL.
     smtp_url: SecretStr = Field(
         default=SecretStr(""),

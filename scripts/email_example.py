@@ -57,8 +57,9 @@ def send_digest(now: datetime) -> None:
     from bot.config import Settings
     from bot.db import Database
     from bot.delivery.digests import run_due_digests
+    from bot.delivery.email.delivery import make_email_deliverer
+    from bot.delivery.email.subscriptions import subscribe_email
     from bot.delivery.subscriptions import Options
-    from bot.mail import make_email_deliverer, subscribe_email
 
     settings = Settings()
     db = Database(settings.database_url)

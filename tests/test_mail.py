@@ -25,20 +25,18 @@ from bot.cli import app
 from bot.config import SettingsError, load_settings
 from bot.db import Delivery, Digest, Preprint, Subscription, utcnow
 from bot.delivery.digests import run_due_digests
-from bot.delivery.subscriptions import Options
-from bot.mail import (
-    RETRY_BASE,
-    EmailDeliverer,
-    MailError,
+from bot.delivery.email.addresses import normalise_address
+from bot.delivery.email.delivery import RETRY_BASE, EmailDeliverer, make_email_deliverer
+from bot.delivery.email.smtp import MailError
+from bot.delivery.email.subscriptions import (
     confirm_by_token,
-    make_email_deliverer,
-    normalise_address,
-    parse_email_command,
     subscribe_email,
     subscribe_email_from_slack,
     unsubscribe_by_token,
 )
-from bot.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
+from bot.delivery.email.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
+from bot.delivery.slack.commands import parse_email_command
+from bot.delivery.subscriptions import Options
 from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
 from tests.smtp_server import SilentServer, SmtpServer, closed_port_url
@@ -587,7 +585,15 @@ def test_typed_address_gets_only_a_confirmation_until_confirmed(seeded, smtp, da
 def test_slack_subscription_is_active_at_once(seeded, smtp, database_url):
     db, settings = seeded, mail_settings(database_url, smtp.url)
     reply = subscribe_email_from_slack(
-        db, settings, email="Ada@example.org", text="plos genetics weekly top 5%", user_id="U1", team_id="T1", now=NOW
+        db,
+        settings,
+        email="Ada@example.org",
+        profile="plos genetics",
+        schedule="weekly",
+        threshold="top 5%",
+        user_id="U1",
+        team_id="T1",
+        now=NOW,
     )
     assert reply.startswith("Email digest for ada@example.org: PLOS Genetics: top 5%, weekly on Monday")
     assert smtp.messages == []  # Slack verified the address: no confirmation round trip
@@ -597,7 +603,7 @@ def test_slack_subscription_is_active_at_once(seeded, smtp, database_url):
     outcomes = run(db, settings, when=NOW + timedelta(days=8))
     assert outcomes[0].sent == 2
     with pytest.raises(ValueError, match="users:read.email"):
-        subscribe_email_from_slack(db, settings, email="", text="eLife")
+        subscribe_email_from_slack(db, settings, email="", profile="eLife")
 
 
 def test_parse_email_command_and_addresses():

@@ -15,10 +15,11 @@ import time_machine
 import uvicorn
 
 from bot.db import Subscription
+from bot.delivery.email.delivery import EmailDeliverer
+from bot.delivery.email.subscriptions import subscribe_email
+from bot.delivery.email.tokens import CONFIRM, make_token
 from bot.delivery.subscriptions import Options
-from bot.mail import EmailDeliverer, subscribe_email
 from bot.processes.web import build_app
-from bot.tokens import CONFIRM, make_token
 from tests.loopback import free_port
 from tests.mail_data import follow, mail_settings, seed, subscription
 from tests.smtp_server import SmtpServer

@@ -63,8 +63,8 @@ from tests.fake_slack import validate_blocks
         ("profiles", ListProfiles("")),
         ("profiles plos gen", ListProfiles("plos gen")),
         ("email PLOS Genetics", Email("PLOS Genetics")),
-        ("email PLOS Genetics weekly top 5%", Email("PLOS Genetics weekly top 5%")),
-        ("EMAIL  eLife   min 2%  daily", Email("eLife min 2% daily")),
+        ("email PLOS Genetics weekly top 5%", Email("PLOS Genetics", "weekly", "top 5%")),
+        ("EMAIL  eLife   min 2%  daily", Email("eLife", "daily", "min 2%")),
         ("email Top Journal", Email("Top Journal")),
     ],
 )
@@ -149,7 +149,7 @@ def test_fuzz_structured_commands(sub, words):
     if isinstance(command, Subscribe):
         assert command.profile.strip() and command.schedule in ("hourly", "daily", "weekly")
     if isinstance(command, Email):
-        assert command.text.strip()
+        assert command.profile.strip() and command.schedule in ("hourly", "daily", "weekly")
 
 
 def test_clean_undoes_slack_formatting():

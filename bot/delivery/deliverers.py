@@ -18,7 +18,7 @@ def build_deliverers(settings: Settings, db: Database, ctx: ScoringContext | Non
         deliverers.append(SlackDeliverer(settings, db, ctx))
     if settings.smtp_url.get_secret_value():
         from bot.config import SettingsError
-        from bot.mail import make_email_deliverer
+        from bot.delivery.email.delivery import make_email_deliverer
 
         try:
             email = make_email_deliverer(settings, db, ctx)

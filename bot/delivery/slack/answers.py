@@ -18,6 +18,8 @@ from sqlalchemy import select
 from bot.config import Settings, SettingsError
 from bot.db import Database, Preprint, Profile, Vote
 from bot.delivery.digests import ScheduleError
+from bot.delivery.email.addresses import require_email_settings
+from bot.delivery.email.subscriptions import subscribe_email_from_slack
 from bot.delivery.slack import blocks
 from bot.delivery.slack.commands import (
     DEFAULT_DAYS,
@@ -35,7 +37,6 @@ from bot.delivery.slack.commands import (
 )
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
 from bot.ingest.backfill import stored_or_fetched
-from bot.mail import require_email_settings, subscribe_email_from_slack
 from bot.profiles.catalog import ProfileError, closest_names, find_profile, normalise_name, paper_counts
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
@@ -185,7 +186,14 @@ def email_answer(cmd: Email, db: Database, settings: Settings, where: Where, cli
         require_email_settings(settings)
         email = user_email(client, where.user_id)
         reply = subscribe_email_from_slack(
-            db, settings, email=email, text=cmd.text, user_id=where.user_id, team_id=where.team_id
+            db,
+            settings,
+            email=email,
+            profile=cmd.profile,
+            schedule=cmd.schedule,
+            threshold=cmd.threshold,
+            user_id=where.user_id,
+            team_id=where.team_id,
         )
     except (SettingsError, ValueError, *EXPECTED) as exc:
         text = str(exc)

@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 
 from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
-from bot.mail import parse_email_command
-from scoring.thresholds import ThresholdError, parse_threshold
+from scoring.thresholds import KINDS, ThresholdError, parse_threshold
 
 MAX_DAYS = 3650
 MAX_TOP = 20  # a ranking message stays under Slack's 50 blocks
@@ -110,10 +109,12 @@ class ListProfiles:
 
 @dataclass(frozen=True)
 class Email:
-    """`email PROFILE [daily|weekly] [threshold]`: `text` is what followed `email`, checked here and
-    handed as is to bot.mail.subscribe_email_from_slack with the user's address from Slack."""
+    """`email PROFILE [daily|weekly] [threshold]`: handed to
+    bot.delivery.email.subscriptions.subscribe_email_from_slack with the user's address from Slack."""
 
-    text: str
+    profile: str
+    schedule: str = "daily"
+    threshold: str | None = None
 
 
 Command = Help | Rank | MatchId | MatchText | Subscribe | Unsubscribe | ListSubscriptions | ListProfiles | Email
@@ -264,7 +265,7 @@ def _subscribe(rest: str) -> Subscribe:
 
 def _email(rest: str) -> Email:
     try:
-        profile, _, threshold = parse_email_command(rest)
+        profile, schedule, threshold = parse_email_command(rest)
     except ValueError:
         raise UsageError("Which profile should be emailed to you?", "email") from None
     if threshold is not None:
@@ -274,7 +275,7 @@ def _email(rest: str) -> Email:
             raise UsageError(str(exc).capitalize() + ".", "email") from None
     elif (m := _BAD_THRESHOLD.search(" " + profile)) and profile[: m.start()].strip():
         raise UsageError(f"`{m.group(0).strip()}` is not a threshold.", "email")
-    return Email(rest)
+    return Email(profile, schedule, threshold)
 
 
 def _weekday(text: str) -> int:
@@ -283,3 +284,24 @@ def _weekday(text: str) -> int:
         if len(key) >= 3 and name.startswith(key):
             return i
     raise UsageError(f"`{text[:20]}` is not a weekday; use monday..sunday.", "subscribe")
+
+
+EMAIL_USAGE = "usage: /scout email PROFILE [daily|weekly] [threshold], e.g. /scout email PLOS Genetics weekly top 5%"
+_TRAILING_THRESHOLD = re.compile(rf"\s+((?:{'|'.join(KINDS)})\s*\d+(?:\.\d+)?\s*[%x]?)\s*$", re.IGNORECASE)
+_TRAILING_SCHEDULE = re.compile(r"\s+(hourly|daily|weekly)\s*$", re.IGNORECASE)
+
+
+def parse_email_command(text: str) -> tuple[str, str, str | None]:
+    """'PLOS Genetics weekly top 5%' -> ('PLOS Genetics', 'weekly', 'top 5%'); schedule and
+    threshold are optional and may come in either order after the profile name."""
+    rest = " " + " ".join((text or "").split())
+    schedule, threshold = "daily", None
+    for _ in range(2):
+        if threshold is None and (m := _TRAILING_THRESHOLD.search(rest)):
+            threshold, rest = m.group(1), rest[: m.start()]
+        elif m := _TRAILING_SCHEDULE.search(rest):
+            schedule, rest = m.group(1).lower(), rest[: m.start()]
+    profile = rest.strip()
+    if not profile:
+        raise ValueError(EMAIL_USAGE)
+    return profile, schedule, threshold

@@ -22,11 +22,12 @@ from starlette.routing import Route
 
 from bot.config import Settings, SettingsError
 from bot.db import Database
-from bot.mail import confirm_by_token, unsubscribe_by_token
+from bot.delivery.email.subscriptions import confirm_by_token, unsubscribe_by_token
+from bot.delivery.email.tokens import CONFIRM, MAX_AGE, TokenError, secret_key
 from bot.render import render
-from bot.tokens import CONFIRM, MAX_AGE, TokenError, secret_key
 
 log = logging.getLogger(__name__)
+
 
 # Mail scanners and browsers must not cache or index these pages.
 HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
