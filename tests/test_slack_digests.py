@@ -163,61 +163,6 @@ def test_blocks_slack_refuses_fall_back_to_text(setup: Setup):
 # -- exactly once ------------------------------------------------------------------------
 
 
-def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setup: Setup):
-    setup.subscribe()
-    expected = setup.expected()
-    assert len(expected) >= 4
-    third_accepted, release = threading.Event(), threading.Event()
-    accepted: list[str] = []
-
-    def stall_after_third_reply(call, answer):
-        if call.args.get("thread_ts"):
-            accepted.append(answer["ts"])
-            if len(accepted) == 3:
-                third_accepted.set()
-                release.wait(60)  # Slack took it; the sender dies before it hears back
-
-    setup.run("--dry-run", "--force")  # plans in-process: the embedding cache is warm, the child needs no model
-    setup.fake.on("chat.postMessage", stall_after_third_reply)
-    env = {**os.environ, **setup.env, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "digests", "run", "--force"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert third_accepted.wait(120), proc.stderr.read1().decode() if proc.poll() is not None else "stalled"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        setup.fake.on("chat.postMessage", None)
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
-    with setup.db.session() as session:
-        assert session.scalar(select(Digest)).status == "open"
-        assert len(list(session.scalars(select(Delivery)))) == 2  # the third was never written down
-
-    # The dead sender's claim holds until its lease runs out; then the next run takes over.
-    assert "busy" in setup.run("--force") and len(setup.fake.posted()) == 4
-    time.sleep(2.1)
-    setup.run("--force")
-    parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
-    assert len(parents) == 1  # the same thread
-    replies = setup.fake.replies(parents[0]["ts"])
-    assert sorted(item_ids(replies)) == sorted(expected)  # every preprint exactly once
-    assert item_ids(replies) == expected  # and still best first
-    with setup.db.session() as session:
-        ledger = {d.preprint_id: d.message_ts for d in session.scalars(select(Delivery))}
-        digest = session.scalar(select(Digest))
-    assert ledger[expected[2]] == accepted[2]  # recorded from the thread, not sent again
-    assert (digest.status, digest.items) == ("done", len(expected))
-    assert setup.fake.calls_to("chat.update")[-1].args["ts"] == parents[0]["ts"]
-    assert_each_once(setup)  # and the updated header counts the whole thread
-
-
 def start_sender(setup: Setup, **env: str) -> subprocess.Popen:
     """`scout digests run --force` as a process of its own."""
     return subprocess.Popen(
@@ -228,6 +173,22 @@ def start_sender(setup: Setup, **env: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def kill_sender_once(setup: Setup, hook, reached: threading.Event, release: threading.Event) -> None:
+    """Run a sender in its own process with `hook` on chat.postMessage; SIGKILL it once the
+    hook sets `reached` (Slack has acted; the sender has not heard back)."""
+    setup.fake.on("chat.postMessage", hook)
+    proc = start_sender(setup, SLACK_TIMEOUT="60")
+    try:
+        assert reached.wait(120), proc.stdout.read() if proc.poll() is not None else "stalled"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        setup.fake.on("chat.postMessage", None)
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
 
 
 def assert_each_once(setup: Setup, channel: str = "C1", profile: int = 0) -> dict:
@@ -248,6 +209,44 @@ def assert_each_once(setup: Setup, channel: str = "C1", profile: int = 0) -> dic
     header = parents[0]["blocks"][0]["text"]["text"]
     assert header.split(": ", 1)[1].startswith(f"{len(replies)} new"), header
     return parents[0]
+
+
+def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setup: Setup):
+    setup.subscribe()
+    expected = setup.expected()
+    assert len(expected) >= 4
+    third_accepted, release = threading.Event(), threading.Event()
+    accepted: list[str] = []
+
+    def stall_after_third_reply(call, answer):
+        if call.args.get("thread_ts"):
+            accepted.append(answer["ts"])
+            if len(accepted) == 3:
+                third_accepted.set()
+                release.wait(60)  # Slack took it; the sender dies before it hears back
+
+    setup.run("--dry-run", "--force")  # plans in-process: the embedding cache is warm, the child needs no model
+    kill_sender_once(setup, stall_after_third_reply, third_accepted, release)
+    with setup.db.session() as session:
+        assert session.scalar(select(Digest)).status == "open"
+        assert len(list(session.scalars(select(Delivery)))) == 2  # the third was never written down
+
+    # The dead sender's claim holds until its lease runs out; then the next run takes over.
+    assert "busy" in setup.run("--force") and len(setup.fake.posted()) == 4
+    time.sleep(2.1)
+    setup.run("--force")
+    parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
+    assert len(parents) == 1  # the same thread
+    replies = setup.fake.replies(parents[0]["ts"])
+    assert sorted(item_ids(replies)) == sorted(expected)  # every preprint exactly once
+    assert item_ids(replies) == expected  # and still best first
+    with setup.db.session() as session:
+        ledger = {d.preprint_id: d.message_ts for d in session.scalars(select(Delivery))}
+        digest = session.scalar(select(Digest))
+    assert ledger[expected[2]] == accepted[2]  # recorded from the thread, not sent again
+    assert (digest.status, digest.items) == ("done", len(expected))
+    assert setup.fake.calls_to("chat.update")[-1].args["ts"] == parents[0]["ts"]
+    assert_each_once(setup)  # and the updated header counts the whole thread
 
 
 def test_two_senders_at_once_send_each_digest_once(setup: Setup):
@@ -344,17 +343,7 @@ def test_a_kill_during_the_parent_post_adopts_that_parent(setup: Setup):
             release.wait(60)  # Slack posted it; the sender is killed before it hears back
 
     setup.run("--dry-run", "--force")
-    setup.fake.on("chat.postMessage", die_on_parent)
-    proc = start_sender(setup, SLACK_TIMEOUT="60")
-    try:
-        assert accepted.wait(120), "the parent was never posted"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        setup.fake.on("chat.postMessage", None)
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
+    kill_sender_once(setup, die_on_parent, accepted, release)
     with setup.db.session() as session:
         digest = session.scalar(select(Digest))
         assert (digest.status, digest.parent_ts) == ("open", None) and digest.parent_sent_at is not None
