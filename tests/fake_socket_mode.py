@@ -20,11 +20,12 @@ import json
 import queue
 import socket
 import threading
-import time
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
+
+from tests.loopback import wait_for
 
 POLL = 0.05
 
@@ -72,18 +73,23 @@ class SocketModeServer:
             return self.acks[envelope_id]
 
     def _wait(self, condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def locked():
             with self._lock:
-                if condition():
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(POLL)
+                return condition()
+
+        wait_for(locked, timeout, what)
 
     def _handle(self, conn: ServerConnection) -> None:
-        conn.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0SCOUT"},
-                              "debug_info": {"host": "fake-socket-mode"}}))
+        conn.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "connection_info": {"app_id": "A0SCOUT"},
+                    "debug_info": {"host": "fake-socket-mode"},
+                }
+            )
+        )
         with self._lock:
             self.connections += 1
         try:

@@ -17,7 +17,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,41 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "the condition") -> Any:
+    """Poll `condition` until it returns something true and return that; after `timeout`
+    seconds, an AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def serve(asgi_app, port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app (ours) with uvicorn on 127.0.0.1 in a thread; yields its URL.
+    `port` 0 takes a free one; give one when the app must know its own URL beforehand."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 10, "uvicorn to start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @dataclass(frozen=True)
@@ -130,9 +166,7 @@ class LoopbackServer:
             headers["ETag"] = etag
         data = body.encode("utf-8") if isinstance(body, str) else body
         with self._lock:
-            self._routes[path] = _Route(
-                status, data, headers, delay, etag, handler, method.upper() if method else None
-            )
+            self._routes[path] = _Route(status, data, headers, delay, etag, handler, method.upper() if method else None)
 
     def requests_to(self, path: str) -> list[Request]:
         """Recorded requests for a path (query string ignored)."""

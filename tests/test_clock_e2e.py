@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy import select, update
 from bot.db import Database, Delivery, Digest, Subscription, utcnow
 from bot.delivery.subscriptions import Options, Target, subscribe
 from tests.fake_slack import FakeSlack, seed_catalog
+from tests.loopback import wait_for
 from tests.smtp_server import SmtpServer
 
 ROOT = Path(__file__).parent.parent
@@ -79,14 +79,6 @@ def start_clock(env: dict[str, str], log: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
     )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def thread_replies(slack: FakeSlack) -> list[dict]:

@@ -4,15 +4,11 @@ unsubscribe (RFC 8058 POST), the unsubscribe page, and the double opt-in confirm
 from __future__ import annotations
 
 import re
-import threading
-import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import time_machine
-import uvicorn
 
 from bot.db import Subscription
 from bot.delivery.email.delivery import EmailDeliverer
@@ -20,29 +16,13 @@ from bot.delivery.email.subscriptions import subscribe_email
 from bot.delivery.email.tokens import CONFIRM, make_token
 from bot.delivery.subscriptions import Options
 from bot.processes.web import build_app
-from tests.loopback import free_port
+from tests.loopback import free_port, serve
 from tests.mail_data import follow, mail_settings, seed, subscription
 from tests.smtp_server import SmtpServer
 
 # The web process confirms with the real clock, so these tests run in the present.
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 LATER = NOW + timedelta(days=1, hours=1)  # after the first scheduled run
-
-
-@contextmanager
-def serve(app, port: int):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 @pytest.fixture

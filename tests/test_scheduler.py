@@ -17,7 +17,7 @@ from bot.delivery.subscriptions import Options, Target, subscribe
 from bot.ingest.polling import add_feed
 from bot.processes.clock import Cycle, Leadership, active_clock, build_scheduler
 from bot.scores.update import update_scores
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, wait_for
 
 FEED = Path(__file__).parent / "fixtures" / "feeds" / "biorxiv_neuroscience.rdf"
 T0 = datetime(2026, 5, 4, 7, 0, tzinfo=UTC)  # a Monday, before the 08:00 digests
@@ -90,14 +90,6 @@ def clock_world(db, scoring_ctx):
 def scored(db) -> bool:
     with db.session() as session:
         return session.query(Score).count() > 0
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the scheduler")
-        time.sleep(0.05)
 
 
 def test_jobs_fire_at_their_times_and_missed_runs_coalesce(clock_world, db):

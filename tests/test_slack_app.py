@@ -26,8 +26,8 @@ from bot.db import Database, Preprint, Profile, Score, Subscription, Vote
 from bot.processes.web import build_app
 from bot.scores.update import ScoringContext
 from scoring.embedder import load_embedder
-from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve
-from tests.loopback import LoopbackServer
+from tests.fake_slack import FakeSlack, SlackSender, seed_catalog
+from tests.loopback import LoopbackServer, serve, wait_for
 from tests.mail_data import BASE_URL as MAIL_BASE_URL
 from tests.mail_data import FROM as MAIL_FROM
 from tests.mail_data import SECRET as MAIL_SECRET
@@ -443,9 +443,7 @@ def test_team_isolation(live: Live):
         subs = {(s.team_id, s.profile.name, s.status) for s in session.scalars(select(Subscription))}
     assert subs == {("T1", "Neural Networks", "active"), ("T2", "PLOS Genetics", "active")}
     assert live.slack.event({"type": "app_home_opened", "user": "U7", "tab": "home"}, team_id="T2").status_code == 200
-    deadline = time.monotonic() + 10
-    while not live.fake.views and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: live.fake.views, what="the App Home view")
     home = json.dumps(live.fake.views[-1]["view"], ensure_ascii=False)
     assert "PLOS Genetics" in home and "Neural Networks" not in home
 
@@ -534,9 +532,7 @@ def test_votes_are_stored_and_shown_in_profiles_show(live: Live, monkeypatch):
 def test_home_tab_shows_subscriptions_and_recent_digests(live: Live):
     answer(live, "subscribe Neural Networks min 20%", channel_id="C5")
     assert live.slack.event({"type": "app_home_opened", "user": "U1", "tab": "home"}).status_code == 200
-    deadline = time.monotonic() + 10
-    while not live.fake.views and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: live.fake.views, what="the App Home view")
     view = live.fake.views[-1]
     assert view["user_id"] == "U1" and view["view"]["type"] == "home"
     body = json.dumps(view["view"], ensure_ascii=False)
@@ -551,9 +547,7 @@ def test_home_tab_counts_each_digests_preprints(live: Live):
         sub = session.scalar(select(Subscription))
         session.add(Digest(subscription_id=sub.id, status="done", items=7, channel_id="C6", parent_ts="1.2"))
     assert live.slack.event({"type": "app_home_opened", "user": "U1", "tab": "home"}).status_code == 200
-    deadline = time.monotonic() + 10
-    while not live.fake.views and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: live.fake.views, what="the App Home view")
     body = json.dumps(live.fake.views[-1]["view"], ensure_ascii=False)
     assert "<#C6> · PLOS Genetics · 7 preprints · done" in body
     assert "built-in method" not in body
@@ -628,10 +622,7 @@ def test_oauth_install_then_uninstall(db: Database):
             assert "install" in unknown.text.lower() or unknown.status_code == 200
 
             assert sender.event({"type": "app_uninstalled"}, team_id="T2").status_code == 200
-            deadline = time.monotonic() + 10
-            while store.find_bot(enterprise_id=None, team_id="T2") is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert store.find_bot(enterprise_id=None, team_id="T2") is None
+            wait_for(lambda: store.find_bot(enterprise_id=None, team_id="T2") is None, what="the installation to go")
             with db.session() as session:
                 sub = session.scalar(select(Subscription))
                 for _ in range(100):

@@ -15,12 +15,12 @@ HTTP 429 with Retry-After for rate limits, `invalid_blocks` for blocks Slack wou
 refuse (more than 50, section text over 3,000 characters...). Every call is recorded.
 
 The package: web_api (the fake Web API), blocks (what Slack refuses), sender (signed
-requests to our app, and serving it), catalog (a seeded database).
+requests to our app), catalog (a seeded database).
 """
 
 from tests.fake_slack.blocks import validate_blocks
 from tests.fake_slack.catalog import seed_catalog
-from tests.fake_slack.sender import SlackSender, serve
+from tests.fake_slack.sender import SlackSender
 from tests.fake_slack.web_api import Call, FakeSlack
 
-__all__ = ["Call", "FakeSlack", "SlackSender", "seed_catalog", "serve", "validate_blocks"]
+__all__ = ["Call", "FakeSlack", "SlackSender", "seed_catalog", "validate_blocks"]

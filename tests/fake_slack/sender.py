@@ -1,12 +1,9 @@
-"""Slack's side of requests to our app: signed commands, clicks and events, and our app served for real."""
+"""Slack's side of requests to our app: signed commands, clicks and events."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -108,30 +105,3 @@ class SlackSender:
             }
         )
         return self.post(body, "application/json")
-
-
-# -- our app, served for real -------------------------------------------------------------
-
-
-@contextmanager
-def serve(asgi_app) -> Any:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

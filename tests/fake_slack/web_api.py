@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.fake_slack.blocks import PING_MARKERS, validate_blocks
-from tests.loopback import LoopbackServer, Request
+from tests.loopback import LoopbackServer, Request, wait_for
 
 METHODS = (
     "auth.test",
@@ -171,14 +171,13 @@ class FakeSlack:
 
     def wait_response(self, url: str, count: int = 1, timeout: float = 30.0) -> list[dict]:
         path = url[len(self.server.url) :]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def payloads() -> list[dict] | None:
             with self.lock:
-                payloads = list(self.responses[path].payloads)
-            if len(payloads) >= count:
-                return payloads
-            time.sleep(0.01)
-        raise AssertionError(f"no answer at {path} within {timeout}s")
+                found = list(self.responses[path].payloads)
+            return found if len(found) >= count else None
+
+        return wait_for(payloads, timeout, f"an answer at {path}")
 
     # -- reading what happened ---------------------------------------------------------
 
