@@ -40,7 +40,7 @@ app.add_typer(profiles_app, name="profiles")
 
 # soft_wrap: piped output keeps one line per sentence instead of an 80-column wrap.
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, SourceError, ValueError)
 

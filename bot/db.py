@@ -303,7 +303,8 @@ class DatabaseUnavailable(Exception):
 
 def make_engine(url: str, connect_timeout: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        # sqlite:///path/scout.db, or sqlite:///file:path?mode=ro&uri=true
+        path = url.split("///", 1)[-1].split("?", 1)[0].removeprefix("file:")
         if path and path != ":memory:" and not Path(path).parent.is_dir():
             # Creating it would hide a typo: the user would see an empty system, not their data.
             raise DatabaseUnavailable(f"folder {Path(path).parent} does not exist (create it, or fix DATABASE_URL)")
