@@ -463,7 +463,7 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         # A stream, never bytes: feedparser treats a bytes argument as a possible file name.
         parsed = feedparser.parse(
             io.BytesIO(content),
-            response_headers=_response_headers(url, content_type),
+            response_headers=_response_headers(url, content_type, content),
             resolve_relative_uris=False,
         )
     except Exception as exc:  # feedparser promises not to raise; a bug there must not stop a poll
@@ -475,8 +475,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         feed_server = server_for(url, [_entry_hint(entry) for entry in entries])
         items = _collect_items(entries, feed_server, warnings)
     bozo = bool(parsed.get("bozo")) and not _harmless(parsed.get("bozo_exception"))
-    if not items and (bozo or not parsed.get("version") or _is_html(content, content_type)):
-        # Nothing usable and no sign of a well-formed feed: say what it was instead.
+    unusable = _is_html(content, content_type) or not parsed.get("version") or (not entries and bozo)
+    if not items and unusable:
+        # Nothing usable and no sign of a feed: say what it was instead. (A feed whose
+        # entries were all skipped is still a feed: its warnings name each entry.)
         _raise_not_a_feed(parsed, content, content_type)
     if bozo:
         warnings.insert(0, f"feed parsed despite errors: {_bozo_message(parsed)}")
@@ -488,11 +490,18 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     return ParsedFeed(_feed_title(parsed, url), tuple(items), tuple(warnings))
 
 
-def _response_headers(url: str, content_type: str | None) -> dict[str, str]:
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _response_headers(url: str, content_type: str | None, content: bytes = b"") -> dict[str, str]:
     # Pass only XML types on: their charset helps decoding, while feedparser would
     # flag text/html or a missing type although we judge the content ourselves.
     if not content_type or "xml" not in content_type.lower():
         content_type = "application/xml"
+    if content.startswith(_BOMS):
+        # A byte-order mark says the encoding for certain; a server's default
+        # "charset=utf-8" in front of a UTF-16 file would garble every byte.
+        content_type = content_type.split(";")[0]
     return {"content-location": url, "content-type": content_type}
 
 

@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import load_settings
 from bot.db import Feed, Preprint
-from bot.feeds import MAX_IDENTIFIER, parse_feed
+from bot.feeds import parse_feed
 from bot.polling import add_feed, poll_all
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
+MAX_IDENTIFIER = 500  # the preprints.identifier column
 PAPERS = FIXTURES / "profiles" / "elife.jsonl"
 ABSTRACT = (
     "Cortical circuits in mice: we recorded neurons in the visual cortex during a foraging task and found "
