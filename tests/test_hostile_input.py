@@ -362,7 +362,7 @@ def test_window_days_setting_and_header_for_a_past_window(scout, server, monkeyp
     scout("poll")
     monkeypatch.setenv("SCOUT_WINDOW_DAYS", "400")
     assert json.loads(scout("rank", "neuro", "--json").stdout)["days"] == 400
-    assert "in the last 400 days" in scout("rank", "neuro").stdout
+    assert f"in the 400 days to {date.today().isoformat()}" in scout("rank", "neuro").stdout
     header = scout("rank", "neuro", "--until", "2026-01-31").stdout
     assert "in the 400 days to 2026-01-31" in header and "in the last" not in header
     assert "top % (400 days)" in scout("match", "--text", ABSTRACT).stdout
