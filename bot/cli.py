@@ -708,9 +708,10 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     feeds = Table("feed", "health", "last success", "items", "last error", title="Feeds")
     for f in data["feeds"]:
         health = {None: "never polled", True: "ok", False: "failing"}[f["healthy"]]
-        feeds.add_row(
-            _esc(f["name"]), health, f["last_success_at"] or "never", str(f["items_seen"]), _esc(f["last_error"] or "")
-        )
+        if f["healthy"] and f["last_warning"]:
+            health = "ok, with warnings"
+        problem = f["last_error"] or f["last_warning"] or ""
+        feeds.add_row(_esc(f["name"]), health, f["last_success_at"] or "never", str(f["items_seen"]), _esc(problem))
     out.print(feeds)
     names = ", ".join(f"{_esc(p['name'])} ({p['papers']})" for p in data["profiles"])
     out.print(f"profiles: {names or 'none'}", highlight=False)

@@ -195,9 +195,10 @@ def set_papers(session: Session, profile: Profile, papers: list[PaperRecord], so
         ReferencePaper(
             title=p.title,
             abstract=p.abstract,
-            doi=p.doi,
+            # Bounded here too: API-built profiles (Crossref, OpenAlex) arrive without read_papers.
+            doi=_bounded(p.doi or "", MAX_DOI),
             year=p.year,
-            journal=p.journal,
+            journal=_bounded(p.journal or "", MAX_JOURNAL),
             content_hash=content_hash(p.title, p.abstract),
         )
         for p in papers

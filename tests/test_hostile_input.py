@@ -386,6 +386,19 @@ def test_malformed_xml_that_still_gives_items_is_flagged(db, server, settings):
     assert feed.last_error is None and feed.last_warning.startswith("feed parsed despite errors")
 
 
+def test_feeds_and_status_show_a_feed_with_warnings(scout, server):
+    body = rss([good_item(n) for n in range(3)]).replace(b"</channel></rss>", b"<item><title>cut off")
+    server.route("/feed.rss", body=body, headers=RSS_HEADERS)
+    scout("feeds", "add", server.url + "/feed.rss")
+    scout("poll", "--no-score")
+    feeds = json.loads(scout("feeds", "--json").stdout)
+    assert feeds[0]["healthy"] and feeds[0]["last_warning"].startswith("feed parsed despite errors")
+    shown = scout("status").stdout  # a narrow column may wrap the words
+    assert "ok," in shown and "warnings" in shown
+    status = json.loads(scout("status", "--json").stdout)
+    assert status["feeds"][0]["last_warning"].startswith("feed parsed despite errors")
+
+
 def test_parse_feed_names_a_skipped_entry():
     parsed = parse_feed(rss([Item(link="https://example.org/empty"), good_item(1)]), "https://example.org/f")
     assert len(parsed.items) == 1 and parsed.warnings == ("skipped entry 1: no title or abstract",)
