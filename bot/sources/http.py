@@ -94,9 +94,7 @@ class PoliteHTTP:
                 with attempt:
                     return self._once(url, params, accept, ok, self._remaining(started))
         except _OutOfTime as exc:
-            raise SourceError(
-                f"{self.service}: {exc.last} (gave up after {self.deadline:g} s, SCOUT_API_DEADLINE)"
-            ) from None
+            raise SourceError(f"{self.service}: {exc.last} (gave up within the {self.deadline:g} s deadline)") from None
         except _Transient as exc:
             tries = self.retries + 1
             raise SourceError(f"{self.service}: {exc} (gave up after {tries} attempt{'s' * (tries > 1)})") from None
