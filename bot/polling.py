@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -162,22 +163,24 @@ def poll_all(
     """Poll the given feeds (default: all): fetched a few at a time, each stored in its own
     transaction as soon as it arrives. One poll at a time: another one running means this
     one is skipped (PollReport.skipped_for says whose)."""
-    with poll_lease(db, settings) as holder:
-        if holder is not None:
-            return PollReport([], skipped_for=holder)
+    with poll_lease(db, settings) as lease:
+        if lease.other is not None:
+            return PollReport([], skipped_for=lease.other)
         if feed_ids is None:
             with db.session() as session:
                 feed_ids = list(session.scalars(select(Feed.id).order_by(Feed.id)))
         own = client is None
         client = client or http_client(settings)
         try:
-            return PollReport(_poll_feeds(db, settings, client, feed_ids))
+            return PollReport(_poll_feeds(db, settings, client, feed_ids, lease.mine))
         finally:
             if own:
                 client.close()
 
 
-def _poll_feeds(db: Database, settings: Settings, client: httpx.Client, feed_ids: list[int]) -> list[FeedResult]:
+def _poll_feeds(
+    db: Database, settings: Settings, client: httpx.Client, feed_ids: list[int], holder: str
+) -> list[FeedResult]:
     feeds = {}
     with db.session() as session:
         for feed_id in feed_ids:
@@ -193,7 +196,7 @@ def _poll_feeds(db: Database, settings: Settings, client: httpx.Client, feed_ids
         for future in as_completed(futures):
             feed_id = futures[future]
             results[feed_id] = _store_outcome(db, feed_id, feeds[feed_id][3], future.result())
-            renew_poll_lease(db, settings)
+            renew_poll_lease(db, settings, holder)
     return [results[feed_id] for feed_id in feeds]
 
 
@@ -299,8 +302,15 @@ def _store_item(session: Session, feed: Feed | None, item: FeedItem) -> str | No
 # -- one poll at a time -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PollLease:
+    mine: str  # this poll's holder id
+    other: str | None  # who holds the lease when this poll could not take it
+
+
 def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # Per poll, not per process: two polls in one process exclude each other too.
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def _lease_length(settings: Settings) -> timedelta:
@@ -308,8 +318,8 @@ def _lease_length(settings: Settings) -> timedelta:
 
 
 @contextmanager
-def poll_lease(db: Database, settings: Settings) -> Iterator[str | None]:
-    """Hold the poll lease for the block; yields None when held, else who holds it.
+def poll_lease(db: Database, settings: Settings) -> Iterator[PollLease]:
+    """Hold the poll lease for the block; `other` says who holds it when this poll could not.
 
     A lease row (not a PostgreSQL advisory lock) so SQLite and PostgreSQL behave alike;
     taking it is one conditional UPDATE or one INSERT, which the database serialises.
@@ -319,7 +329,7 @@ def poll_lease(db: Database, settings: Settings) -> Iterator[str | None]:
     with db.session() as session:
         taken = session.execute(
             update(ClockLease)
-            .where(ClockLease.name == POLL_LEASE, (ClockLease.holder == holder) | (ClockLease.expires_at < now))
+            .where(ClockLease.name == POLL_LEASE, ClockLease.expires_at < now)
             .values(holder=holder, acquired_at=now, expires_at=expires)
         ).rowcount
     if not taken:
@@ -327,20 +337,20 @@ def poll_lease(db: Database, settings: Settings) -> Iterator[str | None]:
             with db.session() as session:
                 session.add(ClockLease(name=POLL_LEASE, holder=holder, acquired_at=now, expires_at=expires))
         except IntegrityError:
-            yield _current_holder(db)
+            yield PollLease(holder, _current_holder(db))
             return
     try:
-        yield None
+        yield PollLease(holder, None)
     finally:
         with db.session() as session:
             session.execute(delete(ClockLease).where(ClockLease.name == POLL_LEASE, ClockLease.holder == holder))
 
 
-def renew_poll_lease(db: Database, settings: Settings) -> None:
+def renew_poll_lease(db: Database, settings: Settings, holder: str) -> None:
     with db.session() as session:
         session.execute(
             update(ClockLease)
-            .where(ClockLease.name == POLL_LEASE, ClockLease.holder == _holder())
+            .where(ClockLease.name == POLL_LEASE, ClockLease.holder == holder)
             .values(expires_at=utcnow() + _lease_length(settings))
         )
 

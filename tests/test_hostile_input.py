@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import load_settings
-from bot.db import Feed, Preprint
+from bot.db import ClockLease, Feed, Preprint
 from bot.feeds import parse_feed
-from bot.polling import add_feed, poll_all
+from bot.polling import add_feed, poll_all, poll_lease
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -273,6 +273,20 @@ def test_two_polls_at_once_one_skips_with_one_line(database_url, server, setting
         feeds = list(session.scalars(select(Feed)))
     assert all(f.last_error is None and f.consecutive_failures == 0 for f in feeds)
     assert count(db) == 7
+
+
+def test_a_poll_skips_while_another_holds_the_lease_and_takes_an_expired_one(db, server, settings):
+    server.route("/feed.rss", body=rss([good_item(1)]), headers=RSS_HEADERS)
+    with db.session() as session:
+        add_feed(session, server.url + "/feed.rss", settings)
+    with poll_lease(db, settings) as held:
+        assert held.other is None
+        skipped = poll_all(db, settings)
+        assert skipped.feeds == [] and skipped.skipped_for.startswith(held.mine.rsplit(":", 1)[0])
+    assert poll_all(db, settings).new == 1  # released at the end of the block
+    with db.session() as session:  # a crashed poller's lease, long expired
+        session.add(ClockLease(name="poll", holder="gone:1:x", expires_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    assert poll_all(db, settings).skipped_for is None
 
 
 # -- 6. Silent or wrong --------------------------------------------------------------------
