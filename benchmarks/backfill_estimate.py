@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listings import ARXIV_DAILY, abstract_text, load_listings  # noqa: E402
 
-from bot.backfill import store_api_items  # noqa: E402
+from bot.ingest.backfill import store_api_items  # noqa: E402
 from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database  # noqa: E402
-from bot.sources.biorxiv import PAGE_SIZE, parse_details  # noqa: E402
+from bot.ingest.biorxiv import PAGE_SIZE, parse_details  # noqa: E402
 from scoring.embedder import load_embedder  # noqa: E402
 
 

@@ -34,12 +34,12 @@ from sqlalchemy import delete, func, select  # noqa: E402
 
 from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database, Preprint, Profile, ReferencePaper, Score, ScoringRun  # noqa: E402
-from bot.embeddings import ensure_vectors  # noqa: E402
-from bot.feeds import FeedItem  # noqa: E402
-from bot.polling import store_items  # noqa: E402
-from bot.profiles import PaperRecord, add_profile  # noqa: E402
-from bot.rankings import rank_profile  # noqa: E402
-from bot.scores import ScoringContext, update_scores  # noqa: E402
+from bot.scores.embeddings import ensure_vectors  # noqa: E402
+from bot.ingest.feeds import FeedItem  # noqa: E402
+from bot.ingest.polling import store_items  # noqa: E402
+from bot.profiles.catalog import PaperRecord, add_profile  # noqa: E402
+from bot.scores.rankings import rank_profile  # noqa: E402
+from bot.scores.update import ScoringContext, update_scores  # noqa: E402
 from scoring.embedder import load_embedder  # noqa: E402
 from scoring.text import content_hash, document  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation import _configured_model, _embedding_source, read_labelled, run_evaluation  # noqa: E402
+from bot.scores.evaluation import _configured_model, _embedding_source, read_labelled, run_evaluation  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "labeled" / "biorxiv_journals_dev.jsonl"
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import BUNDLED_MODEL, load_settings  # noqa: E402
 from bot.db import Database  # noqa: E402
-from bot.scores import ScoringContext  # noqa: E402
-from bot.web import build_app  # noqa: E402
+from bot.scores.update import ScoringContext  # noqa: E402
+from bot.processes.web import build_app  # noqa: E402
 from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve  # noqa: E402
 
 SECRET = "benchmark-signing-secret"

@@ -22,13 +22,13 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.db import Database, DatabaseUnavailable, Feed
-from bot.feeds import FeedError, display_url
-from bot.polling import add_feed, find_feed, poll_all, preview_feed
-from bot.profiles import MIN_PAPERS, WARN_PAPERS, ProfileError, add_profile, find_profile, paper_counts, read_papers
-from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
+from bot.ingest.feeds import FeedError, display_url
+from bot.ingest.polling import add_feed, find_feed, poll_all, preview_feed
+from bot.profiles.catalog import MIN_PAPERS, WARN_PAPERS, ProfileError, add_profile, find_profile, paper_counts, read_papers
+from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
 from bot.render import render
-from bot.scores import ScoringContext, is_current, update_scores
-from bot.sources.http import SourceError
+from bot.scores.update import ScoringContext, is_current, update_scores
+from bot.ingest.http import SourceError
 from scoring.embedder import ModelError, load_embedder
 from scoring.text import one_line
 
@@ -341,9 +341,9 @@ def profiles_add(
 
 
 def _build_from_api(settings, name, from_preprints, issn, source, limit, days, server):
-    from bot.polling import http_client
-    from bot.sources import Sources
-    from bot.sources.journals import papers_from_issn, papers_from_preprints
+    from bot.ingest.polling import http_client
+    from bot.ingest.apis import Sources
+    from bot.profiles.journals import papers_from_issn, papers_from_preprints
 
     if server is not None and server not in ("biorxiv", "medrxiv"):
         raise fail(f"--server must be biorxiv or medrxiv, not {server!r}")
@@ -378,9 +378,9 @@ def profiles_refresh(
     no_score: Annotated[bool, typer.Option("--no-score", help="Skip rescoring")] = False,
 ) -> None:
     """Rebuild profiles from the API they were built from (ISSN or published preprints)."""
-    from bot.polling import http_client
-    from bot.sources import Sources
-    from bot.sources.journals import refresh_profiles
+    from bot.ingest.polling import http_client
+    from bot.ingest.apis import Sources
+    from bot.profiles.journals import refresh_profiles
 
     with database() as (settings, db):
         with http_client(settings) as client, progress_bar() as progress:
@@ -412,9 +412,9 @@ def backfill(
     """Fetch every preprint of the last N days from the APIs (resumes where a run stopped)."""
     from datetime import timedelta
 
-    from bot.backfill import Plan, feed_plan, run_plan
-    from bot.polling import http_client
-    from bot.sources import Sources
+    from bot.ingest.backfill import Plan, feed_plan, run_plan
+    from bot.ingest.polling import http_client
+    from bot.ingest.apis import Sources
 
     if server is not None and server not in ("biorxiv", "medrxiv", "arxiv"):
         raise fail(f"--server must be biorxiv, medrxiv or arxiv, not {server!r}")
@@ -641,11 +641,11 @@ def match(
 
 def _stored_or_fetched(settings: Settings, db: Database, query: str):
     """A stored preprint, or one fetched from the bioRxiv/medRxiv or arXiv API, stored and scored."""
-    from bot.backfill import fetch_preprint
+    from bot.ingest.backfill import fetch_preprint
     from bot.db import Preprint
-    from bot.polling import http_client
-    from bot.rankings import parse_preprint_id
-    from bot.sources import Sources
+    from bot.ingest.polling import http_client
+    from bot.scores.rankings import parse_preprint_id
+    from bot.ingest.apis import Sources
 
     with db.session() as session:
         try:
@@ -737,7 +737,7 @@ def scheduler(
     ] = None,
 ) -> None:
     """The clock process: poll, score, send due digests, reconcile, refresh and prune on a schedule."""
-    from bot.scheduler import ClockConfig, Cycle, Leadership, quiet_libraries, run_forever
+    from bot.processes.clock import ClockConfig, Cycle, Leadership, quiet_libraries, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     quiet_libraries()
@@ -778,27 +778,27 @@ def scheduler(
 
 
 def _deliverers(settings: Settings, db: Database) -> list:
-    from bot.deliverers import build_deliverers
+    from bot.delivery.deliverers import build_deliverers
 
     return build_deliverers(settings, db, scoring_context(settings))
 
 
 def _refresher(settings: Settings, db: Database):
     def refresh() -> None:
-        from bot.polling import http_client
-        from bot.sources import Sources
-        from bot.sources.journals import refresh_profiles
+        from bot.ingest.polling import http_client
+        from bot.ingest.apis import Sources
+        from bot.profiles.journals import refresh_profiles
 
         with http_client(settings) as client:
             for result in refresh_profiles(db, Sources.from_settings(settings, client)):
                 if result.error:
-                    logging.getLogger("bot.scheduler").warning("refresh %s failed: %s", result.profile, result.error)
+                    logging.getLogger("bot.processes.clock").warning("refresh %s failed: %s", result.profile, result.error)
 
     return refresh
 
 
 def _reconciler(settings: Settings, db: Database):
-    from bot.backfill import reconcile_now
+    from bot.ingest.backfill import reconcile_now
 
     return lambda days: reconcile_now(settings, db, days)
 
@@ -816,7 +816,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
     """Scoring quality: every method side by side on the same folds and embeddings."""
-    from bot.evaluation import evaluate_command
+    from bot.scores.evaluation import evaluate_command
 
     code = evaluate_command(data=data, train=train, test=test, folds=folds, as_json=as_json, methods=methods, seed=seed)
     if code:
@@ -854,7 +854,7 @@ def email_subscribe(
 ) -> None:
     """Follow a profile by email; the address gets a confirmation link first (double opt-in)."""
     from bot.mail import MailError, subscribe_email
-    from bot.subscriptions import Options
+    from bot.delivery.subscriptions import Options
 
     options = Options(
         threshold=threshold, schedule=schedule, at_time=at, weekday=weekday, timezone=tz, max_items=max_items
@@ -874,7 +874,7 @@ def email_list(
 ) -> None:
     """Email subscriptions, with their status (pending = waiting for confirmation)."""
     from bot.mail import email_subscriptions
-    from bot.subscriptions import describe
+    from bot.delivery.subscriptions import describe
 
     with database() as (_settings, db), db.session() as session:
         rows = [
@@ -911,7 +911,7 @@ def email_unsubscribe(
 ) -> None:
     """Stop emailing an address (one profile, or everything)."""
     from bot.mail import KIND, normalise_address
-    from bot.subscriptions import Target, unsubscribe
+    from bot.delivery.subscriptions import Target, unsubscribe
 
     with database() as (_settings, db), db.session() as session:
         ended = unsubscribe(session, Target(KIND, email=normalise_address(address)), profile)
@@ -927,7 +927,7 @@ def email_send(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the digests, send nothing")] = False,
 ) -> None:
     """Send the due email digests now (the clock does this on schedule)."""
-    from bot.digests import run_due_digests
+    from bot.delivery.digests import run_due_digests
     from bot.mail import make_email_deliverer
 
     with database() as (settings, db):
@@ -963,7 +963,7 @@ def serve(
     """The web process: Slack over HTTP (POST /slack/events, OAuth install), email links, /healthz."""
     import uvicorn
 
-    from bot.web import build_app
+    from bot.processes.web import build_app
 
     with database() as (settings, db):
         web = build_app(settings, db)
@@ -976,7 +976,7 @@ def serve(
 @app.command()
 def socket() -> None:
     """Slack over Socket Mode (no public URL needed): needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN."""
-    from bot.slack.app import (
+    from bot.delivery.slack.app import (
         SlackUnreachable,
         connect_socket_mode,
         default_context,
@@ -1004,8 +1004,8 @@ def digests_run(
     force: Annotated[bool, typer.Option("--force", help="Every subscription's digest now, due or not")] = False,
 ) -> None:
     """Send every digest that is due (a killed run resumes its threads with no duplicates)."""
-    from bot.deliverers import build_deliverers
-    from bot.digests import run_due_digests
+    from bot.delivery.deliverers import build_deliverers
+    from bot.delivery.digests import run_due_digests
 
     with database() as (settings, db):
         deliverers = build_deliverers(settings, db, scoring_context(settings))

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; the bundled MiniLM by default.",
     )
     http_timeout: float = Field(default=20.0, gt=0, validation_alias="SCOUT_HTTP_TIMEOUT")
-    # Bad input never costs good data (bot/feeds.py, bot/polling.py): overall deadlines, so a
+    # Bad input never costs good data (bot/ingest/feeds.py, bot/ingest/polling.py): overall deadlines, so a
     # slow peer holds one feed or one command for a bounded time, never everything.
     feed_deadline: float = Field(
         default=60.0,

@@ -206,7 +206,7 @@ class Subscription(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # One sender at a time (bot.digests.Claims): who holds the digest, and until when.
+    # One sender at a time (bot.delivery.digests.Claims): who holds the digest, and until when.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

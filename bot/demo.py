@@ -113,7 +113,7 @@ def _check(out: Console, manifest: dict, days: int, until: date) -> None:
     from bot.cli import scoring_context
     from bot.config import load_settings
     from bot.db import Database
-    from bot.rankings import find_preprint, match_preprint
+    from bot.scores.rankings import find_preprint, match_preprint
 
     settings = load_settings()
     db = Database(settings.database_url)

@@ -5,7 +5,7 @@ multipart/alternative with the plain text first and HTML second, both rendered f
 `templates/email/`. Each message carries a visible unsubscribe link per profile and the
 RFC 8058 one-click headers, signed per recipient and list (bot/tokens.py).
 
-Delivery follows DESIGN.md's reliability rules: the ledger (bot.digests) is written only
+Delivery follows DESIGN.md's reliability rules: the ledger (bot.delivery.digests) is written only
 after the SMTP server accepted the message, in one transaction with the digest rows, so
 a run that dies resumes without sending twice; a recipient the server refuses (5xx) pauses
 that address's subscriptions; a server that is down or answers 4xx fails the digest and the
@@ -31,10 +31,10 @@ from sqlalchemy import select
 
 from bot.config import Settings, SettingsError
 from bot.db import Database, Delivery, Digest, Subscription, utcnow
-from bot.digests import DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
+from bot.delivery.digests import DigestOutcome, DigestPlan, open_digest, plan_digest, schedule_next
 from bot.render import render
-from bot.scores import ScoringContext
-from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for
+from bot.scores.update import ScoringContext
+from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
 from bot.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, TokenError, make_token, read_token
 from scoring.thresholds import KINDS
 

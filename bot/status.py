@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db import Database, Digest, Feed, Preprint, Profile, ReferencePaper, Subscription
-from bot.scheduler import active_clock
-from bot.scores import latest_run
-from bot.subscriptions import describe
+from bot.processes.clock import active_clock
+from bot.scores.update import latest_run
+from bot.delivery.subscriptions import describe
 
 
 def _iso(value: datetime | date | None) -> str | None:

@@ -18,7 +18,7 @@ from scipy import sparse
 # columns (a few per column over a big catalog); the classifier copes, and a stored
 # model stays (embedding + 2,048) x profiles.
 LEXICAL_DIM = 2048
-# Part of every stored model's identity (bot.scores fingerprints it): change how words
+# Part of every stored model's identity (bot.scores.update fingerprints it): change how words
 # become columns and stored models must be refitted, not fed features they never saw.
 LEXICAL_VERSION = f"words-binary-{LEXICAL_DIM}"
 

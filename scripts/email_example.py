@@ -56,9 +56,9 @@ def send_digest(now: datetime) -> None:
     from bot.cli import scoring_context
     from bot.config import Settings
     from bot.db import Database
-    from bot.digests import run_due_digests
+    from bot.delivery.digests import run_due_digests
     from bot.mail import make_email_deliverer, subscribe_email
-    from bot.subscriptions import Options
+    from bot.delivery.subscriptions import Options
 
     settings = Settings()
     db = Database(settings.database_url)

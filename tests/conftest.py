@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database  # noqa: E402
-from bot.scores import ScoringContext  # noqa: E402
+from bot.scores.update import ScoringContext  # noqa: E402
 from scoring.embedder import Embedder, load_embedder  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 

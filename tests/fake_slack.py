@@ -649,7 +649,7 @@ def seed_catalog(db, profiles: list[str], preprints: list[dict], score) -> dict:
 
     from bot.config import BUNDLED_MODEL
     from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score, ScoringRun
-    from bot.profiles import normalise_name
+    from bot.profiles.catalog import normalise_name
     from scoring.embedder import vector_key
     from scoring.text import content_hash
 

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from bot.config import Settings, load_settings
 from bot.db import Database, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription
-from bot.profiles import normalise_name
-from bot.subscriptions import Options, Target, subscribe
+from bot.profiles.catalog import normalise_name
+from bot.delivery.subscriptions import Options, Target, subscribe
 
 SECRET = "test-secret-key-0123456789abcdef"
 BASE_URL = "https://scout.example.org"

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from bot.backfill import backfill_arxiv, backfill_server, fetch_preprint, plan_from_feeds, reconcile
+from bot.ingest.backfill import backfill_arxiv, backfill_server, fetch_preprint, plan_from_feeds, reconcile
 from bot.cli import app
 from bot.config import load_settings
 from bot.db import PagingCursor, Preprint
-from bot.polling import add_feed, poll_all
-from bot.rankings import PreprintNotFound
-from bot.sources import Sources
-from bot.sources.http import SourceError
+from bot.ingest.polling import add_feed, poll_all
+from bot.scores.rankings import PreprintNotFound
+from bot.ingest.apis import Sources
+from bot.ingest.http import SourceError
 from tests.loopback import LoopbackServer
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from bot.db import Database, Delivery, Digest, Subscription, utcnow
-from bot.subscriptions import Options, Target, subscribe
+from bot.delivery.subscriptions import Options, Target, subscribe
 from tests.fake_slack import FakeSlack, seed_catalog
 from tests.smtp_server import SmtpServer
 

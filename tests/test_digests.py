@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import Delivery, Digest, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription
-from bot.digests import (
+from bot.delivery.digests import (
     ScheduleError,
     finish_digest,
     next_run,
@@ -18,7 +18,7 @@ from bot.digests import (
     record_delivery,
     run_due_digests,
 )
-from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
 from scoring.thresholds import ThresholdError
 
 NOW = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)

@@ -34,7 +34,7 @@ def test_vectors_are_unit_length_and_deterministic(embedder):
 def test_vectors_cached_under_the_old_limit_are_not_reused(db, embedder):
     from bot.config import BUNDLED_MODEL
     from bot.db import Embedding
-    from bot.embeddings import ensure_vectors
+    from bot.scores.embeddings import ensure_vectors
 
     stale = np.ones(embedder.dim, dtype=np.float32) / np.sqrt(embedder.dim)
     with db.session() as session:

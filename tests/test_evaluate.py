@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.evaluation import cached_embeddings, evaluate_command, read_labelled
+from bot.scores.evaluation import cached_embeddings, evaluate_command, read_labelled
 
 TINY = Path(__file__).parent / "fixtures" / "eval_tiny.jsonl"
 MODEL = "bundled:all-MiniLM-L6-v2"

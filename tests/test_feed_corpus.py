@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import Preprint
-from bot.feeds import FeedError, parse_feed
-from bot.polling import store_items
+from bot.ingest.feeds import FeedError, parse_feed
+from bot.ingest.polling import store_items
 
 CORPUS = Path(__file__).parent / "fixtures" / "feeds"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file())

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.feeds import (
+from bot.ingest.feeds import (
     FeedError,
     FeedItem,
     expand_shortcut,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from bot.db import Feed, Preprint
-from bot.polling import add_feed, poll_all
+from bot.ingest.polling import add_feed, poll_all
 from tests.hostile import RSS_HEADERS, Item, rss, text
 
 # Pieces as XML fragments: character references reach the parser as the characters themselves.

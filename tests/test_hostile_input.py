@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import load_settings
 from bot.db import ClockLease, Feed, Preprint
-from bot.feeds import parse_feed
-from bot.polling import add_feed, poll_all, poll_lease
+from bot.ingest.feeds import parse_feed
+from bot.ingest.polling import add_feed, poll_all, poll_lease
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
 
 FIXTURES = Path(__file__).parent / "fixtures"

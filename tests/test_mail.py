@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import SettingsError, load_settings
 from bot.db import Delivery, Digest, Subscription
-from bot.digests import run_due_digests
+from bot.delivery.digests import run_due_digests
 from bot.mail import (
     RETRY_BASE,
     EmailDeliverer,
@@ -32,7 +32,7 @@ from bot.mail import (
     subscribe_email_from_slack,
     unsubscribe_by_token,
 )
-from bot.subscriptions import Options
+from bot.delivery.subscriptions import Options
 from bot.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, read_token
 from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription

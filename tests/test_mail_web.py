@@ -16,9 +16,9 @@ import uvicorn
 
 from bot.db import Subscription
 from bot.mail import EmailDeliverer, subscribe_email
-from bot.subscriptions import Options
+from bot.delivery.subscriptions import Options
 from bot.tokens import CONFIRM, make_token
-from bot.web import build_app
+from bot.processes.web import build_app
 from tests.loopback import free_port
 from tests.mail_data import follow, mail_settings, seed, subscription
 from tests.smtp_server import SmtpServer
@@ -56,7 +56,7 @@ def site(db, database_url):
 
 
 def send_digest(db, settings, when=LATER):
-    from bot.digests import run_due_digests
+    from bot.delivery.digests import run_due_digests
 
     return run_due_digests(db, [EmailDeliverer(settings, db)], now=when)
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from bot.db import Feed, Preprint
-from bot.feeds import FeedItem
-from bot.polling import add_feed, find_feed, poll_all, store_items
+from bot.ingest.feeds import FeedItem
+from bot.ingest.polling import add_feed, find_feed, poll_all, store_items
 from tests.loopback import LoopbackServer
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
@@ -136,7 +136,7 @@ def test_new_version_updates_the_row_and_old_versions_do_not(db):
 def test_each_feed_is_polled_on_its_own_interval(db, settings):
     from datetime import UTC, datetime, timedelta
 
-    from bot.polling import due_feed_ids
+    from bot.ingest.polling import due_feed_ids
 
     now = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
     with db.session() as session:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.profiles import (
+from bot.profiles.catalog import (
     MIN_PAPERS,
     ProfileError,
     add_profile,

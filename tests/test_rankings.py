@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.profiles import add_profile, read_papers
-from bot.rankings import PreprintNotFound, match_text, window_bounds
-from bot.scores import update_scores
+from bot.profiles.catalog import add_profile, read_papers
+from bot.scores.rankings import PreprintNotFound, match_text, window_bounds
+from bot.scores.update import update_scores
 
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
 

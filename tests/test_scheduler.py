@@ -13,10 +13,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import load_settings
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
-from bot.polling import add_feed
-from bot.scheduler import Cycle, Leadership, active_clock, build_scheduler
-from bot.scores import update_scores
-from bot.subscriptions import Options, Target, subscribe
+from bot.ingest.polling import add_feed
+from bot.processes.clock import Cycle, Leadership, active_clock, build_scheduler
+from bot.scores.update import update_scores
+from bot.delivery.subscriptions import Options, Target, subscribe
 from tests.loopback import LoopbackServer
 
 FEED = Path(__file__).parent / "fixtures" / "feeds" / "biorxiv_neuroscience.rdf"
@@ -130,7 +130,7 @@ def test_jobs_fire_at_their_times_and_missed_runs_coalesce(clock_world, db):
 
 
 def test_status_shows_the_active_clock_and_its_next_runs(clock_world, db):
-    from bot.scheduler import publish_next_runs
+    from bot.processes.clock import publish_next_runs
     from bot.status import collect
 
     _, cycle, _ = clock_world
@@ -171,7 +171,7 @@ def test_standby_clock_does_no_work(clock_world, db):
     active = Leadership(db, "active")
     assert active.acquire()
     standby_cycle_ran = []
-    from bot.scheduler import leader_only
+    from bot.processes.clock import leader_only
 
     job = leader_only(Leadership(db, "standby"), "poll", lambda: standby_cycle_ran.append(1))
     job()

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from bot.config import BUNDLED_MODEL
 from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score
-from bot.profiles import normalise_name
-from bot.rankings import match_text
-from bot.scores import latest_run, update_scores
+from bot.profiles.catalog import normalise_name
+from bot.scores.rankings import match_text
+from bot.scores.update import latest_run, update_scores
 from scoring.embedder import vector_key
 from scoring.lexical import LEXICAL_DIM
 from scoring.scorer import Blend

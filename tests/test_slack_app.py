@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from bot.cli import app as cli
 from bot.config import BUNDLED_MODEL, Settings, load_settings
 from bot.db import Database, Preprint, Profile, Score, Subscription, Vote
-from bot.scores import ScoringContext
-from bot.web import build_app
+from bot.scores.update import ScoringContext
+from bot.processes.web import build_app
 from scoring.embedder import load_embedder
 from tests.fake_slack import FakeSlack, SlackSender, seed_catalog, serve
 from tests.mail_data import BASE_URL as MAIL_BASE_URL
@@ -378,8 +378,8 @@ def test_home_tab_shows_subscriptions_and_recent_digests(live: Live):
 
 
 def test_match_free_text_scores_with_the_model(db: Database, scoring_ctx):
-    from bot.profiles import add_profile, read_papers
-    from bot.scores import update_scores
+    from bot.profiles.catalog import add_profile, read_papers
+    from bot.scores.update import update_scores
 
     with db.session() as session:
         for name, file in (
@@ -409,7 +409,7 @@ def test_match_free_text_scores_with_the_model(db: Database, scoring_ctx):
 
 
 def test_oauth_install_then_uninstall(db: Database):
-    from bot.slack.oauth import installation_store
+    from bot.delivery.slack.oauth import installation_store
 
     seed_catalog(db, PROFILES[:1], PREPRINTS[:3], score_of)
     with FakeSlack() as fake:

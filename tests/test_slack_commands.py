@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack import blocks
-from bot.slack.commands import (
+from bot.delivery.slack import blocks
+from bot.delivery.slack.commands import (
     MAX_TOP,
     Email,
     Help,

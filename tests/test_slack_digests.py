@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.db import Database, Delivery, Digest, Preprint, Subscription
-from bot.slack.delivery import REASONS
-from bot.subscriptions import Options, Target, subscribe
+from bot.delivery.slack.delivery import REASONS
+from bot.delivery.subscriptions import Options, Target, subscribe
 from tests.fake_slack import FakeSlack, seed_catalog
 
 ROOT = Path(__file__).parent.parent

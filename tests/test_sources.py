@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from bot.db import Profile, ReferencePaper, Subscription
-from bot.profiles import ProfileError, find_profile
-from bot.sources import Sources
-from bot.sources.arxiv_api import parse_arxiv_api, search_query
-from bot.sources.biorxiv import category_label, parse_details, parse_pubs
-from bot.sources.crossref import parse_works as parse_crossref
-from bot.sources.http import PoliteHTTP, SourceError, parse_retry_after
-from bot.sources.journals import (
+from bot.profiles.catalog import ProfileError, find_profile
+from bot.ingest.apis import Sources
+from bot.ingest.arxiv import parse_arxiv_api, search_query
+from bot.ingest.biorxiv import category_label, parse_details, parse_pubs
+from bot.ingest.crossref import parse_works as parse_crossref
+from bot.ingest.http import PoliteHTTP, SourceError, parse_retry_after
+from bot.profiles.journals import (
     ProfileSpec,
     papers_from_issn,
     papers_from_preprints,
@@ -28,9 +28,9 @@ from bot.sources.journals import (
     resolve_journal,
     save_new,
 )
-from bot.sources.openalex import abstract_from_inverted_index
-from bot.sources.openalex import parse_works as parse_openalex
-from bot.sources.records import looks_english, normalise_issn, present
+from bot.ingest.openalex import abstract_from_inverted_index
+from bot.ingest.openalex import parse_works as parse_openalex
+from bot.ingest.records import looks_english, normalise_issn, present
 from tests.loopback import LoopbackServer
 
 API = Path(__file__).parent / "fixtures" / "api"

@@ -27,10 +27,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.db import ClockLease, Database, Preprint, utcnow
-from bot.digests import DigestOutcome, run_due_digests
-from bot.embeddings import forget_unused_vectors
-from bot.polling import PollReport, due_feed_ids, poll_all
-from bot.scores import ScoreReport, ScoringContext, forget_old_runs, update_scores
+from bot.delivery.digests import DigestOutcome, run_due_digests
+from bot.scores.embeddings import forget_unused_vectors
+from bot.ingest.polling import PollReport, due_feed_ids, poll_all
+from bot.scores.update import ScoreReport, ScoringContext, forget_old_runs, update_scores
 
 log = logging.getLogger(__name__)
 

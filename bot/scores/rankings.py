@@ -15,9 +15,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, ReferencePaper, Score
-from bot.embeddings import ensure_vectors
-from bot.profiles import find_profile
-from bot.scores import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
+from bot.scores.embeddings import ensure_vectors
+from bot.profiles.catalog import find_profile
+from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
 from scoring.lexical import lexical_features
 from scoring.text import clean_text, document
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats

@@ -1,6 +1,6 @@
 """The Bolt app: `/scout`, the buttons, App Home and install/uninstall events.
 
-Listeners stay small: parse (pure, bot.slack.commands), ack within Slack's 3 s, then
+Listeners stay small: parse (pure, bot.delivery.slack.commands), ack within Slack's 3 s, then
 do the work and answer through `respond()` (the response_url). The app is a sync
 Bolt `App` with `process_before_response=False`, so the HTTP answer (the ack) goes
 back as soon as `ack()` runs while the listener finishes on Bolt's thread pool; the
@@ -27,13 +27,13 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.db import Database, Subscription
-from bot.scores import ScoringContext
-from bot.slack import answers
-from bot.slack.client import make_client
-from bot.slack.commands import Email, Help, Rank, UsageError, parse_command
-from bot.slack.home import home_view
-from bot.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
-from bot.subscriptions import pause
+from bot.scores.update import ScoringContext
+from bot.delivery.slack import answers
+from bot.delivery.slack.client import make_client
+from bot.delivery.slack.commands import Email, Help, Rank, UsageError, parse_command
+from bot.delivery.slack.home import home_view
+from bot.delivery.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_store, oauth_settings
+from bot.delivery.subscriptions import pause
 
 log = logging.getLogger(__name__)
 

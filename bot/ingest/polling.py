@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.db import ClockLease, Database, Feed, Preprint, Score, utcnow
-from bot.feeds import (
+from bot.ingest.feeds import (
     MAX_NAME,
     FeedError,
     FeedItem,

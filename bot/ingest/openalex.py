@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from bot.feeds import _normalise_doi
-from bot.profiles import PaperRecord
-from bot.sources.crossref import WorksPage, cursor_pages
-from bot.sources.http import PoliteHTTP, SourceError
-from bot.sources.records import as_int, clean, present, strip_abstract_heading
+from bot.ingest.feeds import _normalise_doi
+from bot.profiles.catalog import PaperRecord
+from bot.ingest.crossref import WorksPage, cursor_pages
+from bot.ingest.http import PoliteHTTP, SourceError
+from bot.ingest.records import as_int, clean, present, strip_abstract_heading
 
 PAGE_SIZE = 100
 

@@ -17,7 +17,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from bot.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
+from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
 from bot.mail import parse_email_command
 from scoring.thresholds import ThresholdError, parse_threshold
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.feeds import MAX_CATEGORY, MAX_DOI, FeedItem, _normalise_doi, parse_authors
-from bot.sources.http import PoliteHTTP, SourceError
-from bot.sources.records import as_int, clean, parse_date, present
+from bot.ingest.feeds import MAX_CATEGORY, MAX_DOI, FeedItem, _normalise_doi, parse_authors
+from bot.ingest.http import PoliteHTTP, SourceError
+from bot.ingest.records import as_int, clean, parse_date, present
 
 SERVERS = ("biorxiv", "medrxiv")
 PAGE_SIZE = 100

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.feeds import _normalise_doi
-from bot.profiles import PaperRecord
-from bot.sources.http import PoliteHTTP, SourceError
-from bot.sources.records import clean, present, strip_abstract_heading
+from bot.ingest.feeds import _normalise_doi
+from bot.profiles.catalog import PaperRecord
+from bot.ingest.http import PoliteHTTP, SourceError
+from bot.ingest.records import clean, present, strip_abstract_heading
 
 PAGE_SIZE = 100
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.db import Database, Feed, PagingCursor, Preprint, utcnow
-from bot.feeds import BIORXIV_DOI_PREFIXES, FeedItem
-from bot.polling import store_items
-from bot.rankings import PreprintNotFound, parse_preprint_id
-from bot.sources import Sources
-from bot.sources.biorxiv import SERVERS, subject_slug
+from bot.ingest.feeds import BIORXIV_DOI_PREFIXES, FeedItem
+from bot.ingest.polling import store_items
+from bot.scores.rankings import PreprintNotFound, parse_preprint_id
+from bot.ingest.apis import Sources
+from bot.ingest.biorxiv import SERVERS, subject_slug
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def fetch_preprint(session: Session, sources: Sources, query: str) -> Preprint:
 
 def reconcile_now(settings: Settings, db: Database, days: int = RECONCILE_DAYS) -> list[BackfillReport]:
     """`reconcile` with its own HTTP client: what the scheduler's reconcile job calls."""
-    from bot.polling import http_client
+    from bot.ingest.polling import http_client
 
     with http_client(settings) as client:
         return reconcile(db, settings, Sources.from_settings(settings, client), days)

@@ -1,6 +1,6 @@
 """The `web` process: one ASGI app for Slack, email links and health, served by uvicorn.
 
-Each concern contributes its own routes (`bot.slack.routes`, `bot.mail_web.routes`);
+Each concern contributes its own routes (`bot.delivery.slack.routes`, `bot.mail_web.routes`);
 this module only composes them, so a deployment scales `web` to several instances
 with nothing shared but the database.
 """
@@ -19,7 +19,7 @@ from bot.db import Database
 def build_app(settings: Settings, db: Database, extra_routes: list | None = None, ctx=None) -> Starlette:
     """`ctx`: the ScoringContext for Slack answers (default: the configured model, loaded on first need)."""
     from bot.mail_web import routes as mail_routes
-    from bot.slack.app import slack_routes
+    from bot.delivery.slack.app import slack_routes
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})

@@ -4,8 +4,8 @@ Reads JSONL (title, abstract, journal, optional category), embeds each paper onc
 model (cached under `.cache/embeddings/`, keyed by model name + text hash), runs
 `scoring.evaluate` and prints a table, or JSON with `--json`.
 
-    python -m bot.evaluation --data papers.jsonl --folds 5
-    python -m bot.evaluation --train a.jsonl --test b.jsonl --json
+    python -m bot.scores.evaluation --data papers.jsonl --folds 5
+    python -m bot.scores.evaluation --train a.jsonl --test b.jsonl --json
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def print_size_table(results: list[MethodResult], console) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bot.evaluation", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.scores.evaluation", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path)
     parser.add_argument("--train", type=Path)
     parser.add_argument("--test", type=Path)

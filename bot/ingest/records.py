@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.profiles import PaperRecord
+from bot.profiles.catalog import PaperRecord
 from scoring.text import clean_text, content_hash
 
 _MISSING = {"", "na", "n/a", "null", "none", "nan", "-"}

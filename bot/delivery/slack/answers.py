@@ -16,14 +16,14 @@ from sqlalchemy import select
 
 from bot.config import Settings, SettingsError
 from bot.db import Database, Preprint, Profile, Vote
-from bot.digests import ScheduleError
+from bot.delivery.digests import ScheduleError
 from bot.mail import require_email_settings, subscribe_email_from_slack
-from bot.profiles import ProfileError, closest_names, find_profile, normalise_name, paper_counts
-from bot.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
+from bot.profiles.catalog import ProfileError, closest_names, find_profile, normalise_name, paper_counts
+from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, match_text, rank_profile
 from bot.render import render
-from bot.scores import ScoringContext
-from bot.slack import blocks
-from bot.slack.commands import (
+from bot.scores.update import ScoringContext
+from bot.delivery.slack import blocks
+from bot.delivery.slack.commands import (
     DEFAULT_DAYS,
     Command,
     Email,
@@ -37,7 +37,7 @@ from bot.slack.commands import (
     Unsubscribe,
     usage_text,
 )
-from bot.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
 from scoring.thresholds import ThresholdError
 
 EXPECTED = (ProfileError, PreprintNotFound, ThresholdError, ScheduleError)

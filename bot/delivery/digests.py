@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
-from bot.rankings import RankedPreprint, ranked_item, reasons_for, window_bounds, window_scores
-from bot.scores import ScoringContext
+from bot.scores.rankings import RankedPreprint, ranked_item, reasons_for, window_bounds, window_scores
+from bot.scores.update import ScoringContext
 from scoring.thresholds import Threshold
 from scoring.window import top_share, window_stats
 

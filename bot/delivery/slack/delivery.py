@@ -1,7 +1,7 @@
 """Slack digests: a parent message per subscription and one threaded reply per preprint.
 
 Exactly once: each reply carries message metadata naming its preprint, and the ledger
-row (bot.digests.record_delivery) is written only after Slack accepted the reply. A
+row (bot.delivery.digests.record_delivery) is written only after Slack accepted the reply. A
 run killed halfway leaves the Digest row open with the parent's ts; the next run
 re-uses that thread, first reading it back (conversations.replies) so a reply Slack
 accepted just before the crash is recorded instead of sent again.
@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.db import Database, Digest, Subscription
-from bot.digests import (
+from bot.delivery.digests import (
     DigestOutcome,
     DigestPlan,
     finish_digest,
@@ -33,12 +33,12 @@ from bot.digests import (
     record_delivery,
     schedule_next,
 )
-from bot.digests import already_delivered as in_ledger
-from bot.scores import ScoringContext
-from bot.slack import blocks
-from bot.slack.client import PERMANENT, make_client
-from bot.slack.oauth import TokenSource
-from bot.subscriptions import pause
+from bot.delivery.digests import already_delivered as in_ledger
+from bot.scores.update import ScoringContext
+from bot.delivery.slack import blocks
+from bot.delivery.slack.client import PERMANENT, make_client
+from bot.delivery.slack.oauth import TokenSource
+from bot.delivery.subscriptions import pause
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def headline(profile: str, count: int, plan: DigestPlan) -> str:
 
 
 class SlackDeliverer:
-    """bot.digests.Deliverer for kind "slack"."""
+    """bot.delivery.digests.Deliverer for kind "slack"."""
 
     kind = "slack"
 

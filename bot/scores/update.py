@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
-from bot.embeddings import ensure_vectors, stack
+from bot.scores.embeddings import ensure_vectors, stack
 from scoring.embedder import Embedder, Progress, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.scorer import CHANNELS, Catalog, Scorer, fit

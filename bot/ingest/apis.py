@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import httpx
 
 from bot.config import Settings
-from bot.sources.arxiv_api import ArxivAPI
-from bot.sources.biorxiv import BiorxivAPI
-from bot.sources.crossref import CrossrefAPI
-from bot.sources.http import PoliteHTTP, SourceError
-from bot.sources.openalex import OpenAlexAPI
+from bot.ingest.arxiv import ArxivAPI
+from bot.ingest.biorxiv import BiorxivAPI
+from bot.ingest.crossref import CrossrefAPI
+from bot.ingest.http import PoliteHTTP, SourceError
+from bot.ingest.openalex import OpenAlexAPI
 
 __all__ = ["Sources", "SourceError", "PoliteHTTP"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.db import Database, Digest, Subscription
-from bot.slack import blocks
-from bot.subscriptions import describe
+from bot.delivery.slack import blocks
+from bot.delivery.subscriptions import describe
 
 RECENT_DIGESTS = 10
 

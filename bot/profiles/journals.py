@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import Database, Profile
-from bot.profiles import (
+from bot.profiles.catalog import (
     MIN_PAPERS,
     PaperRecord,
     ProfileError,
@@ -31,10 +31,10 @@ from bot.profiles import (
     normalise_name,
     set_papers,
 )
-from bot.sources import Sources
-from bot.sources.biorxiv import SERVERS, Publication
-from bot.sources.http import SourceError
-from bot.sources.records import Collected, normalise_issn
+from bot.ingest.apis import Sources
+from bot.ingest.biorxiv import SERVERS, Publication
+from bot.ingest.http import SourceError
+from bot.ingest.records import Collected, normalise_issn
 
 ISSN_SOURCES = ("crossref", "openalex")
 DEFAULT_LIMIT = 200

@@ -9,7 +9,7 @@ published, <category term=...>, arxiv:primary_category, arxiv:doi. A malformed q
 200 with one entry whose id is http://arxiv.org/api/errors#... and whose summary says why.
 arXiv asks for one request every three seconds.
 
-Entries are parsed by `bot.feeds.parse_feed`, the same code as the arXiv RSS feeds, so an
+Entries are parsed by `bot.ingest.feeds.parse_feed`, the same code as the arXiv RSS feeds, so an
 item looks the same whichever path stored it.
 """
 
@@ -19,8 +19,8 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from bot.feeds import FeedError, FeedItem, parse_feed
-from bot.sources.http import PoliteHTTP, SourceError
+from bot.ingest.feeds import FeedError, FeedItem, parse_feed
+from bot.ingest.http import PoliteHTTP, SourceError
 
 PAGE_SIZE = 200
 _ATOM = "{http://www.w3.org/2005/Atom}"

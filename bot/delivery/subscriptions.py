@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import Subscription, utcnow
-from bot.digests import SCHEDULES, WEEKDAYS, ScheduleError, next_run, parse_time, threshold_of, zone
-from bot.profiles import find_profile
+from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, next_run, parse_time, threshold_of, zone
+from bot.profiles.catalog import find_profile
 from scoring.thresholds import parse_threshold
 
 DEFAULT_MAX_ITEMS = 20

@@ -6,14 +6,14 @@ import logging
 
 from bot.config import Settings
 from bot.db import Database
-from bot.digests import Deliverer
-from bot.scores import ScoringContext
+from bot.delivery.digests import Deliverer
+from bot.scores.update import ScoringContext
 
 
 def build_deliverers(settings: Settings, db: Database, ctx: ScoringContext | None) -> list[Deliverer]:
     deliverers: list[Deliverer] = []
     if settings.slack_configured:
-        from bot.slack.delivery import SlackDeliverer
+        from bot.delivery.slack.delivery import SlackDeliverer
 
         deliverers.append(SlackDeliverer(settings, db, ctx))
     if settings.smtp_url.get_secret_value():

@@ -1,0 +1,1 @@
+"""Delivery: subscriptions, digests (selection, schedules, claims, ledger), Slack and email."""

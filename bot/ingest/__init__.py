@@ -1,0 +1,1 @@
+"""Ingestion: RSS/Atom feeds and the preprint APIs, into stored preprints."""

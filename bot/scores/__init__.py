@@ -1,0 +1,1 @@
+"""Scores and rankings: the embedding cache, stored match scores, and the queries over them."""
