@@ -14,15 +14,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import Database, Feed
-from bot.ingest.feeds import FeedError
+from bot.db import Database, DatabaseUnavailable, Feed
+from bot.ingest.feeds import FeedError, display_url
 from bot.ingest.http import SourceError
-from bot.ingest.polling import add_feed, find_feed, poll_all
+from bot.ingest.polling import add_feed, find_feed, poll_all, preview_feed
 from bot.profiles.catalog import (
     MIN_PAPERS,
     WARN_PAPERS,
@@ -36,6 +38,7 @@ from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.scores.update import ScoringContext, is_current, update_scores
 from scoring.embedder import ModelError, load_embedder
+from scoring.text import one_line
 
 app = typer.Typer(help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True)
 feeds_app = typer.Typer(help="Feeds to poll (bioRxiv, medRxiv, arXiv, any RSS/Atom).", invoke_without_command=True)
@@ -45,7 +48,7 @@ app.add_typer(profiles_app, name="profiles")
 
 # soft_wrap: piped output keeps one line per sentence instead of an 80-column wrap.
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 # Fields are only ever added; "version" changes if one is removed or changes meaning.
 JSON_HELP = "Print stable JSON instead of text (docs/cli.md, JSON output)"
 
@@ -53,7 +56,8 @@ EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, Fe
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message often quotes what the user typed or a feed sent: never markup.
+    err.print(f"[red]error:[/red] {_esc(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -62,17 +66,28 @@ def database() -> Iterator[tuple[Settings, Database]]:
     """Settings and a migrated database, with expected errors turned into one clear line."""
     try:
         settings = load_settings()
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, connect_timeout=settings.db_connect_timeout)
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    except Exception as exc:  # connection refused, bad path: say which setting to fix
+    except DatabaseUnavailable as exc:
         raise fail(f"cannot open DATABASE_URL ({_safe_url(settings.database_url)}): {exc}") from None
+    except Exception as exc:  # connection refused, timed out, read-only file: say which setting to fix
+        raise fail(f"cannot open DATABASE_URL ({_safe_url(settings.database_url)}): {_db_reason(exc)}") from None
     try:
         yield settings, db
     except EXPECTED_ERRORS as exc:
         raise fail(str(exc)) from None
+    except DBAPIError as exc:  # a read-only file, a dropped connection: one line, not a traceback
+        raise fail(f"database error ({_safe_url(settings.database_url)}): {_db_reason(exc)}", code=1) from None
     finally:
         db.dispose()
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The driver's own words, on one line, without SQLAlchemy's SQL echo and help link."""
+    cause = getattr(exc, "orig", None) or exc
+    text = one_line(str(cause)).split(" [SQL:")[0].split(" (Background on this error")[0]
+    return text[:300] or type(cause).__name__
 
 
 def _safe_url(url: str) -> str:
@@ -131,7 +146,7 @@ def run_scoring(settings: Settings, db: Database, refit: bool = False) -> None:
 def init() -> None:
     """Create or upgrade the database (also done on every start)."""
     with database() as (settings, _db):
-        out.print(f"database ready: {_safe_url(settings.database_url)}")
+        out.print(f"database ready: {_esc(_safe_url(settings.database_url))}", highlight=False)
 
 
 # -- feeds -------------------------------------------------------------------------------
@@ -154,17 +169,17 @@ def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
     table = Table("id", "name", "health", "last success", "items seen", "last error")
     for r in rows:
         health = (
-            "[green]ok[/green]"
+            ("[green]ok[/green]" if not r["last_warning"] else "[yellow]ok, with warnings[/yellow]")
             if r["healthy"]
             else ("[dim]never polled[/dim]" if r["healthy"] is None else "[red]failing[/red]")
         )
         table.add_row(
             str(r["id"]),
-            f"{r['name']}\n[dim]{r['url']}[/dim]",
+            f"{_esc(r['name'])}\n[dim]{_esc(r['url'])}[/dim]",
             health,
             r["last_success_at"] or "never",
             str(r["items_seen"]),
-            r["last_error"] or "",
+            _esc(r["last_error"] or r["last_warning"] or ""),
         )
     out.print(table)
 
@@ -174,11 +189,12 @@ def _feed_row(f: Feed) -> dict:
     return {
         "id": f.id,
         "name": f.name,
-        "url": f.url,
+        "url": display_url(f.url),
         "healthy": healthy,
         "last_polled_at": _iso(f.last_polled_at),
         "last_success_at": _iso(f.last_success_at),
         "last_error": f.last_error,
+        "last_warning": f.last_warning,
         "last_error_at": _iso(f.last_error_at),
         "consecutive_failures": f.consecutive_failures,
         "items_seen": f.items_seen,
@@ -197,11 +213,24 @@ def feeds_add(
         int | None, typer.Option(min=1, max=1440, help="Minutes between polls (default SCOUT_POLL_MINUTES)")
     ] = None,
 ) -> None:
-    """Add a feed to poll (again: change its name or interval)."""
-    with database() as (settings, db), db.session() as session:
-        feed = add_feed(session, spec, settings, name, every)
-        every_text = f", every {feed.poll_minutes} min" if feed.poll_minutes else ""
-        out.print(f"feed {feed.id}: {feed.name} ({feed.url}{every_text})")
+    """Add a feed to poll (again: change its name or interval); it is fetched once to show what it holds."""
+    with database() as (settings, db):
+        with db.session() as session:
+            feed = add_feed(session, spec, settings, name, every)
+            every_text = f", every {feed.poll_minutes} min" if feed.poll_minutes else ""
+            feed_id, feed_name, url = feed.id, feed.name, feed.url
+        out.print(f"feed {feed_id}: {_esc(feed_name)} ({_esc(display_url(url))}{every_text})", highlight=False)
+        try:
+            parsed = preview_feed(settings, url)
+        except FeedError as exc:
+            err.print(
+                f"[yellow]warning:[/yellow] fetching it now failed: {_esc(str(exc))} (kept; retried at each poll)",
+                highlight=False,
+            )
+            return
+        out.print(f"  it says: {_esc(parsed.title)}; {len(parsed.items)} items now", highlight=False)
+        for warning in parsed.warnings[:3]:
+            err.print(f"   [yellow]warning:[/yellow] {_esc(warning)}", highlight=False)
 
 
 @feeds_app.command("remove")
@@ -210,9 +239,9 @@ def feeds_remove(key: Annotated[str, typer.Argument(help="Feed id, URL, shortcut
     with database() as (_settings, db), db.session() as session:
         feed = find_feed(session, key)
         if feed is None:
-            raise fail(f"no feed {key!r}; `scout feeds` lists them")
+            raise fail(f"no feed {one_line(key)!r}; `scout feeds` lists them")
         session.delete(feed)
-        out.print(f"removed feed {feed.name}")
+        out.print(f"removed feed {_esc(feed.name)}", highlight=False)
 
 
 @app.command()
@@ -220,14 +249,19 @@ def poll(no_score: Annotated[bool, typer.Option("--no-score", help="Only fetch a
     """Fetch every feed once, store new preprints, and score them."""
     with database() as (settings, db):
         report = poll_all(db, settings)
+        if report.skipped_for:
+            err.print(f"another poll is running ({_esc(report.skipped_for)}); skipped this one", highlight=False)
+            return
         for r in report.feeds:
             if r.ok:
                 state = "not modified" if r.not_modified else f"{r.new} new, {r.updated} updated"
-                err.print(f"[green]ok[/green] {r.feed}: {state}")
-                for warning in r.warnings:
-                    err.print(f"   [yellow]warning:[/yellow] {warning}")
+                err.print(f"[green]ok[/green] {_esc(r.feed)}: {state}", highlight=False)
+                for warning in r.warnings[:20]:
+                    err.print(f"   [yellow]warning:[/yellow] {_esc(warning)}", highlight=False)
+                if len(r.warnings) > 20:
+                    err.print(f"   [yellow]warning:[/yellow] {len(r.warnings) - 20} more", highlight=False)
             else:
-                err.print(f"[red]failed[/red] {r.feed}: {r.error}")
+                err.print(f"[red]failed[/red] {_esc(r.feed)}: {_esc(r.error or '')}", highlight=False)
         if not report.feeds:
             err.print("no feeds yet: scout feeds add biorxiv:neuroscience")
         if not no_score:
@@ -261,7 +295,7 @@ def profiles_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
         return
     table = Table("profile", "papers", "source")
     for r in rows:
-        table.add_row(r["name"], str(r["papers"]), r["source"])
+        table.add_row(_esc(r["name"]), str(r["papers"]), _esc(r["source"]))
     out.print(table)
 
 
@@ -300,13 +334,13 @@ def profiles_add(
             built = _build_from_api(settings, name, from_preprints, issn, source, limit, days, server)
             skipped, records, origin = built.skipped, built.papers, built.spec.encode()
         for reason in skipped[:10]:
-            err.print(f"[yellow]skipped[/yellow] {reason}")
+            err.print(f"[yellow]skipped[/yellow] {_esc(reason)}", highlight=False)
         if len(skipped) > 10:
             err.print(f"[yellow]skipped[/yellow] {len(skipped) - 10} more")
         with db.session() as session:
             profile = add_profile(session, name, records, source=origin, replace=replace)
             count = len(profile.papers)
-        out.print(f"profile {profile.name}: {count} papers")
+        out.print(f"profile {_esc(profile.name)}: {count} papers", highlight=False)
         if count < WARN_PAPERS:
             err.print(
                 f"[yellow]warning:[/yellow] {count} papers is thin (minimum {MIN_PAPERS}); "
@@ -365,9 +399,9 @@ def profiles_refresh(
             err.print("no profiles built from an API to refresh (profiles from files are rebuilt with add --replace)")
         for r in results:
             if r.error:
-                err.print(f"[red]failed[/red] {r.profile}: {r.error} (kept its papers)", highlight=False)
+                err.print(f"[red]failed[/red] {_esc(r.profile)}: {_esc(r.error)} (kept its papers)", highlight=False)
             else:
-                out.print(f"profile {r.profile}: {r.papers} papers", highlight=False)
+                out.print(f"profile {_esc(r.profile)}: {r.papers} papers", highlight=False)
         if not no_score and any(r.error is None for r in results):
             run_scoring(settings, db)
     if results and all(r.error for r in results):
@@ -412,9 +446,9 @@ def backfill(
             sources = Sources.from_settings(settings, client)
             reports = run_plan(db, sources, plan, start, end, lambda name: _api_bar(progress, f"backfill {name}"))
         for report in reports:
-            err.print(f"[green]ok[/green] {report.summary()}", highlight=False)
+            err.print(f"[green]ok[/green] {_esc(report.summary())}", highlight=False)
             for reason in report.skipped[:5]:
-                err.print(f"   [yellow]skipped[/yellow] {reason}", highlight=False)
+                err.print(f"   [yellow]skipped[/yellow] {_esc(reason)}", highlight=False)
         if not no_score:
             run_scoring(settings, db)
 
@@ -436,12 +470,15 @@ def profiles_show(
     if as_json:
         out.print_json(data=data)
         return
-    out.print(f"[bold]{data['name']}[/bold]: {len(data['papers'])} papers (from {data['source']})")
+    out.print(
+        f"[bold]{_esc(data['name'])}[/bold]: {len(data['papers'])} papers (from {_esc(data['source'])})",
+        highlight=False,
+    )
     votes = data["votes"]
     out.print(f"votes from Slack: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
     table = Table("year", "title", "doi")
     for p in data["papers"]:
-        table.add_row(str(p["year"] or ""), p["title"], p["doi"] or "")
+        table.add_row(str(p["year"] or ""), _esc(p["title"]), _esc(p["doi"] or ""))
     out.print(table)
 
 
@@ -465,7 +502,7 @@ def profiles_remove(name: str) -> None:
     with database() as (_settings, db), db.session() as session:
         profile = find_profile(session, name)
         session.delete(profile)
-        out.print(f"removed profile {profile.name}")
+        out.print(f"removed profile {_esc(profile.name)}", highlight=False)
 
 
 # -- rankings ----------------------------------------------------------------------------
@@ -474,7 +511,10 @@ def profiles_remove(name: str) -> None:
 @app.command()
 def rank(
     name: Annotated[str, typer.Argument(help="Profile name (case-insensitive)")],
-    days: Annotated[int, typer.Option(min=1, help="Window: preprints posted in the last N days")] = 90,
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_DAYS, help="Window: preprints posted in the last N days [SCOUT_WINDOW_DAYS]"),
+    ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many to show")] = 20,
     until: Annotated[str | None, typer.Option(help="Window end, YYYY-MM-DD (default today)")] = None,
     abstracts: Annotated[bool, typer.Option("--abstracts", help="Show each abstract")] = False,
@@ -483,6 +523,7 @@ def rank(
     """Preprints in the window, ranked by match to a profile."""
     end = _parse_date(until)
     with database() as (settings, db):
+        days = _window(days, settings, end)
         if not _scores_current(settings, db):
             run_scoring(settings, db)
         with progress_bar() as progress, db.session() as session:
@@ -498,17 +539,32 @@ def _scores_current(settings: Settings, db: Database) -> bool:
         return is_current(session, settings.model)
 
 
+MAX_DAYS = 3650
+EARLIEST = date(1990, 1, 1)  # before any preprint server
+
+
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value.strip())
     except ValueError:
-        raise fail(f"--until must be a date like 2026-05-31, not {value!r}") from None
+        raise fail(f"--until must be a date like 2026-05-31, not {one_line(value)!r}") from None
+    if day < EARLIEST:
+        raise fail(f"--until {day.isoformat()} is before any preprint server existed (earliest {EARLIEST})")
+    return day
+
+
+def _window(days: int | None, settings: Settings, end: date | None) -> int:
+    """--days, else SCOUT_WINDOW_DAYS; never reaching before EARLIEST (date arithmetic overflows)."""
+    days = days or settings.window_days
+    if end is not None and (end - EARLIEST).days + 1 < days:
+        raise fail(f"--days {days} before --until {end} starts before {EARLIEST}: use fewer days")
+    return days
 
 
 def print_ranking(ranking, abstracts: bool = False) -> None:
-    out.print(render("cli/ranking_header.txt.j2", ranking=ranking), highlight=False)
+    out.print(_esc(render("cli/ranking_header.txt.j2", ranking=ranking)), highlight=False)
     out.print()
     if not ranking.items:
         out.print(
@@ -516,11 +572,13 @@ def print_ranking(ranking, abstracts: bool = False) -> None:
         )
         return
     for item in ranking.items:
-        out.print(f"[bold]{item.rank}.[/bold] [link={item.url}][bold]{_esc(item.title)}[/bold][/link]", highlight=False)
+        link = _link_target(item.url)
+        title = f"[bold]{_esc(item.title)}[/bold]"
+        out.print(f"[bold]{item.rank}.[/bold] " + (f"[link={link}]{title}[/link]" if link else title), highlight=False)
         authors = ", ".join(item.authors[:6]) + (" et al." if len(item.authors) > 6 else "")
         out.print(f"   {_esc(authors) or '[dim]no authors listed[/dim]'}", highlight=False)
         out.print(
-            f"   {item.posted or 'undated'} · {_esc(item.category or 'uncategorised')} · {item.server} · "
+            f"   {item.posted or 'undated'} · {_esc(item.category or 'uncategorised')} · {_esc(item.server)} · "
             f"{_esc(item.doi or item.identifier)}",
             highlight=False,
         )
@@ -541,10 +599,18 @@ def _reason(reason) -> str:
     return f"{_esc(textwrap.shorten(reason.title, 70, placeholder='…'))}{year} {reason.similarity:.2f}"
 
 
-def _esc(text: str) -> str:
-    from rich.markup import escape
+def _esc(text: object) -> str:
+    """Data fit to print: one line, no control characters (an ESC sequence can retitle the
+    terminal), and no square brackets read as rich markup ("[/]" would crash the print)."""
+    return escape(one_line(str(text)))
 
-    return escape(text)
+
+def _link_target(url: str | None) -> str | None:
+    """A URL usable inside [link=...]: http(s), without the characters that end the tag."""
+    url = one_line(url)
+    if not url.startswith(("http://", "https://")) or any(c in url for c in "[] "):
+        return None
+    return url
 
 
 @app.command()
@@ -552,7 +618,9 @@ def match(
     query: Annotated[str | None, typer.Argument(help="DOI or arXiv id of a stored preprint")] = None,
     text: Annotated[str | None, typer.Option("--text", help="Score free text (title and abstract)")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many profiles to show")] = 10,
-    days: Annotated[int, typer.Option(min=1, help="Window for top % and lift")] = 90,
+    days: Annotated[
+        int | None, typer.Option(min=1, max=MAX_DAYS, help="Window for top % and lift [SCOUT_WINDOW_DAYS]")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Window end, YYYY-MM-DD (default today)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -561,6 +629,7 @@ def match(
     if (query is None) == (text is None):
         raise fail("give a DOI or arXiv id, or --text 'title and abstract'")
     with database() as (settings, db):
+        days = _window(days, settings, end)
         if not _scores_current(settings, db):
             run_scoring(settings, db)
         preprint = _stored_or_fetched(settings, db, query) if text is None else None
@@ -575,7 +644,7 @@ def match(
     out.print(f"[bold]{_esc(result.title)}[/bold]", highlight=False)
     table = Table("profile", "match", f"top % ({days} days)", "lift")
     for m in result.matches:
-        table.add_row(m.profile, m.score_text, _top(m.top_share), f"{m.lift:.1f}x" if m.lift is not None else "")
+        table.add_row(_esc(m.profile), m.score_text, _top(m.top_share), f"{m.lift:.1f}x" if m.lift is not None else "")
     table.add_row("[dim]published elsewhere[/dim]", f"[dim]{result.background * 100:.1f}%[/dim]", "", "")
     out.print(table)
 
@@ -610,9 +679,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
     if as_json:
         out.print_json(data=data)
         return
-    out.print(f"database: {_safe_url(settings.database_url)}   model: {settings.model}", highlight=False)
+    out.print(f"database: {_esc(_safe_url(settings.database_url))}   model: {_esc(settings.model)}", highlight=False)
     clock = data["clock"]
-    out.print(f"clock: {clock['active'] + ' (active)' if clock else 'none running'}", highlight=False)
+    out.print(f"clock: {_esc(clock['active']) + ' (active)' if clock else 'none running'}", highlight=False)
     if clock and clock["next_runs"]:
         runs = ", ".join(f"{job} {when}" for job, when in sorted(clock["next_runs"].items(), key=lambda kv: kv[1]))
         out.print(f"next runs: {runs}", highlight=False)
@@ -633,16 +702,19 @@ def status(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
     feeds = Table("feed", "health", "last success", "items", "last error", title="Feeds")
     for f in data["feeds"]:
         health = {None: "never polled", True: "ok", False: "failing"}[f["healthy"]]
-        feeds.add_row(f["name"], health, f["last_success_at"] or "never", str(f["items_seen"]), f["last_error"] or "")
+        if f["healthy"] and f["last_warning"]:
+            health = "ok, with warnings"
+        problem = f["last_error"] or f["last_warning"] or ""
+        feeds.add_row(_esc(f["name"]), health, f["last_success_at"] or "never", str(f["items_seen"]), _esc(problem))
     out.print(feeds)
-    names = ", ".join(f"{p['name']} ({p['papers']})" for p in data["profiles"])
+    names = ", ".join(f"{_esc(p['name'])} ({p['papers']})" for p in data["profiles"])
     out.print(f"profiles: {names or 'none'}", highlight=False)
     subs = Table("to", "subscription", "next run", "last digest", title="Subscriptions")
     for s in data["subscriptions"]:
         last = s["last_digest"]
         subs.add_row(
-            s["target"],
-            s["description"],
+            _esc(s["target"]),
+            _esc(s["description"]),
             s["next_run_at"] or "",
             f"{last['at']} {last['status']} ({last['items']})" if last else "never",
         )

@@ -31,6 +31,40 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; the bundled MiniLM by default.",
     )
     http_timeout: float = Field(default=20.0, gt=0, validation_alias="SCOUT_HTTP_TIMEOUT")
+    # Bad input never costs good data (bot/ingest/feeds.py, bot/ingest/polling.py): overall deadlines, so a
+    # slow peer holds one feed or one command for a bounded time, never everything.
+    feed_deadline: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="SCOUT_FEED_DEADLINE",
+        description="Seconds one feed fetch may take in all (SCOUT_HTTP_TIMEOUT is per read).",
+    )
+    poll_workers: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        validation_alias="SCOUT_POLL_WORKERS",
+        description="Feeds fetched at once during a poll, so one slow feed never holds the others.",
+    )
+    api_deadline: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias="SCOUT_API_DEADLINE",
+        description="Seconds one API call may take in all, retries and waits included.",
+    )
+    match_deadline: float = Field(
+        default=20.0,
+        gt=0,
+        validation_alias="SCOUT_MATCH_DEADLINE",
+        description="Seconds `scout match` may spend fetching a preprint that is not stored yet.",
+    )
+    db_connect_timeout: int = Field(
+        default=10,
+        ge=2,
+        le=600,
+        validation_alias="SCOUT_DB_CONNECT_TIMEOUT",
+        description="Seconds to wait for PostgreSQL to answer a new connection before giving up.",
+    )
     contact_email: str = Field(default="", validation_alias="SCOUT_CONTACT_EMAIL")
     biorxiv_rss_url: str = Field(default="https://connect.biorxiv.org", validation_alias="SCOUT_BIORXIV_RSS_URL")
     medrxiv_rss_url: str = Field(default="https://connect.medrxiv.org", validation_alias="SCOUT_MEDRXIV_RSS_URL")

@@ -54,6 +54,9 @@ class Feed(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last successful poll's complaints (malformed XML that still gave items, skipped
+    # entries): the feed works, but someone may want to look.
+    last_warning: Mapped[str | None] = mapped_column(Text)
     items_seen: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Minutes between polls for this feed; None means the clock's default.
@@ -77,7 +80,8 @@ class Preprint(Base):
     authors_json: Mapped[str] = mapped_column(Text, default="[]")
     category: Mapped[str | None] = mapped_column(String(200))
     posted: Mapped[date | None] = mapped_column(Date)
-    url: Mapped[str] = mapped_column(String(2000), default="")
+    # Text: tracking-laden links run to thousands of characters and need no bound.
+    url: Mapped[str] = mapped_column(Text, default="")
     doi: Mapped[str | None] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="SET NULL"))
@@ -293,15 +297,24 @@ class ClockLease(Base):
 # -- engine ------------------------------------------------------------------------------
 
 
-def make_engine(url: str) -> Engine:
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened; the message says which setting to fix."""
+
+
+def make_engine(url: str, connect_timeout: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # sqlite:///path/scout.db, or sqlite:///file:path?mode=ro&uri=true
+        path = url.split("///", 1)[-1].split("?", 1)[0].removeprefix("file:")
+        if path and path != ":memory:" and not Path(path).parent.is_dir():
+            # Creating it would hide a typo: the user would see an empty system, not their data.
+            raise DatabaseUnavailable(f"folder {Path(path).parent} does not exist (create it, or fix DATABASE_URL)")
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # connect_timeout: a server that accepts and never answers must not hang every command.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": connect_timeout}
+    )
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -329,9 +342,9 @@ def migrate(engine: Engine) -> None:
 class Database:
     """The engine and a session factory; one per process, passed to whoever needs it."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True, connect_timeout: int = 10) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, connect_timeout)
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -76,7 +76,7 @@ def run_demo(out: Console, err: Console, keep: Path | None = None) -> None:
             out.rule(f"[bold]$ scout {' '.join(_quote(a) for a in args)}", align="left")
             app(list(args), standalone_mode=False)
 
-        scout("feeds", "add", "biorxiv:demo", "--name", "bioRxiv sample (served locally)")
+        scout("feeds", "add", "biorxiv:all", "--name", "bioRxiv sample (served locally)")
         for entry in profiles:
             app(
                 ["profiles", "add", entry["name"], "--papers", str(DATA / entry["file"]), "--no-score"],

@@ -60,6 +60,7 @@ def _feeds(session: Session) -> list[dict]:
             "healthy": None if f.last_polled_at is None else f.last_error is None,
             "last_success_at": _iso(f.last_success_at),
             "last_error": f.last_error,
+            "last_warning": f.last_warning,
             "items_seen": f.items_seen,
         }
         for f in session.scalars(select(Feed).order_by(Feed.id))

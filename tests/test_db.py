@@ -29,7 +29,8 @@ def test_migrations_create_the_schema_and_are_idempotent(db):
 
 
 def test_sqlite_uses_wal_and_foreign_keys(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'nested' / 'scout.db'}")
+    # The folder must exist: creating a missing one would hide a typo in DATABASE_URL.
+    database = Database(f"sqlite:///{tmp_path / 'scout.db'}")
     with database.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

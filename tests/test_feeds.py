@@ -505,7 +505,7 @@ def test_loopback_query_routes_and_handler(server: LoopbackServer) -> None:
 
 # --------------------------------------------------------------------------- fuzzing
 
-_SEEDS = [fixture(name) for name in sorted(p.name for p in FIXTURES.iterdir())]
+_SEEDS = [fixture(name) for name in sorted(p.name for p in FIXTURES.iterdir() if p.is_file())]
 
 
 @st.composite

@@ -32,8 +32,14 @@ class Sources:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: httpx.Client, sleep: Callable[[float], None] = time.sleep
+        cls,
+        settings: Settings,
+        client: httpx.Client,
+        sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
     ) -> Sources:
+        """All four clients; each API call ends within `deadline` (default SCOUT_API_DEADLINE) seconds."""
+
         def polite(base: str, service: str, interval: float) -> PoliteHTTP:
             return PoliteHTTP(
                 client,
@@ -43,6 +49,7 @@ class Sources:
                 retries=settings.api_retries,
                 backoff=settings.api_backoff,
                 sleep=sleep,
+                deadline=deadline or settings.api_deadline,
             )
 
         mailto = settings.contact_email

@@ -26,6 +26,7 @@ from bot.ingest.biorxiv import SERVERS, subject_slug
 from bot.ingest.feeds import BIORXIV_DOI_PREFIXES, FeedItem
 from bot.ingest.polling import store_items
 from bot.scores.rankings import PreprintNotFound, parse_preprint_id
+from scoring.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -332,9 +333,8 @@ def stored_or_fetched(
     """A stored preprint, or one fetched from the bioRxiv/medRxiv or arXiv API, stored, then
     scored by `score()`: what `scout match DOI` and `/scout match DOI` both do.
 
-    PreprintNotFound (said for a person) when it is not stored and cannot be fetched; how
-    long an unreachable API takes to give up is SCOUT_HTTP_TIMEOUT, SCOUT_API_RETRIES and
-    SCOUT_API_BACKOFF's to say.
+    PreprintNotFound (said for a person) when it is not stored and cannot be fetched; an
+    unreachable API costs at most SCOUT_MATCH_DEADLINE seconds.
     """
     from bot.ingest.http import SourceError
     from bot.ingest.polling import http_client
@@ -347,12 +347,13 @@ def stored_or_fetched(
             if parse_preprint_id(query) is None:
                 raise
     if announce is not None:
-        announce(f"{query.strip()} is not stored yet: fetching it…")
+        announce(f"{one_line(query)} is not stored yet: fetching it (at most {settings.match_deadline:g} s)…")
     try:
         with http_client(settings) as client, db.session() as session:
-            preprint_id = fetch_preprint(session, Sources.from_settings(settings, client), query).id
+            sources = Sources.from_settings(settings, client, deadline=settings.match_deadline)
+            preprint_id = fetch_preprint(session, sources, query).id
     except SourceError as exc:
-        raise PreprintNotFound(f"no stored preprint with id {query.strip()}, and fetching it failed: {exc}") from None
+        raise PreprintNotFound(f"no stored preprint with id {one_line(query)}, and fetching it failed: {exc}") from None
     score()
     with db.session() as session:
         return session.get(Preprint, preprint_id)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.ingest.feeds import FeedItem, _normalise_doi, parse_authors
+from bot.ingest.feeds import MAX_CATEGORY, MAX_DOI, FeedItem, _normalise_doi, parse_authors
 from bot.ingest.http import PoliteHTTP, SourceError
 from bot.ingest.records import as_int, clean, parse_date, present
 
@@ -108,8 +108,8 @@ def record_to_item(record: Mapping[str, Any], server: str) -> FeedItem | None:
     doi = _normalise_doi(present(record.get("doi")))
     title = clean(record.get("title"))
     abstract = clean(record.get("abstract"))
-    if not doi or not (title or abstract):
-        return None
+    if not doi or len(doi) > MAX_DOI or not (title or abstract):
+        return None  # a "DOI" longer than any real one is junk, on every database alike
     own = (present(record.get("server")) or server).lower()
     server = own if own in SERVERS else server
     version = as_int(record.get("version"))
@@ -120,7 +120,7 @@ def record_to_item(record: Mapping[str, Any], server: str) -> FeedItem | None:
         title=title or abstract[:120],
         abstract=abstract,
         authors=parse_authors(present(record.get("authors")), server),
-        category=category_label(record.get("category")),
+        category=(category_label(record.get("category")) or "")[:MAX_CATEGORY] or None,
         posted=parse_date(record.get("date")),
         url=preprint_url(server, doi, version),
         doi=doi,

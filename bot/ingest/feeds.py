@@ -9,7 +9,9 @@ Nothing here touches the database: the pipeline stores what `parse_feed` returns
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import email.utils
+import hashlib
 import html
 import io
 import re
@@ -24,9 +26,22 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
-from scoring.text import clean_text
+from scoring.text import clean_text, one_line
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
+# The same bounds on SQLite and PostgreSQL (SQLite would store anything, PostgreSQL refuses
+# what overflows a column): longer identifiers are shortened to a prefix and a hash, so they
+# stay unique and stable; longer categories are cut; a "DOI" this long is not one.
+MAX_IDENTIFIER = 500
+MAX_SERVER = 100
+MAX_CATEGORY = 200
+MAX_DOI = 300
+MAX_FEED_URL = 2000
+MAX_NAME = 200
+MAX_ETAG = 500
+MAX_LAST_MODIFIED = 100
+# A posted date this far past today is a typo or a placeholder, not a date.
+FUTURE_SLACK = dt.timedelta(days=2)
 KNOWN_SERVERS = ("biorxiv", "medrxiv", "arxiv")
 BIORXIV_DOI_PREFIXES = ("10.1101/", "10.64898/")
 
@@ -89,20 +104,45 @@ def fetch_feed(
     etag: str | None = None,
     last_modified: str | None = None,
     max_bytes: int = MAX_FEED_BYTES,
+    deadline: float | None = None,
 ) -> FetchResult:
-    """Conditional GET of one feed; any failure becomes a FeedError saying what went wrong."""
+    """Conditional GET of one feed; any failure becomes a FeedError saying what went wrong.
+
+    `deadline` bounds the whole fetch in seconds: httpx's timeout is per read, so a server
+    sending a byte a second would otherwise hold the poll for as long as it likes.
+    """
     headers = {"Accept": _ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    shown = display_url(url)
+    ends = time.monotonic() + deadline if deadline else None
     try:
         with client.stream("GET", url, headers=headers) as response:
-            return _read_response(response, url, etag, last_modified, max_bytes)
+            return _read_response(response, shown, etag, last_modified, max_bytes, ends)
+    except _DeadlinePassed:
+        raise FeedError(f"took longer than {deadline:g}s fetching {shown} (SCOUT_FEED_DEADLINE)") from None
     except httpx.TimeoutException:
-        raise FeedError(f"timed out after {_timeout_seconds(client)} fetching {url}") from None
+        raise FeedError(f"timed out after {_timeout_seconds(client)} fetching {shown}") from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise FeedError(f"could not fetch {url}: {_describe(exc)}") from None
+        raise FeedError(f"could not fetch {shown}: {one_line(_describe(exc))}") from None
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+def display_url(url: str) -> str:
+    """A URL fit to print: a password in it (https://user:secret@host/) becomes ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return one_line(url)
+    if parts.password is None:
+        return one_line(url)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return one_line(parts._replace(netloc=f"{parts.username}:***@{host}").geturl())
 
 
 def _read_response(
@@ -111,11 +151,14 @@ def _read_response(
     etag: str | None,
     last_modified: str | None,
     max_bytes: int,
+    ends: float | None = None,
 ) -> FetchResult:
     status = response.status_code
     # Some servers omit the validators on a 304; the ones we sent are still current.
-    new_etag = response.headers.get("etag") or (etag if status == 304 else None)
-    new_modified = response.headers.get("last-modified") or (last_modified if status == 304 else None)
+    new_etag = _validator(response.headers.get("etag"), MAX_ETAG) or (etag if status == 304 else None)
+    new_modified = _validator(response.headers.get("last-modified"), MAX_LAST_MODIFIED) or (
+        last_modified if status == 304 else None
+    )
     content_type = response.headers.get("content-type")
     if status == 304:
         return FetchResult(304, b"", new_etag, new_modified, content_type)
@@ -128,11 +171,19 @@ def _read_response(
         raise FeedError(f"feed too large ({int(declared):,} bytes, limit {max_bytes:,}) at {url}")
     body = bytearray()
     for chunk in response.iter_bytes():
+        if ends is not None and time.monotonic() > ends:
+            raise _DeadlinePassed
         body += chunk
         # Content-Length can be absent or wrong; a runaway body must not eat memory.
         if len(body) > max_bytes:
             raise FeedError(f"feed too large (over {max_bytes:,} bytes) at {url}")
     return FetchResult(status, bytes(body), new_etag, new_modified, content_type)
+
+
+def _validator(value: str | None, limit: int) -> str | None:
+    """An ETag or Last-Modified worth sending back: a cut one would never match, so drop it."""
+    value = one_line(value)
+    return value if value and len(value) <= limit else None
 
 
 def _timeout_seconds(client: httpx.Client) -> str:
@@ -157,12 +208,16 @@ def expand_shortcut(
     medrxiv_base: str = "https://connect.medrxiv.org",
     arxiv_base: str = "https://rss.arxiv.org",
 ) -> tuple[str, str]:
-    """Turn "biorxiv:neuroscience", "arxiv:cs.LG+stat.ML" or a URL into (feed URL, label)."""
-    text = (spec or "").strip()
+    """Turn "biorxiv:neuroscience", "arxiv:cs.LG+stat.ML" or a URL into (feed URL, label).
+
+    Subjects and categories are checked against the servers' own lists, so a typo is
+    refused here rather than polled for weeks as an empty feed.
+    """
+    text = one_line(spec)
     scheme, _, rest = text.partition(":")
     scheme = scheme.lower()
     if scheme in ("biorxiv", "medrxiv") and rest.strip():
-        slug = _subject_slug(rest)
+        slug = _subject_slug(rest, scheme)
         base = biorxiv_base if scheme == "biorxiv" else medrxiv_base
         label = f"{'bioRxiv' if scheme == 'biorxiv' else 'medRxiv'} {slug.replace('_', ' ')}"
         return f"{base.rstrip('/')}/{scheme}_xml.php?subject={slug}", label
@@ -170,26 +225,172 @@ def expand_shortcut(
         categories = _arxiv_categories(rest)
         return f"{arxiv_base.rstrip('/')}/rss/{categories}", f"arXiv {categories}"
     if scheme in ("http", "https"):
+        return _feed_url(text)
+    raise ValueError(f"unrecognised feed {_quoted(spec)}: {_SHORTCUT_HELP}")
+
+
+def _feed_url(text: str) -> tuple[str, str]:
+    """A feed URL with its scheme and host lower-cased (they are case-blind: one feed, one row)."""
+    try:
         parts = urlsplit(text)
-        if parts.hostname and " " not in text:
-            return text, f"{parts.hostname}{parts.path.rstrip('/')}"
-    raise ValueError(f"unrecognised feed {spec!r}: {_SHORTCUT_HELP}")
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host or " " in text:
+        raise ValueError(f"unrecognised feed {_quoted(text)}: {_SHORTCUT_HELP}")
+    if len(text) > MAX_FEED_URL:
+        raise ValueError(f"feed URL too long ({len(text):,} characters; the limit is {MAX_FEED_URL:,})")
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    url = parts._replace(scheme=parts.scheme.lower(), netloc=f"{userinfo}{at}{hostport.lower()}").geturl()
+    label = f"{host}{parts.path.rstrip('/')}"
+    return url, label[:MAX_NAME]
 
 
-def _subject_slug(subject: str) -> str:
+def _quoted(text: str) -> str:
+    text = one_line(text)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _subject_slug(subject: str, server: str) -> str:
     slug = re.sub(r"[\s-]+", "_", subject.strip().lower())
     if not re.fullmatch(r"[a-z0-9_]+", slug):
-        raise ValueError(f"bad subject {subject.strip()!r}: letters, digits and spaces only; {_SHORTCUT_HELP}")
+        raise ValueError(f"bad subject {_quoted(subject.strip())}: letters, digits and spaces only; {_SHORTCUT_HELP}")
+    known = BIORXIV_SUBJECTS if server == "biorxiv" else MEDRXIV_SUBJECTS
+    if slug not in known:
+        close = difflib.get_close_matches(slug, known, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known subjects: {', '.join(known)}"
+        raise ValueError(f"{server} has no subject {_quoted(subject.strip())}; {hint}")
     return slug
 
 
 def _arxiv_categories(text: str) -> str:
-    # arXiv categories are case-sensitive (cs.LG, cond-mat.mes-hall), so keep the case.
+    # arXiv categories are case-sensitive (cs.LG, cond-mat.mes-hall): take what was typed
+    # case-blind and give back arXiv's own spelling.
     parts = [p for p in re.split(r"[+,\s]+", text.strip()) if p]
+    canonical = {c.casefold(): c for c in ARXIV_CATEGORIES}
+    chosen = []
     for part in parts:
-        if not re.fullmatch(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?", part):
-            raise ValueError(f"bad arXiv category {part!r}; {_SHORTCUT_HELP}")
-    return "+".join(parts)
+        if not re.fullmatch(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?", part, re.I):
+            raise ValueError(f"bad arXiv category {_quoted(part)}; {_SHORTCUT_HELP}")
+        found = canonical.get(part.casefold())
+        if found is None:
+            close = difflib.get_close_matches(part, ARXIV_CATEGORIES, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else " (see https://arxiv.org/category_taxonomy)"
+            raise ValueError(f"arXiv has no category {_quoted(part)}{hint}")
+        chosen.append(found)
+    return "+".join(chosen)
+
+
+BIORXIV_SUBJECTS = [
+    "all",
+    "animal_behavior_and_cognition",
+    "biochemistry",
+    "bioengineering",
+    "bioinformatics",
+    "biophysics",
+    "cancer_biology",
+    "cell_biology",
+    "clinical_trials",
+    "developmental_biology",
+    "ecology",
+    "epidemiology",
+    "evolutionary_biology",
+    "genetics",
+    "genomics",
+    "immunology",
+    "microbiology",
+    "molecular_biology",
+    "neuroscience",
+    "paleontology",
+    "pathology",
+    "pharmacology_and_toxicology",
+    "physiology",
+    "plant_biology",
+    "scientific_communication_and_education",
+    "synthetic_biology",
+    "systems_biology",
+    "zoology",
+]
+MEDRXIV_SUBJECTS = [
+    "all",
+    "addiction_medicine",
+    "allergy_and_immunology",
+    "anesthesia",
+    "cardiovascular_medicine",
+    "dentistry_and_oral_medicine",
+    "dermatology",
+    "emergency_medicine",
+    "endocrinology",
+    "epidemiology",
+    "forensic_medicine",
+    "gastroenterology",
+    "genetic_and_genomic_medicine",
+    "geriatric_medicine",
+    "health_economics",
+    "health_informatics",
+    "health_policy",
+    "health_systems_and_quality_improvement",
+    "hematology",
+    "hiv_aids",
+    "infectious_diseases",
+    "intensive_care_and_critical_care_medicine",
+    "medical_education",
+    "medical_ethics",
+    "nephrology",
+    "neurology",
+    "nursing",
+    "nutrition",
+    "obstetrics_and_gynecology",
+    "occupational_and_environmental_health",
+    "oncology",
+    "ophthalmology",
+    "orthopedics",
+    "otolaryngology",
+    "pain_medicine",
+    "palliative_medicine",
+    "pathology",
+    "pediatrics",
+    "pharmacology_and_therapeutics",
+    "primary_care_research",
+    "psychiatry_and_clinical_psychology",
+    "public_and_global_health",
+    "radiology_and_imaging",
+    "rehabilitation_medicine_and_physical_therapy",
+    "respiratory_medicine",
+    "rheumatology",
+    "sexual_and_reproductive_health",
+    "sports_medicine",
+    "surgery",
+    "toxicology",
+    "transplantation",
+    "urology",
+]
+
+
+def _arxiv_taxonomy() -> tuple[str, ...]:
+    groups = {
+        "cs": "AI AR CC CE CG CL CR CV CY DB DC DL DM DS ET FL GL GR GT HC IR IT LG LO MA MM MS NA NE NI OH OS "
+        "PF PL RO SC SD SE SI SY",
+        "math": "AC AG AP AT CA CO CT CV DG DS FA GM GN GR GT HO IT KT LO MG MP NA NT OA OC PR QA RA RT SG SP ST",
+        "stat": "AP CO ME ML OT TH",
+        "q-bio": "BM CB GN MN NC OT PE QM SC TO",
+        "q-fin": "CP EC GN MF PM PR RM ST TR",
+        "econ": "EM GN TH",
+        "eess": "AS IV SP SY",
+        "astro-ph": "CO EP GA HE IM SR",
+        "nlin": "AO CD CG PS SI",
+        "cond-mat": "dis-nn mes-hall mtrl-sci other quant-gas soft stat-mech str-el supr-con",
+        "physics": "acc-ph ao-ph app-ph atm-clus atom-ph bio-ph chem-ph class-ph comp-ph data-an ed-ph flu-dyn "
+        "gen-ph geo-ph hist-ph ins-det med-ph optics plasm-ph pop-ph soc-ph space-ph",
+    }
+    single = ["gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nucl-ex", "nucl-th", "quant-ph"]
+    names = [*groups, *single]
+    names += [f"{archive}.{sub}" for archive, subs in groups.items() for sub in subs.split()]
+    return tuple(names)
+
+
+ARXIV_CATEGORIES = _arxiv_taxonomy()
 
 
 # --------------------------------------------------------------------------- servers
@@ -262,7 +463,7 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         # A stream, never bytes: feedparser treats a bytes argument as a possible file name.
         parsed = feedparser.parse(
             io.BytesIO(content),
-            response_headers=_response_headers(url, content_type),
+            response_headers=_response_headers(url, content_type, content),
             resolve_relative_uris=False,
         )
     except Exception as exc:  # feedparser promises not to raise; a bug there must not stop a poll
@@ -274,8 +475,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         feed_server = server_for(url, [_entry_hint(entry) for entry in entries])
         items = _collect_items(entries, feed_server, warnings)
     bozo = bool(parsed.get("bozo")) and not _harmless(parsed.get("bozo_exception"))
-    if not items and (bozo or not parsed.get("version") or _is_html(content, content_type)):
-        # Nothing usable and no sign of a well-formed feed: say what it was instead.
+    unusable = _is_html(content, content_type) or not parsed.get("version") or (not entries and bozo)
+    if not items and unusable:
+        # Nothing usable and no sign of a feed: say what it was instead. (A feed whose
+        # entries were all skipped is still a feed: its warnings name each entry.)
         _raise_not_a_feed(parsed, content, content_type)
     if bozo:
         warnings.insert(0, f"feed parsed despite errors: {_bozo_message(parsed)}")
@@ -287,11 +490,18 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     return ParsedFeed(_feed_title(parsed, url), tuple(items), tuple(warnings))
 
 
-def _response_headers(url: str, content_type: str | None) -> dict[str, str]:
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _response_headers(url: str, content_type: str | None, content: bytes = b"") -> dict[str, str]:
     # Pass only XML types on: their charset helps decoding, while feedparser would
     # flag text/html or a missing type although we judge the content ourselves.
     if not content_type or "xml" not in content_type.lower():
         content_type = "application/xml"
+    if content.startswith(_BOMS):
+        # A byte-order mark says the encoding for certain; a server's default
+        # "charset=utf-8" in front of a UTF-16 file would garble every byte.
+        content_type = content_type.split(";")[0]
     return {"content-location": url, "content-type": content_type}
 
 
@@ -341,16 +551,20 @@ def _feed_title(parsed: Any, url: str) -> str:
 
 
 def _collect_items(entries: list, feed_server: str, warnings: list[str]) -> list[FeedItem]:
-    """Build items; collapse repeats of one preprint, keeping its highest version."""
+    """Build items; collapse repeats of one preprint, keeping its highest version.
+
+    One odd entry costs only itself: it is skipped with a warning naming it.
+    """
     kept: dict[tuple[str, str], FeedItem] = {}
     for number, entry in enumerate(entries, start=1):
+        label = entry_label(number, entry)
         try:
-            item = _build_item(entry, feed_server)
+            item = _build_item(entry, feed_server, lambda note, label=label: warnings.append(f"{label}: {note}"))
         except Exception as exc:  # one odd entry must not cost the rest of the feed
-            warnings.append(f"skipped entry {number}: {type(exc).__name__}: {exc}")
+            warnings.append(f"skipped {label}: {type(exc).__name__}: {one_line(str(exc))[:200]}")
             continue
         if item is None:
-            warnings.append(f"skipped entry {number}: no title or abstract")
+            warnings.append(f"skipped {label}: no title or abstract")
             continue
         previous = kept.get(item.key)
         if previous is None or (item.version or 0) > (previous.version or 0):
@@ -358,35 +572,60 @@ def _collect_items(entries: list, feed_server: str, warnings: list[str]) -> list
     return list(kept.values())
 
 
-def _build_item(entry: Mapping[str, Any], feed_server: str) -> FeedItem | None:
+def entry_label(number: int, entry: Any) -> str:
+    """ "entry 3 ("A title…")": how a warning names an entry, whatever it holds."""
+    title = ""
+    if isinstance(entry, Mapping):
+        try:
+            title = _field_text(entry.get("title_detail"), entry.get("title"))
+        except Exception:  # the label must never be what fails
+            title = ""
+    return f'entry {number} ("{title[:60]}{"…" if len(title) > 60 else ""}")' if title else f"entry {number}"
+
+
+def _build_item(entry: Mapping[str, Any], feed_server: str, warn: Any = None) -> FeedItem | None:
     title = _field_text(entry.get("title_detail"), entry.get("title"))
     abstract = _strip_arxiv_prefix(_abstract(entry))
     if not title and not abstract:
         return None
     link = _link(entry)
     entry_id = _str(entry.get("id"))
-    server = _server_from_hint(link) or _server_from_hint(entry_id) or feed_server
+    server = (_server_from_hint(link) or _server_from_hint(entry_id) or feed_server)[:MAX_SERVER]
     doi = _entry_doi(entry, link, server)
+    if doi and len(doi) > MAX_DOI:
+        doi = None
     identifier, version = _identity(entry, server, doi, link, entry_id)
     if not identifier:
-        return None
+        # No link, id or DOI: the title is what names it (a feed repeats the same item
+        # each poll, so it must map to the same row).
+        identifier = "title:" + hashlib.sha256((title or abstract).casefold().encode("utf-8")).hexdigest()
+    category = _category(entry, server)
     return FeedItem(
         server=server,
-        identifier=identifier,
+        identifier=bounded_key(identifier, MAX_IDENTIFIER),
         version=version,
         title=title,
         abstract=abstract,
         authors=_entry_authors(entry, server),
-        category=_category(entry, server),
-        posted=_posted(entry),
-        url=link or entry_id,
+        category=category[:MAX_CATEGORY] if category else None,
+        posted=_posted(entry, warn or (lambda note: None)),
+        url=link or (entry_id if "://" in entry_id else ""),
         doi=doi,
         announce_type=_announce_type(entry) if server == "arxiv" else None,
     )
 
 
+def bounded_key(text: str, limit: int) -> str:
+    """`text`, or when longer than `limit` a prefix of it and its hash: still unique and stable."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{text[: limit - len(digest) - 1]}#{digest}"
+
+
 def _str(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    # Links, ids and dates are one line: a NUL or an ESC in them is never meant.
+    return one_line(value) if isinstance(value, str) else ""
 
 
 def _field_text(detail: Any, fallback: Any) -> str:
@@ -516,11 +755,21 @@ def _category(entry: Mapping[str, Any], server: str) -> str | None:
     return None
 
 
-def _posted(entry: Mapping[str, Any]) -> dt.date | None:
+def _posted(entry: Mapping[str, Any], warn: Any) -> dt.date | None:
+    """The posted date; an unreadable or far-future one is reported and left out (the item
+    is then dated the day it was first seen)."""
+    unreadable = None
     for key in ("prism_publicationdate", "published", "updated", "created"):
-        day = _parse_day(_str(entry.get(key)), entry.get(f"{key}_parsed"))
+        raw = _str(entry.get(key))
+        day = _parse_day(raw, entry.get(f"{key}_parsed"))
         if day:
+            if day > dt.date.today() + FUTURE_SLACK:
+                warn(f"date {day.isoformat()} is in the future; dated the day it was first seen instead")
+                return None
             return day
+        unreadable = unreadable or raw
+    if unreadable:
+        warn(f"unreadable date {_quoted(unreadable)}; dated the day it was first seen instead")
     return None
 
 

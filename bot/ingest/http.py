@@ -60,6 +60,8 @@ class PoliteHTTP:
     retries: int = 4
     backoff: float = 2.0
     max_wait: float = 300.0
+    # Seconds one `get` may take in all, retries and waits included (None: no bound).
+    deadline: float | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     requests_made: int = 0
@@ -79,9 +81,10 @@ class PoliteHTTP:
     ) -> httpx.Response:
         """GET base_url/path; returns a response whose status is in `ok`, else raises SourceError."""
         url = self.url(path)
+        started = self.clock()
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
-            wait=self._wait,
+            wait=lambda state: self._wait_within(state, started),
             retry=retry_if_exception_type(_Transient),
             sleep=self.sleep,
             reraise=True,
@@ -89,7 +92,9 @@ class PoliteHTTP:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._once(url, params, accept, ok)
+                    return self._once(url, params, accept, ok, self._remaining(started))
+        except _OutOfTime as exc:
+            raise SourceError(f"{self.service}: {exc.last} (gave up within the {self.deadline:g} s deadline)") from None
         except _Transient as exc:
             tries = self.retries + 1
             raise SourceError(f"{self.service}: {exc} (gave up after {tries} attempt{'s' * (tries > 1)})") from None
@@ -105,11 +110,23 @@ class PoliteHTTP:
 
     # -- internals -------------------------------------------------------------------
 
-    def _once(self, url: str, params: Mapping[str, Any] | None, accept: str, ok: tuple[int, ...]) -> httpx.Response:
+    def _remaining(self, started: float) -> float | None:
+        return None if self.deadline is None else self.deadline - (self.clock() - started)
+
+    def _once(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        accept: str,
+        ok: tuple[int, ...],
+        remaining: float | None = None,
+    ) -> httpx.Response:
         self._pace()
         self.requests_made += 1
+        # Within a deadline each read may take at most what is left of it.
+        timeout = self.client.timeout if remaining is None else _shrink(self.client.timeout, remaining)
         try:
-            response = self.client.get(url, params=params, headers={"Accept": accept})
+            response = self.client.get(url, params=params, headers={"Accept": accept}, timeout=timeout)
         except httpx.TimeoutException:
             raise _Transient(f"timed out fetching {url}") from None
         except httpx.TransportError as exc:
@@ -136,11 +153,36 @@ class PoliteHTTP:
                     now = self.clock()
             self._last = now
 
+    def _wait_within(self, state: RetryCallState, started: float) -> float:
+        """The backoff, unless waiting it would pass the deadline: then give up now."""
+        wait = self._wait(state)
+        remaining = self._remaining(started)
+        if remaining is not None and wait >= remaining:
+            exc = state.outcome.exception() if state.outcome else None
+            raise _OutOfTime(str(exc) if exc else "no answer")
+        return wait
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_wait)
         return min(self.backoff * 2 ** (state.attempt_number - 1), self.max_wait)
+
+
+class _OutOfTime(Exception):
+    def __init__(self, last: str) -> None:
+        super().__init__(last)
+        self.last = last
+
+
+def _shrink(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    left = max(remaining, 0.1)
+    return httpx.Timeout(
+        connect=min(timeout.connect or left, left),
+        read=min(timeout.read or left, left),
+        write=min(timeout.write or left, left),
+        pool=min(timeout.pool or left, left),
+    )
 
 
 def _detail(response: httpx.Response) -> str:

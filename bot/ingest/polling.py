@@ -8,17 +8,39 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.db import Database, Feed, Preprint, Score, utcnow
-from bot.ingest.feeds import FeedError, FeedItem, expand_shortcut, fetch_feed, parse_feed
-from scoring.text import content_hash
+from bot.db import ClockLease, Database, Feed, Preprint, Score, utcnow
+from bot.ingest.feeds import (
+    MAX_NAME,
+    FeedError,
+    FeedItem,
+    FetchResult,
+    ParsedFeed,
+    display_url,
+    expand_shortcut,
+    fetch_feed,
+    parse_feed,
+)
+from scoring.text import content_hash, one_line
+
+# The lease row that lets one poll run at a time (two would race to insert the same
+# preprints); renewed after each feed, so a crashed poller blocks others only this long.
+POLL_LEASE = "poll"
+POLL_LEASE_MIN_SECONDS = 120
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +59,8 @@ class FeedResult:
 @dataclass
 class PollReport:
     feeds: list[FeedResult]
+    # Set when another poll held the lease: who, so the user is told in one line.
+    skipped_for: str | None = None
 
     @property
     def new(self) -> int:
@@ -62,22 +86,48 @@ def http_client(settings: Settings) -> httpx.Client:
 def add_feed(
     session: Session, spec: str, settings: Settings, name: str | None = None, every_minutes: int | None = None
 ) -> Feed:
-    """Add a feed (or return the one with that URL, with its interval updated)."""
+    """Add a feed (or return the one with that URL, renamed and its interval updated)."""
     url, default_name = expand_shortcut(
         spec,
         biorxiv_base=settings.biorxiv_rss_url,
         medrxiv_base=settings.medrxiv_rss_url,
         arxiv_base=settings.arxiv_rss_url,
     )
+    name = check_name(name, "feed") if name is not None else None
     existing = session.scalar(select(Feed).where(Feed.url == url))
     if existing is not None:
         if every_minutes is not None:
             existing.poll_minutes = every_minutes
+        if name:
+            existing.name = name
         return existing
-    feed = Feed(url=url, name=name or default_name, items_seen=0, consecutive_failures=0, poll_minutes=every_minutes)
+    feed = Feed(
+        url=url,
+        name=name or one_line(default_name)[:MAX_NAME],
+        items_seen=0,
+        consecutive_failures=0,
+        poll_minutes=every_minutes,
+    )
     session.add(feed)
     session.flush()
     return feed
+
+
+def check_name(name: str, what: str) -> str:
+    """A feed or profile name as one clean line, within the same bound on every database."""
+    cleaned = one_line(name)
+    if not cleaned:
+        raise ValueError(f"a {what} needs a name")
+    if len(cleaned) > MAX_NAME:
+        raise ValueError(f"{what} name too long ({len(cleaned):,} characters; the limit is {MAX_NAME})")
+    return cleaned
+
+
+def preview_feed(settings: Settings, url: str) -> ParsedFeed:
+    """Fetch and parse a feed once (for `feeds add`); FeedError says what is wrong with it."""
+    with http_client(settings) as client:
+        fetched = fetch_feed(client, url, deadline=settings.feed_deadline)
+    return parse_feed(fetched.content, url, fetched.content_type)
 
 
 def find_feed(session: Session, key: str) -> Feed | None:
@@ -110,51 +160,89 @@ def due_feed_ids(session: Session, now: datetime, default_minutes: int) -> list[
 def poll_all(
     db: Database, settings: Settings, client: httpx.Client | None = None, feed_ids: list[int] | None = None
 ) -> PollReport:
-    """Poll the given feeds (default: all), each in its own transaction."""
-    if feed_ids is None:
-        with db.session() as session:
-            feed_ids = list(session.scalars(select(Feed.id).order_by(Feed.id)))
-    own = client is None
-    client = client or http_client(settings)
-    try:
-        return PollReport([poll_one(db, client, feed_id) for feed_id in feed_ids])
-    finally:
-        if own:
-            client.close()
+    """Poll the given feeds (default: all): fetched a few at a time, each stored in its own
+    transaction as soon as it arrives. One poll at a time: another one running means this
+    one is skipped (PollReport.skipped_for says whose)."""
+    with poll_lease(db, settings) as lease:
+        if lease.other is not None:
+            return PollReport([], skipped_for=lease.other)
+        if feed_ids is None:
+            with db.session() as session:
+                feed_ids = list(session.scalars(select(Feed.id).order_by(Feed.id)))
+        own = client is None
+        client = client or http_client(settings)
+        try:
+            return PollReport(_poll_feeds(db, settings, client, feed_ids, lease.mine))
+        finally:
+            if own:
+                client.close()
 
 
-def poll_one(db: Database, client: httpx.Client, feed_id: int) -> FeedResult:
-    """Fetch, parse and store one feed in its own transaction; failures go to its health."""
+def _poll_feeds(
+    db: Database, settings: Settings, client: httpx.Client, feed_ids: list[int], holder: str
+) -> list[FeedResult]:
+    feeds = {}
     with db.session() as session:
-        feed = session.get(Feed, feed_id)
-        url, etag, modified, name = feed.url, feed.etag, feed.last_modified, feed.name
+        for feed_id in feed_ids:
+            feed = session.get(Feed, feed_id)
+            if feed is not None:
+                feeds[feed_id] = (feed.url, feed.etag, feed.last_modified, feed.name)
+    results: dict[int, FeedResult] = {}
+    with ThreadPoolExecutor(max_workers=settings.poll_workers, thread_name_prefix="poll") as pool:
+        futures = {
+            pool.submit(_fetch_and_parse, client, url, etag, modified, settings.feed_deadline): feed_id
+            for feed_id, (url, etag, modified, _name) in feeds.items()
+        }
+        for future in as_completed(futures):
+            feed_id = futures[future]
+            results[feed_id] = _store_outcome(db, feed_id, feeds[feed_id][3], future.result())
+            renew_poll_lease(db, settings, holder)
+    return [results[feed_id] for feed_id in feeds]
+
+
+def _fetch_and_parse(
+    client: httpx.Client, url: str, etag: str | None, modified: str | None, deadline: float
+) -> tuple[FetchResult, ParsedFeed | None] | FeedError:
+    """The network half of a poll, run in a worker thread; it never touches the database."""
     try:
-        fetched = fetch_feed(client, url, etag=etag, last_modified=modified)
+        fetched = fetch_feed(client, url, etag=etag, last_modified=modified, deadline=deadline)
         if fetched.status == 304:
-            result = FeedResult(name, ok=True, not_modified=True)
-            parsed = None
-        else:
-            parsed = parse_feed(fetched.content, url, fetched.content_type)
-            result = FeedResult(name, ok=True, warnings=list(parsed.warnings))
+            return fetched, None
+        return fetched, parse_feed(fetched.content, url, fetched.content_type)
     except FeedError as exc:
-        log.warning("feed %s failed: %s", name, exc)
-        _record_failure(db, feed_id, str(exc))
-        return FeedResult(name, ok=False, error=str(exc))
+        return exc
+    except Exception as exc:  # a bug in parsing one feed must not stop the others
+        log.exception("polling %s failed", display_url(url))
+        return FeedError(f"unexpected error: {type(exc).__name__}: {one_line(str(exc))[:200]}")
+
+
+def _store_outcome(
+    db: Database, feed_id: int, name: str, outcome: tuple[FetchResult, ParsedFeed | None] | FeedError
+) -> FeedResult:
+    if isinstance(outcome, FeedError):
+        log.warning("feed %s failed: %s", name, outcome)
+        _record_failure(db, feed_id, str(outcome))
+        return FeedResult(name, ok=False, error=str(outcome))
+    fetched, parsed = outcome
+    result = FeedResult(name, ok=True, not_modified=parsed is None)
     try:
         with db.session() as session:
             feed = session.get(Feed, feed_id)
             if parsed is not None:
-                result.new, result.updated = store_items(session, feed, parsed.items)
+                result.warnings = list(parsed.warnings)
+                result.new, result.updated = store_items(session, feed, parsed.items, result.warnings)
                 feed.etag, feed.last_modified = fetched.etag, fetched.last_modified
                 feed.items_seen += result.new
+                feed.last_warning = "; ".join(result.warnings)[:2000] or None
             now = utcnow()
             feed.last_polled_at = feed.last_success_at = now
             feed.last_error = None
             feed.consecutive_failures = 0
-    except Exception as exc:  # a bad row must not take the other feeds down
+    except Exception as exc:  # a failure here must not take the other feeds down
         log.exception("storing feed %s failed", name)
-        _record_failure(db, feed_id, f"could not store items: {exc}")
-        return FeedResult(name, ok=False, error=f"could not store items: {exc}")
+        message = f"could not store items: {one_line(str(exc)).split(' [SQL:')[0][:300]}"
+        _record_failure(db, feed_id, message)
+        return FeedResult(name, ok=False, error=message)
     return result
 
 
@@ -167,21 +255,113 @@ def _record_failure(db: Database, feed_id: int, message: str) -> None:
         feed.consecutive_failures += 1
 
 
-def store_items(session: Session, feed: Feed | None, items: tuple[FeedItem, ...] | list[FeedItem]) -> tuple[int, int]:
-    """Insert new preprints and update newer versions; returns (new, updated)."""
+def store_items(
+    session: Session,
+    feed: Feed | None,
+    items: tuple[FeedItem, ...] | list[FeedItem],
+    warnings: list[str] | None = None,
+) -> tuple[int, int]:
+    """Insert new preprints and update newer versions; returns (new, updated).
+
+    Each item is stored under its own savepoint: one the database refuses is skipped with
+    a warning naming it, and the rest of the feed is stored.
+    """
     new = updated = 0
     for item in items:
-        row = session.scalar(
-            select(Preprint).where(Preprint.server == item.server, Preprint.identifier == item.identifier)
-        )
-        if row is None:
-            session.add(_new_row(item, feed))
-            new += 1
-        elif _is_newer(item, row):
-            _update_row(session, row, item)
-            updated += 1
-    session.flush()
+        try:
+            with session.begin_nested():
+                outcome = _store_item(session, feed, item)
+        except IntegrityError:
+            # Stored meanwhile by someone else (a backfill, another process): nothing new.
+            continue
+        except Exception as exc:
+            reason = one_line(str(exc)).split(" [SQL:")[0][:200]
+            note = f'skipped "{item.title[:60]}" ({item.identifier[:80]}): the database refused it: {reason}'
+            log.warning(note)
+            if warnings is not None:
+                warnings.append(note)
+            continue
+        new += outcome == "new"
+        updated += outcome == "updated"
     return new, updated
+
+
+def _store_item(session: Session, feed: Feed | None, item: FeedItem) -> str | None:
+    row = session.scalar(select(Preprint).where(Preprint.server == item.server, Preprint.identifier == item.identifier))
+    if row is None:
+        session.add(_new_row(item, feed))
+        session.flush()
+        return "new"
+    if _is_newer(item, row):
+        _update_row(session, row, item)
+        session.flush()
+        return "updated"
+    return None
+
+
+# -- one poll at a time -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollLease:
+    mine: str  # this poll's holder id
+    other: str | None  # who holds the lease when this poll could not take it
+
+
+def _holder() -> str:
+    # Per poll, not per process: two polls in one process exclude each other too.
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _lease_length(settings: Settings) -> timedelta:
+    return timedelta(seconds=max(POLL_LEASE_MIN_SECONDS, 2 * settings.feed_deadline))
+
+
+@contextmanager
+def poll_lease(db: Database, settings: Settings) -> Iterator[PollLease]:
+    """Hold the poll lease for the block; `other` says who holds it when this poll could not.
+
+    A lease row (not a PostgreSQL advisory lock) so SQLite and PostgreSQL behave alike;
+    taking it is one conditional UPDATE or one INSERT, which the database serialises.
+    """
+    holder, now = _holder(), utcnow()
+    expires = now + _lease_length(settings)
+    with db.session() as session:
+        taken = session.execute(
+            update(ClockLease)
+            .where(ClockLease.name == POLL_LEASE, ClockLease.expires_at < now)
+            .values(holder=holder, acquired_at=now, expires_at=expires)
+        ).rowcount
+    if not taken:
+        try:
+            with db.session() as session:
+                session.add(ClockLease(name=POLL_LEASE, holder=holder, acquired_at=now, expires_at=expires))
+        except IntegrityError:
+            yield PollLease(holder, _current_holder(db))
+            return
+    try:
+        yield PollLease(holder, None)
+    finally:
+        with db.session() as session:
+            session.execute(delete(ClockLease).where(ClockLease.name == POLL_LEASE, ClockLease.holder == holder))
+
+
+def renew_poll_lease(db: Database, settings: Settings, holder: str) -> None:
+    with db.session() as session:
+        session.execute(
+            update(ClockLease)
+            .where(ClockLease.name == POLL_LEASE, ClockLease.holder == holder)
+            .values(expires_at=utcnow() + _lease_length(settings))
+        )
+
+
+def _current_holder(db: Database) -> str:
+    with db.session() as session:
+        lease = session.get(ClockLease, POLL_LEASE)
+    if lease is None:
+        return "another process (it has just finished)"
+    started = lease.acquired_at.strftime("%H:%M:%S UTC") if lease.acquired_at else "?"
+    return f"{lease.holder}, started {started}"
 
 
 def _new_row(item: FeedItem, feed: Feed | None) -> Preprint:

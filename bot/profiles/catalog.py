@@ -13,10 +13,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db import Profile, ReferencePaper, utcnow
-from scoring.text import clean_text, content_hash
+from scoring.text import clean_text, content_hash, one_line
 
 MIN_PAPERS = 5
 WARN_PAPERS = 10
+# The same bounds on SQLite and PostgreSQL (columns: name 300, source 500, doi 300, journal 500).
+MAX_NAME = 200
+MAX_SOURCE = 500
+MAX_DOI = 300
+MAX_JOURNAL = 500
 
 
 class ProfileError(Exception):
@@ -46,13 +51,24 @@ def read_papers(path: Path) -> PapersFile:
     """Papers from a JSONL or CSV file with title and abstract (doi, year, journal optional)."""
     if not path.exists():
         raise ProfileError(f"no such file: {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    if not path.is_file():
+        raise ProfileError(f"{path} is a folder, not a file: give the JSONL or CSV file of papers")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8 JSONL or CSV") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read {path}: {exc.strerror or exc}") from None
     rows, skipped = _rows(text, path)
     papers: list[PaperRecord] = []
     seen: set[str] = set()
     for line, row in rows:
-        title = clean_text(str(row.get("title") or ""))
-        abstract = clean_text(str(row.get("abstract") or ""))
+        junk = _not_text(row)
+        if junk:
+            skipped.append(f"row {line}: {junk} is not text")
+            continue
+        title = clean_text(row.get("title") or "")
+        abstract = clean_text(row.get("abstract") or "")
         if not title and not abstract:
             skipped.append(f"row {line}: no title or abstract")
             continue
@@ -65,12 +81,31 @@ def read_papers(path: Path) -> PapersFile:
             PaperRecord(
                 title=title or abstract[:120],
                 abstract=abstract,
-                doi=(str(row["doi"]).strip() or None) if row.get("doi") else None,
+                doi=_bounded(one_line(str(row["doi"])), MAX_DOI) if row.get("doi") else None,
                 year=_year(row.get("year")),
-                journal=clean_text(str(row["journal"])) if row.get("journal") else None,
+                journal=_bounded(clean_text(str(row["journal"])), MAX_JOURNAL) if row.get("journal") else None,
             )
         )
     return PapersFile(papers, skipped)
+
+
+def _not_text(row: dict) -> str | None:
+    """The first of title/abstract that holds something other than text (5, [..], {..})."""
+    return next((key for key in ("title", "abstract") if row.get(key) and not isinstance(row[key], str)), None)
+
+
+def _bounded(text: str, limit: int) -> str | None:
+    return text[:limit] or None
+
+
+def check_profile_name(name: str) -> str:
+    """A profile name as one clean line, within the same bound on every database."""
+    cleaned = " ".join(one_line(name).split())
+    if not cleaned:
+        raise ProfileError("a profile needs a name")
+    if len(cleaned) > MAX_NAME:
+        raise ProfileError(f"profile name too long ({len(cleaned):,} characters; the limit is {MAX_NAME})")
+    return cleaned
 
 
 def _rows(text: str, path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -135,9 +170,8 @@ def closest_names(name: str, names: list[str], limit: int = 3) -> list[str]:
 def add_profile(
     session: Session, name: str, papers: list[PaperRecord], source: str, *, replace: bool = False
 ) -> Profile:
-    name = " ".join(name.split())
-    if not name:
-        raise ProfileError("a profile needs a name")
+    name = check_profile_name(name)
+    source = source[:MAX_SOURCE]
     if len(papers) < MIN_PAPERS:
         raise ProfileError(f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}")
     existing = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
@@ -161,15 +195,16 @@ def set_papers(session: Session, profile: Profile, papers: list[PaperRecord], so
         ReferencePaper(
             title=p.title,
             abstract=p.abstract,
-            doi=p.doi,
+            # Bounded here too: API-built profiles (Crossref, OpenAlex) arrive without read_papers.
+            doi=_bounded(p.doi or "", MAX_DOI),
             year=p.year,
-            journal=p.journal,
+            journal=_bounded(p.journal or "", MAX_JOURNAL),
             content_hash=content_hash(p.title, p.abstract),
         )
         for p in papers
     )
     if source is not None:
-        profile.source = source
+        profile.source = source[:MAX_SOURCE]
     profile.updated_at = utcnow()
     session.flush()
     return profile

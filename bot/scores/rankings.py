@@ -84,6 +84,11 @@ class Ranking:
     def average_text(self) -> str:
         return format_score(self.average)
 
+    @property
+    def ends_today(self) -> bool:
+        """Whether the window ends today ("the last N days") or at an earlier --until."""
+        return self.until >= datetime.now(UTC).date().isoformat()
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["version"] = 1

@@ -1,0 +1,418 @@
+"""Issue 15: bad input never costs good data. Each hostile input from the issue, on SQLite and
+PostgreSQL: a bad item is skipped with a warning naming it, never the feed; every mistake gets
+one clear line, never a traceback; slow peers hold one thing for a bounded time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.config import load_settings
+from bot.db import ClockLease, Feed, Preprint
+from bot.ingest.feeds import parse_feed
+from bot.ingest.polling import add_feed, poll_all, poll_lease
+from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+MAX_IDENTIFIER = 500  # the preprints.identifier column
+PAPERS = FIXTURES / "profiles" / "elife.jsonl"
+ABSTRACT = (
+    "Cortical circuits in mice: we recorded neurons in the visual cortex during a foraging task and found "
+    "that synaptic plasticity tracks reward."
+)
+
+
+@pytest.fixture
+def settings(server, monkeypatch):
+    monkeypatch.setenv("SCOUT_BIORXIV_RSS_URL", server.url)
+    monkeypatch.setenv("SCOUT_ARXIV_RSS_URL", server.url)
+    return load_settings(http_timeout=5, feed_deadline=3)
+
+
+def count(db) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count(Preprint.id)))
+
+
+def poll_feed(db, settings, server, body: bytes, path: str = "/feed.rss"):
+    server.route(path, body=body, headers=RSS_HEADERS)
+    with db.session() as session:
+        add_feed(session, server.url + path, settings)
+    return poll_all(db, settings)
+
+
+class Scout:
+    """`scout ...` in-process; no exception may escape (a traceback is a failure)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0):
+        result = self.runner.invoke(app, list(args))
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == code, result.output
+        assert "Traceback" not in result.output
+        return result
+
+
+@pytest.fixture
+def scout(database_url, server, monkeypatch, embedder) -> Scout:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SCOUT_BIORXIV_RSS_URL", server.url)
+    monkeypatch.setenv("SCOUT_ARXIV_RSS_URL", server.url)
+    monkeypatch.setenv("SCOUT_BIORXIV_API_URL", server.url)
+    monkeypatch.setenv("SCOUT_ARXIV_API_URL", server.url)
+    monkeypatch.setenv("SCOUT_FEED_DEADLINE", "5")
+    return Scout()
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+# -- 1. PostgreSQL drops whole feeds -------------------------------------------------------
+
+
+def test_long_links_guids_and_nul_cost_only_themselves(db, server, settings):
+    tracking = "https://example.org/paper/7?" + "&".join(f"utm_{i}=campaign-{i:04d}" for i in range(60))
+    assert len(tracking) > 500
+    items = [good_item(n) for n in range(3)] + [
+        Item(title="Tracking-laden link", description="An abstract.", link=text(tracking)),
+        Item(title="Long guid", description="An abstract.", guid="urn:x:" + "g" * 700),
+        Item(title="A NUL&#0; in the title", description="Abs&#0;tract.", guid="urn:nul&#0;:1"),
+        Item(title="A NUL in the link", description="An abstract.", link="https://example.org/a&#0;b"),
+    ]
+    report = poll_feed(db, settings, server, rss(items))
+    assert report.feeds[0].ok, report.feeds[0].error
+    assert report.new == 7 and count(db) == 7
+    with db.session() as session:
+        rows = list(session.scalars(select(Preprint)))
+        feed = session.scalars(select(Feed)).one()
+    assert all(len(r.identifier) <= MAX_IDENTIFIER and "\x00" not in r.identifier + r.title + r.url for r in rows)
+    assert any(r.url == tracking for r in rows)  # the link itself is kept whole
+    assert feed.last_error is None and feed.consecutive_failures == 0
+    # The same feed again stores nothing twice (the shortened identifiers are stable).
+    assert poll_all(db, settings).new == 0 and count(db) == 7
+
+
+def test_names_and_urls_have_the_same_bounds_on_both_databases(scout, server, tmp_path):
+    long_name = "N" * 400
+    result = scout("profiles", "add", long_name, "--papers", str(PAPERS), "--no-score", code=2)
+    assert error_lines(result) == ["error: profile name too long (400 characters; the limit is 200)"]
+    result = scout("feeds", "add", "biorxiv:neuroscience", "--name", long_name, code=2)
+    assert error_lines(result) == ["error: feed name too long (400 characters; the limit is 200)"]
+    long_url = server.url + "/" + "p" * (2000 - len(server.url) - 1)
+    assert len(long_url) == 2000
+    scout("feeds", "add", long_url)  # its derived name is cut to fit; the 404 is a warning
+    feeds = json.loads(scout("feeds", "--json").stdout)
+    assert feeds[0]["url"] == long_url and len(feeds[0]["name"]) <= 200
+    result = scout("feeds", "add", long_url + "x", code=2)
+    assert error_lines(result) == ["error: feed URL too long (2,001 characters; the limit is 2,000)"]
+
+
+# -- 2. Square brackets are not terminal markup ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["[/]", "Journal [beta]", "[b]x[/b] [link=a]y"])
+def test_names_with_square_brackets_list_rank_show_and_remove(scout, server, name):
+    server.route("/biorxiv_xml.php", body=(FIXTURES / "feeds" / "biorxiv_neuroscience.rdf").read_bytes())
+    scout("feeds", "add", "biorxiv:neuroscience", "--name", name)
+    scout("profiles", "add", name, "--papers", str(PAPERS), "--no-score")
+    scout("poll")
+    assert name in scout("profiles").stdout
+    listed = scout("feeds").stdout  # a narrow column may wrap the name, word by word
+    assert all(word in listed for word in name.split())
+    assert name in scout("rank", name).stdout
+    assert name in scout("profiles", "show", name).stdout
+    assert name in scout("status").stdout
+    assert f"removed profile {name}" in scout("profiles", "remove", name).stdout
+    assert "no profiles yet" in scout("profiles").stdout
+
+
+# -- 3. Control characters never reach the terminal -----------------------------------------
+
+
+def test_escape_sequences_in_a_feed_never_reach_the_terminal(scout, server):
+    evil = Item(
+        title="Retitle&#27;]0;pwned&#7; the &#27;[2Jterminal &#x202E;gnp.exe",
+        description="Cortical circuits &#27;[31mand&#27;[0m synapses in mice.",
+        link="https://example.org/evil",
+        pub_date=datetime.now(UTC).strftime("%a, %d %b %Y 10:00:00 GMT"),
+    )
+    server.route("/rss/cs.LG", body=rss([evil]), headers=RSS_HEADERS)
+    scout("feeds", "add", "arxiv:cs.LG")
+    scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
+    scout("poll")
+    shown = scout("rank", "neuro", "--abstracts").stdout
+    assert "Retitle]0;pwned the [2Jterminal gnp.exe" in shown
+    assert not any(c in shown for c in "\x1b\x07\u202e")
+
+
+# -- 4. Stalls -----------------------------------------------------------------------------
+
+
+def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, settings):
+    body = rss([good_item(n) for n in range(3)])
+    server.route("/good.rss", body=body, headers=RSS_HEADERS)
+    with trickle_server(body, interval=0.2) as slow:
+        with db.session() as session:
+            add_feed(session, slow + "/slow.rss", settings)
+            add_feed(session, server.url + "/good.rss", settings)
+        started = time.monotonic()
+        report = poll_all(db, settings.model_copy(update={"feed_deadline": 1.5}))
+        took = time.monotonic() - started
+    slow_result, good_result = report.feeds
+    assert not slow_result.ok and "took longer than 1.5s" in slow_result.error
+    assert good_result.ok and good_result.new == 3
+    assert took < 6  # the body would take ~60 s to trickle through
+
+
+def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time(monkeypatch):
+    with silent_server() as port:
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://scout@127.0.0.1:{port}/scout")
+        monkeypatch.setenv("SCOUT_DB_CONNECT_TIMEOUT", "2")
+        started = time.monotonic()
+        result = Scout()("status", code=2)
+        took = time.monotonic() - started
+    assert took < 15
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open DATABASE_URL"), lines
+    assert "timeout" in lines[0].lower()
+
+
+def test_match_with_the_api_silent_ends_at_its_deadline(scout, monkeypatch):
+    with silent_server() as port:
+        monkeypatch.setenv("SCOUT_BIORXIV_API_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("SCOUT_MATCH_DEADLINE", "2")
+        monkeypatch.setenv("SCOUT_HTTP_TIMEOUT", "30")
+        monkeypatch.setenv("SCOUT_API_BACKOFF", "2")
+        started = time.monotonic()
+        result = scout("match", "10.1101/2026.01.01.123456", code=2)
+        took = time.monotonic() - started
+    assert took < 10
+    last = error_lines(result)[-1]
+    assert last.startswith("error: no stored preprint with id 10.1101/2026.01.01.123456, and fetching it failed")
+    assert "gave up within the 2 s deadline" in last
+
+
+# -- 5. Tracebacks for user mistakes --------------------------------------------------------
+
+
+def test_user_mistakes_get_one_line(scout, tmp_path):
+    scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
+    result = scout("profiles", "add", "X", "--papers", str(tmp_path), code=2)
+    assert error_lines(result) == [f"error: {tmp_path} is a folder, not a file: give the JSONL or CSV file of papers"]
+    result = scout("rank", "neuro", "--days", "1000000", code=2)
+    assert "--days" in result.output and "3650" in result.output
+    result = scout("rank", "neuro", "--until", "0001-01-01", code=2)
+    assert error_lines(result) == [
+        "error: --until 0001-01-01 is before any preprint server existed (earliest 1990-01-01)"
+    ]
+    result = scout("rank", "neuro", "--until", "1990-02-01", "--days", "3650", code=2)
+    assert error_lines(result)[-1].startswith("error: --days 3650 before --until 1990-02-01 starts before")
+    result = scout("match", "--text", "cortex", "--until", "0001-01-01", code=2)
+    assert len(error_lines(result)) == 1
+
+
+def test_a_read_only_database_gets_one_line(scout, database_url, monkeypatch, tmp_path):
+    scout("init")
+    if database_url.startswith("sqlite"):
+        read_only = database_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
+    else:
+        read_only = database_url + "%20-cdefault_transaction_read_only%3Don"
+    monkeypatch.setenv("DATABASE_URL", read_only)
+    result = scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score", code=1)
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: database error"), lines
+    assert "read-only" in lines[0] or "readonly" in lines[0]
+
+
+def _scout_process(database_url: str, feed_base: str, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOUT_", "SLACK_"))}
+    env |= {"DATABASE_URL": database_url, "SCOUT_FEED_DEADLINE": "20", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_polls_at_once_one_skips_with_one_line(database_url, server, settings, db):
+    # A slow answer keeps the first poll busy while the second starts.
+    for n in range(3):
+        # Overlapping items: both polls would insert the same preprints.
+        server.route(f"/feed{n}.rss", body=rss([good_item(i + n) for i in range(5)]), headers=RSS_HEADERS, delay=2)
+        with db.session() as session:
+            add_feed(session, f"{server.url}/feed{n}.rss", settings)
+    first = _scout_process(database_url, server.url, "poll", "--no-score")
+    time.sleep(1.0)
+    second = _scout_process(database_url, server.url, "poll", "--no-score")
+    outputs = [p.communicate(timeout=60) for p in (first, second)]
+    codes = [p.returncode for p in (first, second)]
+    assert codes == [0, 0], outputs
+    for _out, errors in outputs:
+        assert "Traceback" not in errors and "IntegrityError" not in errors, errors
+    skipped = [errors for _out, errors in outputs if "another poll is running" in errors]
+    assert len(skipped) == 1 and len(skipped[0].strip().splitlines()) == 1, outputs
+    with db.session() as session:
+        feeds = list(session.scalars(select(Feed)))
+    assert all(f.last_error is None and f.consecutive_failures == 0 for f in feeds)
+    assert count(db) == 7
+
+
+def test_a_poll_skips_while_another_holds_the_lease_and_takes_an_expired_one(db, server, settings):
+    server.route("/feed.rss", body=rss([good_item(1)]), headers=RSS_HEADERS)
+    with db.session() as session:
+        add_feed(session, server.url + "/feed.rss", settings)
+    with poll_lease(db, settings) as held:
+        assert held.other is None
+        skipped = poll_all(db, settings)
+        assert skipped.feeds == [] and skipped.skipped_for.startswith(held.mine.rsplit(":", 1)[0])
+    assert poll_all(db, settings).new == 1  # released at the end of the block
+    with db.session() as session:  # a crashed poller's lease, long expired
+        session.add(ClockLease(name="poll", holder="gone:1:x", expires_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    assert poll_all(db, settings).skipped_for is None
+
+
+# -- 6. Silent or wrong --------------------------------------------------------------------
+
+
+def test_items_without_link_or_guid_are_stored(db, server, settings):
+    items = [Item(title=f"Linkless preprint {n}", description="An abstract with no link.") for n in range(4)]
+    report = poll_feed(db, settings, server, rss(items))
+    assert report.new == 4 and not report.feeds[0].warnings
+    assert poll_all(db, settings).new == 0  # the same items next time are the same rows
+
+
+def test_feeds_add_checks_subjects_and_fetches_once(scout, server):
+    result = scout("feeds", "add", "biorxiv:neurosience", code=2)
+    assert error_lines(result) == ["error: biorxiv has no subject 'neurosience'; did you mean neuroscience?"]
+    result = scout("feeds", "add", "arxiv:cs.XX", code=2)
+    assert "arXiv has no category 'cs.XX'" in result.output
+    assert "arXiv cs.LG+stat.ML" in scout("feeds", "add", "arxiv:CS.lg+stat.ml").stdout
+    server.route("/biorxiv_xml.php", body=(FIXTURES / "feeds" / "biorxiv_neuroscience.rdf").read_bytes())
+    added = scout("feeds", "add", "biorxiv:neuroscience").stdout
+    assert "it says: bioRxiv Subject Collection: Neuroscience; 4 items now" in added and "items now" in added
+    result = scout("feeds", "add", server.url + "/missing.xml")
+    assert f"fetching it now failed: HTTP 404 from {server.url}/missing.xml" in result.stderr
+
+
+def test_passwords_in_feed_urls_are_never_printed(scout, server):
+    secret_url = server.url.replace("http://", "http://reader:s3cret-pw@") + "/private.rss"
+    shown = scout("feeds", "add", secret_url)
+    scout("poll", "--no-score", code=1)
+    everything = shown.output + scout("poll", "--no-score", code=1).output
+    everything += scout("status").output + scout("feeds").output + scout("feeds", "--json").output
+    assert "s3cret-pw" not in everything and "reader:***@" in everything
+
+
+def test_a_sqlite_url_in_a_missing_folder_is_refused(monkeypatch, tmp_path):
+    missing = tmp_path / "nonexistent" / "dir"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}/scout.db")
+    result = Scout()("status", code=2)
+    assert error_lines(result) == [
+        f"error: cannot open DATABASE_URL (sqlite:///{missing}/scout.db): folder {missing} does not exist "
+        "(create it, or fix DATABASE_URL)"
+    ]
+    assert not missing.exists()
+
+
+def test_junk_rows_never_become_reference_papers(scout, tmp_path):
+    papers = tmp_path / "papers.jsonl"
+    good = PAPERS.read_text().splitlines()
+    junk = [json.dumps({"title": 5, "abstract": ["a", "list"]}), json.dumps({"title": "T", "abstract": {"x": 1}})]
+    papers.write_text("\n".join(junk + good) + "\n")
+    result = scout("profiles", "add", "Neuro", "--papers", str(papers), "--no-score")
+    assert "skipped row 1: title is not text" in result.stderr
+    assert "skipped row 2: abstract is not text" in result.stderr
+    shown = json.loads(scout("profiles", "show", "neuro", "--json").stdout)
+    assert len(shown["papers"]) == len(good)
+
+
+def test_future_and_unreadable_dates_are_reported(db, server, settings):
+    items = [
+        Item(
+            title="From the future", description="Abstract.", link="https://example.org/f", pub_date="Fri, 01 Jan 2099"
+        ),
+        Item(title="Dated nonsense", description="Abstract.", link="https://example.org/n", pub_date="last Tuesday"),
+    ]
+    report = poll_feed(db, settings, server, rss(items))
+    warnings = report.feeds[0].warnings
+    assert any('"From the future"' in w and "2099-01-01 is in the future" in w for w in warnings), warnings
+    assert any('"Dated nonsense"' in w and "unreadable date 'last Tuesday'" in w for w in warnings), warnings
+    with db.session() as session:
+        posted = set(session.scalars(select(Preprint.posted)))
+    assert posted == {date.today()}
+
+
+def test_feed_urls_differing_only_in_case_of_scheme_and_host_are_one_feed(db, settings):
+    with db.session() as session:
+        first = add_feed(session, "HTTP://Example.ORG/feed.xml", settings)
+        second = add_feed(session, "http://example.org/feed.xml", settings)
+        assert first.id == second.id and first.url == "http://example.org/feed.xml"
+        third = add_feed(session, "http://example.org/Feed.xml", settings)  # paths are case-sensitive
+        assert third.id != first.id
+
+
+def test_window_days_setting_and_header_for_a_past_window(scout, server, monkeypatch):
+    server.route("/biorxiv_xml.php", body=(FIXTURES / "feeds" / "biorxiv_neuroscience.rdf").read_bytes())
+    scout("feeds", "add", "biorxiv:neuroscience")
+    scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
+    scout("poll")
+    monkeypatch.setenv("SCOUT_WINDOW_DAYS", "400")
+    assert json.loads(scout("rank", "neuro", "--json").stdout)["days"] == 400
+    assert f"in the 400 days to {date.today().isoformat()}" in scout("rank", "neuro").stdout
+    header = scout("rank", "neuro", "--until", "2026-01-31").stdout
+    assert "in the 400 days to 2026-01-31" in header and "in the last" not in header
+    assert "top % (400 days)" in scout("match", "--text", ABSTRACT).stdout
+
+
+def test_feeds_add_name_renames_an_existing_feed(scout, server):
+    server.route("/biorxiv_xml.php", body=(FIXTURES / "feeds" / "biorxiv_neuroscience.rdf").read_bytes())
+    scout("feeds", "add", "biorxiv:neuroscience")
+    assert "Neuro desk" in scout("feeds", "add", "biorxiv:neuroscience", "--name", "Neuro desk").stdout
+    feeds = json.loads(scout("feeds", "--json").stdout)
+    assert [f["name"] for f in feeds] == ["Neuro desk"]
+
+
+def test_malformed_xml_that_still_gives_items_is_flagged(db, server, settings):
+    body = rss([good_item(n) for n in range(3)]).replace(b"</channel></rss>", b"<item><title>cut off")
+    report = poll_feed(db, settings, server, body)
+    assert report.feeds[0].ok and report.new == 3
+    assert report.feeds[0].warnings[0].startswith("feed parsed despite errors")
+    with db.session() as session:
+        feed = session.scalars(select(Feed)).one()
+    assert feed.last_error is None and feed.last_warning.startswith("feed parsed despite errors")
+
+
+def test_feeds_and_status_show_a_feed_with_warnings(scout, server):
+    body = rss([good_item(n) for n in range(3)]).replace(b"</channel></rss>", b"<item><title>cut off")
+    server.route("/feed.rss", body=body, headers=RSS_HEADERS)
+    scout("feeds", "add", server.url + "/feed.rss")
+    scout("poll", "--no-score")
+    feeds = json.loads(scout("feeds", "--json").stdout)
+    assert feeds[0]["healthy"] and feeds[0]["last_warning"].startswith("feed parsed despite errors")
+    shown = scout("status").stdout  # a narrow column may wrap the words
+    assert "ok," in shown and "warnings" in shown
+    status = json.loads(scout("status", "--json").stdout)
+    assert status["feeds"][0]["last_warning"].startswith("feed parsed despite errors")
+
+
+def test_parse_feed_names_a_skipped_entry():
+    parsed = parse_feed(rss([Item(link="https://example.org/empty"), good_item(1)]), "https://example.org/f")
+    assert len(parsed.items) == 1 and parsed.warnings == ("skipped entry 1: no title or abstract",)
