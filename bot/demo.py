@@ -110,7 +110,7 @@ def _newest_doi(manifest: dict) -> str:
 
 def _check(out: Console, manifest: dict, days: int, until: date) -> None:
     """How often the journal a held-out preprint went to is among its top 3 matches."""
-    from bot.cli import scoring_context
+    from bot.cli.common import scoring_context
     from bot.config import load_settings
     from bot.db import Database
     from bot.scores.rankings import find_preprint, match_preprint

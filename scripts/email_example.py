@@ -53,7 +53,7 @@ def main() -> None:
 
 
 def send_digest(now: datetime) -> None:
-    from bot.cli import scoring_context
+    from bot.cli.common import scoring_context
     from bot.config import Settings
     from bot.db import Database
     from bot.delivery.digests import run_due_digests
