@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scoring.text import one_line
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 USER_AGENT = "PreprintScout/0.1 (+https://github.com/preprint-scout/preprint-scout)"
@@ -192,12 +195,7 @@ class Settings(BaseSettings):
     @property
     def smtp_display(self) -> str:
         """SMTP_URL with the password hidden, for messages and logs."""
-        raw = self.smtp_url.get_secret_value()
-        if "@" in raw and "://" in raw:
-            scheme, rest = raw.split("://", 1)
-            userinfo, host = rest.rsplit("@", 1)
-            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else raw
-        return raw
+        return display_url(self.smtp_url.get_secret_value())
 
     @field_validator("slack_api_url")
     @classmethod
@@ -223,6 +221,18 @@ class Settings(BaseSettings):
         if self.contact_email:
             return f"{USER_AGENT[:-1]}; mailto:{self.contact_email})"
         return USER_AGENT
+
+
+def display_url(url: str) -> str:
+    """A URL fit to print: a password in it (https://user:secret@host/) becomes ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return one_line(url)
+    if parts.password is None:
+        return one_line(url)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return one_line(parts._replace(netloc=f"{parts.username}:***@{host}").geturl())
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,13 +7,14 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.config import display_url
 from bot.db import Database, Digest, Feed, Preprint, Profile, ReferencePaper, Subscription
 from bot.delivery.subscriptions import describe
 from bot.processes.clock import active_clock
 from bot.scores.update import latest_run
 
 
-def _iso(value: datetime | date | None) -> str | None:
+def iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value.isoformat()
@@ -23,7 +24,7 @@ def collect(db: Database, window_days: int, now: datetime) -> dict:
     with db.session() as session:
         data = {
             "feeds": _feeds(session),
-            "last_poll": _iso(session.scalar(select(func.max(Feed.last_polled_at)))),
+            "last_poll": iso(session.scalar(select(func.max(Feed.last_polled_at)))),
             "preprints": {
                 "stored": session.scalar(select(func.count(Preprint.id))) or 0,
                 "in_window": session.scalar(
@@ -46,25 +47,32 @@ def collect(db: Database, window_days: int, now: datetime) -> dict:
         }
     clock = active_clock(db, now)
     data["clock"] = (
-        {"active": clock.holder, "lease_until": _iso(clock.lease_until), "next_runs": clock.next_runs}
+        {"active": clock.holder, "lease_until": iso(clock.lease_until), "next_runs": clock.next_runs}
         if clock
         else None
     )
     return data
 
 
+def feed_health(f: Feed) -> dict:
+    """One feed's health, as `scout feeds --json` and `scout status --json` show it."""
+    return {
+        "id": f.id,
+        "name": f.name,
+        "url": display_url(f.url),
+        "healthy": None if f.last_polled_at is None else f.last_error is None,
+        "last_polled_at": iso(f.last_polled_at),
+        "last_success_at": iso(f.last_success_at),
+        "last_error": f.last_error,
+        "last_warning": f.last_warning,
+        "last_error_at": iso(f.last_error_at),
+        "consecutive_failures": f.consecutive_failures,
+        "items_seen": f.items_seen,
+    }
+
+
 def _feeds(session: Session) -> list[dict]:
-    return [
-        {
-            "name": f.name,
-            "healthy": None if f.last_polled_at is None else f.last_error is None,
-            "last_success_at": _iso(f.last_success_at),
-            "last_error": f.last_error,
-            "last_warning": f.last_warning,
-            "items_seen": f.items_seen,
-        }
-        for f in session.scalars(select(Feed).order_by(Feed.id))
-    ]
+    return [feed_health(f) for f in session.scalars(select(Feed).order_by(Feed.id))]
 
 
 def _scoring(session: Session) -> dict | None:
@@ -72,7 +80,7 @@ def _scoring(session: Session) -> dict | None:
     if run is None:
         return None
     return {
-        "fitted_at": _iso(run.created_at),
+        "fitted_at": iso(run.created_at),
         "model": run.model,
         "reference_papers": run.reference_papers,
         "background": len(run.background_ids),
@@ -93,9 +101,9 @@ def _subscriptions(session: Session) -> list[dict]:
                 "kind": sub.kind,
                 "description": describe(sub),
                 "status": sub.status,
-                "next_run_at": _iso(sub.next_run_at),
+                "next_run_at": iso(sub.next_run_at),
                 "last_digest": {
-                    "at": _iso(last.finished_at or last.started_at),
+                    "at": iso(last.finished_at or last.started_at),
                     "status": last.status,
                     "items": last.items,
                 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -12,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import DBAPIError
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, display_url, load_settings
 from bot.db import Database, DatabaseUnavailable
 from bot.ingest.feeds import FeedError
 from bot.ingest.http import SourceError
@@ -21,7 +22,7 @@ from bot.profiles.catalog import (
 )
 from bot.scores.rankings import PreprintNotFound
 from bot.scores.update import ScoringContext, update_scores
-from scoring.embedder import ModelError, load_embedder
+from scoring.embedder import ModelError
 from scoring.text import one_line
 
 app = typer.Typer(help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True)
@@ -41,6 +42,12 @@ JSON_HELP = "Print stable JSON instead of text (docs/cli.md, JSON output)"
 EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, SourceError, ValueError)
 
 
+def log_what_happens() -> None:
+    """The long-running processes (clock, web, socket) log each thing they do as one line on
+    stderr, time first, for a supervisor's log."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     # The message often quotes what the user typed or a feed sent: never markup.
     err.print(f"[red]error:[/red] {esc(message)}", highlight=False)
@@ -56,15 +63,15 @@ def database() -> Iterator[tuple[Settings, Database]]:
     except SettingsError as exc:
         raise fail(str(exc)) from None
     except DatabaseUnavailable as exc:
-        raise fail(f"cannot open DATABASE_URL ({safe_url(settings.database_url)}): {exc}") from None
+        raise fail(f"cannot open DATABASE_URL ({display_url(settings.database_url)}): {exc}") from None
     except Exception as exc:  # connection refused, timed out, read-only file: say which setting to fix
-        raise fail(f"cannot open DATABASE_URL ({safe_url(settings.database_url)}): {_db_reason(exc)}") from None
+        raise fail(f"cannot open DATABASE_URL ({display_url(settings.database_url)}): {_db_reason(exc)}") from None
     try:
         yield settings, db
     except EXPECTED_ERRORS as exc:
         raise fail(str(exc)) from None
     except DBAPIError as exc:  # a read-only file, a dropped connection: one line, not a traceback
-        raise fail(f"database error ({safe_url(settings.database_url)}): {_db_reason(exc)}", code=1) from None
+        raise fail(f"database error ({display_url(settings.database_url)}): {_db_reason(exc)}", code=1) from None
     finally:
         db.dispose()
 
@@ -76,18 +83,8 @@ def _db_reason(exc: BaseException) -> str:
     return text[:300] or type(cause).__name__
 
 
-def safe_url(url: str) -> str:
-    # Never print a password from DATABASE_URL.
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
 def scoring_context(settings: Settings, progress: Progress | None = None) -> ScoringContext:
-    def load():
-        err.print(f"[dim]loading model {settings.model}…[/dim]")
-        return load_embedder(settings.model)
+    """The configured model, announced on stderr when it loads, embedding with a progress bar."""
 
     def bar(total: int):
         if progress is None:
@@ -95,7 +92,7 @@ def scoring_context(settings: Settings, progress: Progress | None = None) -> Sco
         task = progress.add_task("embedding", total=total)
         return lambda n: progress.advance(task, n)
 
-    return ScoringContext(settings.model, load, settings.background_size, bar)
+    return ScoringContext.from_settings(settings, lambda message: err.print(f"[dim]{esc(message)}[/dim]"), bar)
 
 
 @contextmanager
@@ -123,10 +120,6 @@ def run_scoring(settings: Settings, db: Database, refit: bool = False) -> None:
     what = "refitted the catalog and scored" if report.refitted else "scored"
     ece = f", calibration error {report.ece:.3f}" if report.ece is not None and report.refitted else ""
     err.print(f"{what} {report.scored} preprints against {report.profiles} profiles{ece}")
-
-
-def iso(value) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
 
 
 def api_bar(progress: Progress | None, label: str):

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli.common import JSON_HELP, app, database, err, esc, fail, iso, out, scoring_context
+from bot.cli.common import JSON_HELP, app, database, err, esc, fail, out, scoring_context
+from bot.status import iso
 
 email_app = typer.Typer(
     help="Email digests: subscribe an address (double opt-in), list, unsubscribe, send.", no_args_is_help=True

@@ -9,10 +9,12 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from bot.cli.common import JSON_HELP, api_bar, app, database, err, esc, fail, iso, out, progress_bar, run_scoring
+from bot.cli.common import JSON_HELP, api_bar, app, database, err, esc, fail, out, progress_bar, run_scoring
+from bot.config import display_url
 from bot.db import Feed
-from bot.ingest.feeds import FeedError, display_url
+from bot.ingest.feeds import FeedError
 from bot.ingest.polling import add_feed, find_feed, poll_all, preview_feed
+from bot.status import feed_health
 from scoring.text import one_line
 
 feeds_app = typer.Typer(help="Feeds to poll (bioRxiv, medRxiv, arXiv, any RSS/Atom).", invoke_without_command=True)
@@ -28,7 +30,7 @@ def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
         return
     with database() as (_settings, db), db.session() as session:
         feeds = list(session.scalars(select(Feed).order_by(Feed.id)))
-        rows = [_feed_row(f) for f in feeds]
+        rows = [feed_health(f) for f in feeds]
     if as_json:
         out.print_json(data=rows)
         return
@@ -51,23 +53,6 @@ def feeds_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
             esc(r["last_error"] or r["last_warning"] or ""),
         )
     out.print(table)
-
-
-def _feed_row(f: Feed) -> dict:
-    healthy = None if f.last_polled_at is None else f.last_error is None
-    return {
-        "id": f.id,
-        "name": f.name,
-        "url": display_url(f.url),
-        "healthy": healthy,
-        "last_polled_at": iso(f.last_polled_at),
-        "last_success_at": iso(f.last_success_at),
-        "last_error": f.last_error,
-        "last_warning": f.last_warning,
-        "last_error_at": iso(f.last_error_at),
-        "consecutive_failures": f.consecutive_failures,
-        "items_seen": f.items_seen,
-    }
 
 
 @feeds_app.command("add")

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli.common import JSON_HELP, app, database, err, esc, fail, out, safe_url, scoring_context
-from bot.config import Settings
+from bot.cli.common import JSON_HELP, app, database, err, esc, fail, log_what_happens, out, scoring_context
+from bot.config import Settings, display_url
 from bot.db import Database
 
 
@@ -18,7 +18,7 @@ from bot.db import Database
 def init() -> None:
     """Create or upgrade the database (also done on every start)."""
     with database() as (settings, _db):
-        out.print(f"database ready: {esc(safe_url(settings.database_url))}", highlight=False)
+        out.print(f"database ready: {esc(display_url(settings.database_url))}", highlight=False)
 
 
 @app.command(rich_help_panel="Ask")
@@ -32,7 +32,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
     if as_json:
         out.print_json(data=data)
         return
-    out.print(f"database: {esc(safe_url(settings.database_url))}   model: {esc(settings.model)}", highlight=False)
+    out.print(f"database: {esc(display_url(settings.database_url))}   model: {esc(settings.model)}", highlight=False)
     clock = data["clock"]
     out.print(f"clock: {esc(clock['active']) + ' (active)' if clock else 'none running'}", highlight=False)
     if clock and clock["next_runs"]:
@@ -86,7 +86,7 @@ def scheduler(
     """The clock process: poll, score, send due digests, reconcile, refresh and prune on a schedule."""
     from bot.processes.clock import ClockConfig, Cycle, Leadership, quiet_libraries, run_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    log_what_happens()
     quiet_libraries()
     with database() as (settings, db):
         minutes = poll_minutes or settings.poll_minutes
@@ -173,7 +173,7 @@ def serve(
     from bot.processes.web import build_app
 
     with database() as (settings, db):
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        log_what_happens()
         web = build_app(settings, db)  # starts loading the model in the background
         if not settings.slack_configured:
             err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
@@ -192,7 +192,7 @@ def socket() -> None:
     )
 
     with database() as (settings, db):
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        log_what_happens()
         handler = socket_handler(settings, db, default_context(settings))  # the model loads in the background
         try:
             connect_socket_mode(handler, settings)

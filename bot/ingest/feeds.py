@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
+from bot.config import display_url
 from scoring.text import clean_text, one_line
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
@@ -131,18 +132,6 @@ def fetch_feed(
 
 class _DeadlinePassed(Exception):
     pass
-
-
-def display_url(url: str) -> str:
-    """A URL fit to print: a password in it (https://user:secret@host/) becomes ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return one_line(url)
-    if parts.password is None:
-        return one_line(url)
-    host = parts.netloc.rsplit("@", 1)[1]
-    return one_line(parts._replace(netloc=f"{parts.username}:***@{host}").geturl())
 
 
 def _read_response(

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.config import Settings
+from bot.config import Settings, display_url
 from bot.db import ClockLease, Database, Feed, Preprint, Score, utcnow
 from bot.ingest.feeds import (
     MAX_NAME,
@@ -30,7 +30,6 @@ from bot.ingest.feeds import (
     FeedItem,
     FetchResult,
     ParsedFeed,
-    display_url,
     expand_shortcut,
     fetch_feed,
     parse_feed,

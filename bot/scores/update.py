@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from bot.config import Settings
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.scores.embeddings import ensure_vectors, stack
-from scoring.embedder import Embedder, Progress, vector_key
+from scoring.embedder import Embedder, Progress, load_embedder, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.scorer import CHANNELS, Catalog, Scorer, fit
 from scoring.text import document
@@ -22,6 +26,8 @@ WARM_CHUNK = 256
 # Below this many stored preprints the background sample is too thin to stand for
 # "published somewhere else"; the scorer then uses its fixed pseudo-background.
 MIN_BACKGROUND = 30
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,38 @@ class ScoringContext:
     background_size: int = 2000
     progress: Callable[[int], Progress | None] | None = None
     _embedder: Embedder | None = None
+    # Slack's worker threads and the preload thread may ask at once: load once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        announce: Callable[[str], None] | None = None,
+        progress: Callable[[int], Progress | None] | None = None,
+    ) -> ScoringContext:
+        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when."""
+
+        def load() -> Embedder:
+            started = time.monotonic()
+            if announce is not None:
+                announce(f"loading model {settings.model}…")
+            embedder = load_embedder(settings.model)
+            log.info(
+                "model %s loaded in %.1f s on thread %s",
+                settings.model,
+                time.monotonic() - started,
+                threading.current_thread().name,
+            )
+            return embedder
+
+        return cls(settings.model, load, settings.background_size, progress)
 
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = self.load_embedder()
-        return self._embedder
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self.load_embedder()
+            return self._embedder
 
 
 def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -59,29 +58,17 @@ def default_context(settings: Settings, *, preload: bool = True) -> ScoringConte
     """The configured model, loaded once per process. With `preload` it starts loading at
     once on a background thread, so the first `/scout match <text>` does not pay for it
     (and an ack never does: the work that needs it runs on the work pool)."""
-    from scoring.embedder import load_embedder
-
-    lock = threading.Lock()
-    cache: dict = {}
-
-    def load():
-        with lock:
-            if "model" not in cache:
-                started = time.monotonic()
-                cache["model"] = load_embedder(settings.model)
-                took, thread = time.monotonic() - started, threading.current_thread().name
-                log.info("model %s loaded in %.1f s on thread %s", settings.model, took, thread)
-            return cache["model"]
+    ctx = ScoringContext.from_settings(settings)
 
     def warm() -> None:
         try:
-            load()
+            ctx.embedder()
         except Exception:  # the command that needs it reports the error to its user
             log.exception("loading the model %s in the background failed", settings.model)
 
     if preload:
         threading.Thread(target=warm, name=PRELOAD_THREAD, daemon=True).start()
-    return ScoringContext(settings.model, load, settings.background_size)
+    return ctx
 
 
 def build_bolt_app(
