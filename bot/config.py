@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scoring.errors import ScoutError
 from scoring.text import one_line
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 USER_AGENT = "PreprintScout/0.1 (+https://github.com/preprint-scout/preprint-scout)"
 
 
-class SettingsError(Exception):
+class SettingsError(ScoutError):
     """A setting is missing or invalid; the message names it."""
 
 

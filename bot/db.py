@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from scoring.errors import ScoutError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -297,7 +299,7 @@ class ClockLease(Base):
 # -- engine ------------------------------------------------------------------------------
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(ScoutError):
     """The database cannot be opened; the message says which setting to fix."""
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scoring.errors import ScoutError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -30,7 +32,7 @@ MAX_TOKENS = 512
 Progress = Callable[[int], None]
 
 
-class ModelError(Exception):
+class ModelError(ScoutError):
     """The configured model cannot be loaded; the message says what to set."""
 
 

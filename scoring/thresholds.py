@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scoring.errors import InputError
+
 KINDS = ("top", "min", "lift")
 DEFAULT = "top 1%"
 USAGE = '"top 1%" (share of the window), "min 5%" (match score) or "lift 100" (times the average)'
@@ -18,7 +20,7 @@ _PATTERN = re.compile(
 )
 
 
-class ThresholdError(ValueError):
+class ThresholdError(InputError):
     """What the user typed is not a threshold; the message shows what is."""
 
 

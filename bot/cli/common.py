@@ -15,14 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings, SettingsError, display_url, load_settings
 from bot.db import Database, DatabaseUnavailable
-from bot.ingest.feeds import FeedError
-from bot.ingest.http import SourceError
-from bot.profiles.catalog import (
-    ProfileError,
-)
-from bot.scores.rankings import PreprintNotFound
 from bot.scores.update import ScoringContext, update_scores
-from scoring.embedder import ModelError
+from scoring.errors import ScoutError
 from scoring.text import one_line
 
 app = typer.Typer(help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True)
@@ -39,7 +33,6 @@ err = Console(stderr=True, soft_wrap=True)
 JSON_HELP = "Print stable JSON instead of text (docs/cli.md, JSON output)"
 
 
-EXPECTED_ERRORS = (SettingsError, ProfileError, PreprintNotFound, ModelError, FeedError, SourceError, ValueError)
 
 
 def log_what_happens() -> None:
@@ -68,7 +61,7 @@ def database() -> Iterator[tuple[Settings, Database]]:
         raise fail(f"cannot open DATABASE_URL ({display_url(settings.database_url)}): {_db_reason(exc)}") from None
     try:
         yield settings, db
-    except EXPECTED_ERRORS as exc:
+    except ScoutError as exc:  # said for a person; anything else is a bug and shows its traceback
         raise fail(str(exc)) from None
     except DBAPIError as exc:  # a read-only file, a dropped connection: one line, not a traceback
         raise fail(f"database error ({display_url(settings.database_url)}): {_db_reason(exc)}", code=1) from None

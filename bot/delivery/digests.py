@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
 from bot.scores.rankings import RankedPreprint, ranked_item, reasons_for, window_bounds, window_scores
 from bot.scores.update import ScoringContext
+from scoring.errors import InputError
 from scoring.thresholds import Threshold
 from scoring.window import top_share, window_stats
 
@@ -35,7 +36,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 PERIOD = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InputError):
     """A schedule, time or time zone a user typed that cannot be used."""
 
 

@@ -27,6 +27,7 @@ import feedparser
 import httpx
 
 from bot.config import display_url
+from scoring.errors import InputError, ScoutError
 from scoring.text import clean_text, one_line
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
@@ -55,7 +56,7 @@ _SHORTCUT_HELP = (
 )
 
 
-class FeedError(Exception):
+class FeedError(ScoutError):
     """A feed could not be fetched or is not a feed; the message is for humans."""
 
 
@@ -215,7 +216,7 @@ def expand_shortcut(
         return f"{arxiv_base.rstrip('/')}/rss/{categories}", f"arXiv {categories}"
     if scheme in ("http", "https"):
         return _feed_url(text)
-    raise ValueError(f"unrecognised feed {_quoted(spec)}: {_SHORTCUT_HELP}")
+    raise InputError(f"unrecognised feed {_quoted(spec)}: {_SHORTCUT_HELP}")
 
 
 def _feed_url(text: str) -> tuple[str, str]:
@@ -226,9 +227,9 @@ def _feed_url(text: str) -> tuple[str, str]:
     except ValueError:
         host = None
     if not host or " " in text:
-        raise ValueError(f"unrecognised feed {_quoted(text)}: {_SHORTCUT_HELP}")
+        raise InputError(f"unrecognised feed {_quoted(text)}: {_SHORTCUT_HELP}")
     if len(text) > MAX_FEED_URL:
-        raise ValueError(f"feed URL too long ({len(text):,} characters; the limit is {MAX_FEED_URL:,})")
+        raise InputError(f"feed URL too long ({len(text):,} characters; the limit is {MAX_FEED_URL:,})")
     netloc = parts.netloc
     userinfo, at, hostport = netloc.rpartition("@")
     url = parts._replace(scheme=parts.scheme.lower(), netloc=f"{userinfo}{at}{hostport.lower()}").geturl()
@@ -244,12 +245,12 @@ def _quoted(text: str) -> str:
 def _subject_slug(subject: str, server: str) -> str:
     slug = re.sub(r"[\s-]+", "_", subject.strip().lower())
     if not re.fullmatch(r"[a-z0-9_]+", slug):
-        raise ValueError(f"bad subject {_quoted(subject.strip())}: letters, digits and spaces only; {_SHORTCUT_HELP}")
+        raise InputError(f"bad subject {_quoted(subject.strip())}: letters, digits and spaces only; {_SHORTCUT_HELP}")
     known = BIORXIV_SUBJECTS if server == "biorxiv" else MEDRXIV_SUBJECTS
     if slug not in known:
         close = difflib.get_close_matches(slug, known, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else f"known subjects: {', '.join(known)}"
-        raise ValueError(f"{server} has no subject {_quoted(subject.strip())}; {hint}")
+        raise InputError(f"{server} has no subject {_quoted(subject.strip())}; {hint}")
     return slug
 
 
@@ -261,12 +262,12 @@ def _arxiv_categories(text: str) -> str:
     chosen = []
     for part in parts:
         if not re.fullmatch(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?", part, re.I):
-            raise ValueError(f"bad arXiv category {_quoted(part)}; {_SHORTCUT_HELP}")
+            raise InputError(f"bad arXiv category {_quoted(part)}; {_SHORTCUT_HELP}")
         found = canonical.get(part.casefold())
         if found is None:
             close = difflib.get_close_matches(part, ARXIV_CATEGORIES, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else " (see https://arxiv.org/category_taxonomy)"
-            raise ValueError(f"arXiv has no category {_quoted(part)}{hint}")
+            raise InputError(f"arXiv has no category {_quoted(part)}{hint}")
         chosen.append(found)
     return "+".join(chosen)
 

@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from scoring.errors import ScoutError
+
 MAX_BODY = 50 * 1024 * 1024
 
 
-class SourceError(Exception):
+class SourceError(ScoutError):
     """An API answered with an error, or could not be reached after retries; the message is for humans."""
 
 

@@ -34,6 +34,7 @@ from bot.ingest.feeds import (
     fetch_feed,
     parse_feed,
 )
+from scoring.errors import InputError
 from scoring.text import content_hash, one_line
 
 # The lease row that lets one poll run at a time (two would race to insert the same
@@ -116,9 +117,9 @@ def check_name(name: str, what: str) -> str:
     """A feed or profile name as one clean line, within the same bound on every database."""
     cleaned = one_line(name)
     if not cleaned:
-        raise ValueError(f"a {what} needs a name")
+        raise InputError(f"a {what} needs a name")
     if len(cleaned) > MAX_NAME:
-        raise ValueError(f"{what} name too long ({len(cleaned):,} characters; the limit is {MAX_NAME})")
+        raise InputError(f"{what} name too long ({len(cleaned):,} characters; the limit is {MAX_NAME})")
     return cleaned
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.profiles.catalog import PaperRecord
+from scoring.errors import InputError
 from scoring.text import clean_text, content_hash
 
 _MISSING = {"", "na", "n/a", "null", "none", "nan", "-"}
@@ -84,13 +85,13 @@ def normalise_issn(value: str) -> str:
     text = (value or "").strip().upper()
     match = _ISSN.match(text)
     if not match:
-        raise ValueError(f"{value!r} is not an ISSN: use the form 1234-5678 (the last digit may be X)")
+        raise InputError(f"{value!r} is not an ISSN: use the form 1234-5678 (the last digit may be X)")
     digits = match.group(1) + match.group(2)
     total = sum(int(d) * w for d, w in zip(digits[:7], range(8, 1, -1), strict=True))
     check = (11 - total % 11) % 11
     expected = "X" if check == 10 else str(check)
     if digits[7] != expected:
-        raise ValueError(f"{value!r} is not a valid ISSN (its check digit should be {expected}); check for a typo")
+        raise InputError(f"{value!r} is not a valid ISSN (its check digit should be {expected}); check for a typo")
     return f"{digits[:4]}-{digits[4:]}"
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db import Profile, ReferencePaper, utcnow
+from scoring.errors import ScoutError
 from scoring.text import clean_text, content_hash, one_line
 
 MIN_PAPERS = 5
@@ -24,7 +25,7 @@ MAX_DOI = 300
 MAX_JOURNAL = 500
 
 
-class ProfileError(Exception):
+class ProfileError(ScoutError):
     """A profile request that cannot be met; the message says what would work."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from scoring.embedder import vector_key
+from scoring.errors import ScoutError
 from scoring.evaluate import MethodResult, Split, cv_splits, evaluate, select_methods
 from scoring.peers import Papers
 from scoring.text import clean_text, content_hash, document
@@ -30,7 +31,7 @@ from scoring.text import clean_text, content_hash, document
 DEFAULT_CACHE = Path(".cache") / "embeddings"
 
 
-class EvaluationError(Exception):
+class EvaluationError(ScoutError):
     """Bad input for an evaluation; the message says what would work."""
 
 

@@ -19,6 +19,7 @@ from bot.db import Preprint, Profile, ReferencePaper, Score
 from bot.profiles.catalog import find_profile
 from bot.scores.embeddings import ensure_vectors
 from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
+from scoring.errors import ScoutError
 from scoring.lexical import lexical_features
 from scoring.text import clean_text, document
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats
@@ -28,7 +29,7 @@ _ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{
 _DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.I)
 
 
-class PreprintNotFound(Exception):
+class PreprintNotFound(ScoutError):
     """A preprint that is not stored (or a malformed identifier); the message says what works."""
 
 

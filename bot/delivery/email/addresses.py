@@ -6,6 +6,7 @@ import re
 from email.utils import parseaddr
 
 from bot.config import Settings, SettingsError
+from scoring.errors import InputError
 from scoring.text import strip_unseen
 
 DEFAULT_NAME = "Preprint Scout"
@@ -43,7 +44,7 @@ def normalise_address(text: str) -> str:
     match = re.fullmatch(r"[^<>]*<([^<>]+)>|([^<>]+)", raw)
     addr = (match.group(1) or match.group(2)).strip().lower() if match else ""
     if any(ord(c) < 32 for c in raw) or strip_unseen(raw) != raw or not _ADDRESS.fullmatch(addr):
-        raise ValueError(f"{raw!r} is not an email address; give one plain address, e.g. editor@example.org")
+        raise InputError(f"{raw!r} is not an email address; give one plain address, e.g. editor@example.org")
     return addr
 
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from bot.config import Settings, SettingsError
 from bot.delivery.email.addresses import domain, sender
+from scoring.errors import ScoutError
 from scoring.text import one_line
 
 HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -25,7 +26,7 @@ BODY_POLICY = policy.SMTP.clone(max_line_length=76)
 QUIT_WAIT = 1.0
 
 
-class MailError(Exception):
+class MailError(ScoutError):
     """Mail could not be sent; the message says why and what to do."""
 
 

@@ -19,6 +19,7 @@ from bot.delivery.email.smtp import (
 )
 from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, TokenError, read_token
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
+from scoring.errors import InputError
 from scoring.text import one_line
 
 
@@ -109,7 +110,7 @@ def subscribe_email_from_slack(
     ThresholdError, ScheduleError or ValueError with a message to show as is.
     """
     if not email:
-        raise ValueError(
+        raise InputError(
             "your Slack profile has no email address Scout can read (the app needs the users:read.email scope)"
         )
     result = subscribe_email(

@@ -14,6 +14,7 @@ from datetime import timedelta
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from bot.config import Settings, SettingsError
+from scoring.errors import ScoutError
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
@@ -25,7 +26,7 @@ MAX_AGE = {
 MIN_SECRET = 16
 
 
-class TokenError(Exception):
+class TokenError(ScoutError):
     """A link that cannot be honoured; `expired` tells an old link from a forged one."""
 
     def __init__(self, message: str, expired: bool = False) -> None:

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot.config import Settings, SettingsError
+from bot.config import Settings
 from bot.db import Database, Preprint, Profile, Vote
 from bot.delivery.digests import ScheduleError
 from bot.delivery.email.addresses import require_email_settings
@@ -41,6 +41,7 @@ from bot.profiles.catalog import ProfileError, closest_names, find_profile, norm
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.scores.update import ScoringContext, update_scores
+from scoring.errors import InputError, ScoutError
 from scoring.thresholds import ThresholdError
 
 EXPECTED = (ProfileError, PreprintNotFound, ThresholdError, ScheduleError)
@@ -172,7 +173,7 @@ def user_email(client: WebClient, user_id: str) -> str:
     except SlackApiError as exc:
         error = str((exc.response.data or {}).get("error") or "") if exc.response is not None else ""
         reason = _LOOKUP_ERRORS.get(error, f"Slack refused to look up your profile ({error or 'no reason given'})")
-        raise ValueError(f"could not read your email address: {reason}") from None
+        raise InputError(f"could not read your email address: {reason}") from None
     user = response.get("user") or {}
     return str((user.get("profile") or {}).get("email") or "")
 
@@ -195,7 +196,7 @@ def email_answer(cmd: Email, db: Database, settings: Settings, where: Where, cli
             user_id=where.user_id,
             team_id=where.team_id,
         )
-    except (SettingsError, ValueError, *EXPECTED) as exc:
+    except ScoutError as exc:
         text = str(exc)
         return error_message(text[:1].upper() + text[1:]), False
     return blocks.notice(":white_check_mark: " + blocks.escape(reply)), True

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
 from bot.db import Database, Subscription
 from bot.delivery.slack import answers
 from bot.delivery.slack.client import make_client
@@ -38,6 +38,7 @@ from bot.delivery.slack.oauth import INSTALL_PATH, REDIRECT_PATH, installation_s
 from bot.delivery.slack.workers import WorkPool, respond
 from bot.delivery.subscriptions import pause
 from bot.scores.update import ScoringContext
+from scoring.errors import ScoutError
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ PRELOAD_THREAD = "model-preload"
 COMMAND = "/scout"
 
 
-class SlackConfigError(ValueError):
+class SlackConfigError(SettingsError):
     """Slack settings missing for what was asked; the message names them."""
 
 
-class SlackUnreachable(Exception):
+class SlackUnreachable(ScoutError):
     """Slack could not be reached at all (network, DNS): worth a restart, not a config change."""
 
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
+from scoring.errors import InputError
 from scoring.thresholds import KINDS, ThresholdError, parse_threshold
 
 MAX_DAYS = 3650
@@ -43,7 +44,7 @@ SUBCOMMANDS = tuple(USAGE)
 ALIASES = {"subs": "subscriptions", "list": "subscriptions", "sub": "subscribe", "unsub": "unsubscribe"}
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Text that is not a `/scout` command; the message says what would work."""
 
     def __init__(self, message: str, subcommand: str | None = None) -> None:
@@ -303,5 +304,5 @@ def parse_email_command(text: str) -> tuple[str, str, str | None]:
             schedule, rest = m.group(1).lower(), rest[: m.start()]
     profile = rest.strip()
     if not profile:
-        raise ValueError(EMAIL_USAGE)
+        raise InputError(EMAIL_USAGE)
     return profile, schedule, threshold
