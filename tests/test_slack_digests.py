@@ -234,6 +234,9 @@ def test_a_run_killed_mid_digest_resumes_the_same_thread_without_duplicates(setu
     # The dead sender's claim holds until its lease runs out; then the next run takes over.
     assert "busy" in setup.run("--force") and len(setup.fake.posted()) == 4
     time.sleep(2.1)
+    # A thread that cannot be read *for now* (5xx beyond the retries) is no licence to guess.
+    setup.fake.fail("conversations.replies", status=500, times=4)
+    assert "will resume" in setup.run("--force", code=1) and len(setup.fake.posted()) == 4
     setup.run("--force")
     parents = [m for m in setup.fake.posted() if not m["thread_ts"]]
     assert len(parents) == 1  # the same thread

@@ -366,16 +366,23 @@ def run_due_digests(
             if dry_run:
                 outcomes.extend(_run_one(deliverer, ids, now, dry_run, None))
                 continue
-            mine = [i for i in ids if claims.take(i, None if force else now)]
-            outcomes.extend(DigestOutcome(i, *names[i], busy=True) for i in ids if i not in mine)
-            if not mine:
-                continue
+            mine: list[int] = []
             try:
-                outcomes.extend(_run_one(deliverer, mine, now, dry_run, claims))
+                mine.extend(i for i in ids if claims.take(i, None if force else now))
+                outcomes.extend(DigestOutcome(i, *names[i], busy=True) for i in ids if i not in mine)
+                if mine:
+                    outcomes.extend(_run_one(deliverer, mine, now, dry_run, claims))
             finally:
                 for i in mine:
-                    claims.release(i)
+                    _release(claims, i)
     return outcomes
+
+
+def _release(claims: Claims, subscription_id: int) -> None:
+    try:
+        claims.release(subscription_id)
+    except Exception:  # the lease runs out by itself; the other claims must still be released
+        log.exception("could not release the claim on subscription %s", subscription_id)
 
 
 def _run_one(

@@ -34,6 +34,11 @@ PERMANENT = frozenset(
         "org_login_required",
         "ekm_access_denied",
         "missing_scope",
+        # Workspace policy: posting here is not allowed, and retrying will not change that.
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
     }
 )
 RATE_LIMIT_RETRIES = 5

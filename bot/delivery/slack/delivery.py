@@ -139,12 +139,14 @@ class SlackDeliverer:
         slack = _Clients(make_client(self.settings, token), make_client(self.settings, token, posting=True))
         keep = (lambda: claims.renew(subscription_id)) if claims else (lambda: None)
 
-        with self.db.session() as session:
-            sub = session.get(Subscription, subscription_id)
-            digest = open_digest(session, sub)
-            digest_id, parent_ts, parent_sent_at = digest.id, digest.parent_ts, digest.parent_sent_at
-            channel = digest.channel_id or channel
+        digest_id = None
         try:
+            keep()  # a sender whose claim lapsed must not open a digest beside the new owner's
+            with self.db.session() as session:
+                sub = session.get(Subscription, subscription_id)
+                digest = open_digest(session, sub)
+                digest_id, parent_ts, parent_sent_at = digest.id, digest.parent_ts, digest.parent_sent_at
+                channel = digest.channel_id or channel
             items = list(zip(plan.items, plan.preprint_ids, strict=True))
             if not parent_ts and parent_sent_at is not None:
                 # An earlier run sent the parent and never heard back: find it before posting another.
@@ -155,14 +157,12 @@ class SlackDeliverer:
                 items = self._reconcile(slack.reader, channel, parent_ts, subscription_id, digest_id, items)
                 self._update_parent(slack.reader, channel, parent_ts, plan, self._count(digest_id) + len(items))
             else:
-                keep()
-                parent_ts = self._post_parent(slack, channel, plan, len(items), subscription_id, digest_id)
+                parent_ts = self._post_parent(slack, channel, plan, len(items), subscription_id, digest_id, keep)
             for item, preprint_id in items:
                 with self.db.session() as session:
                     if in_ledger(session, subscription_id, preprint_id):
                         continue
-                keep()
-                ts = self._post_item(slack, channel, parent_ts, item, preprint_id, subscription_id, profile_id)
+                ts = self._post_item(slack, channel, parent_ts, item, preprint_id, subscription_id, profile_id, keep)
                 if record_delivery(self.db, subscription_id, preprint_id, digest_id, item.score, ts):
                     outcome.sent += 1
         except ClaimLost:
@@ -205,7 +205,14 @@ class SlackDeliverer:
             self._last_post[channel] = time.monotonic()
 
     def _post_parent(
-        self, slack: _Clients, channel: str, plan: DigestPlan, count: int, subscription_id: int, digest_id: int
+        self,
+        slack: _Clients,
+        channel: str,
+        plan: DigestPlan,
+        count: int,
+        subscription_id: int,
+        digest_id: int,
+        keep: Callable[[], None],
     ) -> str:
         title = headline(plan.profile, count, plan)
         message = blocks.message("digest_parent", plan=plan, headline=title, count=count)
@@ -221,7 +228,7 @@ class SlackDeliverer:
             ts = self._find_parent(slack.reader, channel, subscription_id, digest_id, sent_at)
             return (ts, channel) if ts else None
 
-        ts, answered_channel = self._post_reconciled(slack.poster, channel, message, find, metadata=metadata)
+        ts, answered_channel = self._post_reconciled(slack.poster, channel, message, find, keep, metadata=metadata)
         self._adopt_parent(digest_id, ts, answered_channel)
         return ts
 
@@ -236,7 +243,9 @@ class SlackDeliverer:
         message = blocks.message("digest_parent", plan=plan, headline=title, count=total)
         try:
             self._call(channel, lambda: client.chat_update(channel=channel, ts=ts, **message))
-        except SlackApiError as exc:
+        except PermanentError as exc:  # the next post decides whether the channel is gone
+            log.info("could not update digest header %s: %s", ts, exc.error)
+        except (SlackApiError, SlackClientError, OSError) as exc:
             log.info("could not update digest header %s: %s", ts, _error_text(exc))
 
     def _post_item(
@@ -248,6 +257,7 @@ class SlackDeliverer:
         preprint_id: int,
         subscription_id: int,
         profile_id: int,
+        keep: Callable[[], None],
     ) -> str:
         context = {"item": item, "preprint_id": preprint_id, "vote": f"{profile_id}:{preprint_id}"}
         message = blocks.message("digest_item", **context)
@@ -263,17 +273,27 @@ class SlackDeliverer:
                 return None
             return (posted[preprint_id], channel) if preprint_id in posted else None
 
-        ts, _ = self._post_reconciled(slack.poster, channel, message, find, metadata=metadata, thread_ts=parent_ts)
+        ts, _ = self._post_reconciled(
+            slack.poster, channel, message, find, keep, metadata=metadata, thread_ts=parent_ts
+        )
         return ts
 
     def _post_reconciled(
-        self, client: WebClient, channel: str, message: dict, find: Callable[[], tuple[str, str] | None], **extra
+        self,
+        client: WebClient,
+        channel: str,
+        message: dict,
+        find: Callable[[], tuple[str, str] | None],
+        keep: Callable[[], None],
+        **extra,
     ) -> tuple[str, str]:
         """(ts, channel) of a message Slack holds. When the answer is lost or ambiguous (a
         5xx, a timeout, a dropped connection: Slack may have posted it), look for the
-        message before posting it again; `find` reads it back by its metadata."""
+        message before posting it again; `find` reads it back by its metadata. The claim is
+        renewed before every attempt, so a slow Slack cannot outlast it unnoticed."""
         attempts = SERVER_RETRIES + 1
         for attempt in range(attempts):
+            keep()
             try:
                 response = self._post(client, channel, message, **extra)
                 return response["ts"], response.get("channel") or channel
@@ -282,12 +302,13 @@ class SlackDeliverer:
             except (SlackApiError, SlackClientError, OSError) as exc:
                 if not _ambiguous(exc):
                     raise
+                # Slack may still be finishing a post it took: wait before looking for it.
+                self._sleep(self.settings.slack_retry_backoff * 2**attempt)
                 log.info("Slack's answer was lost (%s); checking whether it posted", _error_text(exc))
                 if found := find():
                     return found
                 if attempt == attempts - 1:
                     raise
-                self._sleep(self.settings.slack_retry_backoff * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, client: WebClient, channel: str, message: dict, **extra) -> dict:
@@ -364,8 +385,11 @@ class SlackDeliverer:
                 cursor = (response.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
                     return messages
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            log.info("cannot read back %s (%s); the ledger decides", args.get("channel"), _error_text(exc))
+        except SlackApiError as exc:
+            error = exc.response.get("error", "") if exc.response is not None else ""
+            if error not in UNREADABLE:
+                raise  # a 5xx or a rate limit that outlasted the retries: resume later, do not guess
+            log.info("cannot read back %s (%s); the ledger decides", args.get("channel"), error)
             return None
 
     # -- pausing -------------------------------------------------------------------------
@@ -400,9 +424,16 @@ REASONS = {
     "account_inactive": "the app's account is inactive",
     "invalid_auth": "the app's token is not valid",
     "no_installation": "the app is not installed in this workspace",
+    "restricted_action": "the workspace does not let the app post in this channel",
+    "restricted_action_read_only_channel": "the channel is read-only for the app",
+    "restricted_action_thread_only_channel": "the channel takes only replies in threads",
+    "restricted_action_non_threadable_channel": "the channel does not allow threads",
 }
 
 
+# Reads the app may never be allowed (a public channel it posts to without being a member,
+# an install without the history scopes): the ledger decides, and nothing is paused.
+UNREADABLE = frozenset({"not_in_channel", "missing_scope", "channel_not_found", "thread_not_found"})
 # Slack's own errors after which a message may or may not have been posted.
 AMBIGUOUS = frozenset({"internal_error", "fatal_error", "request_timeout", "service_unavailable"})
 # Slack's clock and ours may differ a little; look a bit further back for a lost parent.
