@@ -416,3 +416,41 @@ def test_feeds_and_status_show_a_feed_with_warnings(scout, server):
 def test_parse_feed_names_a_skipped_entry():
     parsed = parse_feed(rss([Item(link="https://example.org/empty"), good_item(1)]), "https://example.org/f")
     assert len(parsed.items) == 1 and parsed.warnings == ("skipped entry 1: no title or abstract",)
+
+
+def _refuse_titled(db, title: str) -> None:
+    """The database itself refuses rows with this title (a trigger): the far side failing."""
+    with db.engine.begin() as conn:
+        if db.url.startswith("sqlite"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON preprints WHEN NEW.title = '{title}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.title = '{title}' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END "
+                "$$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON preprints FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+
+
+def test_an_item_the_database_refused_comes_back_at_the_next_poll(db, server, settings):
+    """A refused item is skipped with a warning, and the feed's ETag is not kept: a 304 at
+    the next poll would never bring that item back."""
+    _refuse_titled(db, "Refused once")
+    items = [good_item(1), Item(title="Refused once", description="An abstract.", link="https://example.org/r")]
+    server.route("/feed.rss", body=rss(items), headers=RSS_HEADERS, etag='"v1"')
+    with db.session() as session:
+        add_feed(session, server.url + "/feed.rss", settings)
+    report = poll_all(db, settings)
+    assert report.new == 1 and any("Refused once" in w and "refused" in w for w in report.feeds[0].warnings)
+    with db.session() as session:
+        assert session.scalars(select(Feed)).one().etag is None
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse" + ("" if db.url.startswith("sqlite") else " ON preprints"))
+    assert poll_all(db, settings).new == 1 and count(db) == 2  # fetched whole again, stored now
+    with db.session() as session:
+        assert session.scalars(select(Feed)).one().etag == '"v1"'

@@ -228,10 +228,17 @@ def _store_outcome(
     try:
         with db.session() as session:
             feed = session.get(Feed, feed_id)
+            if feed is None:  # removed while it was being fetched
+                return FeedResult(name, ok=True, not_modified=True)
             if parsed is not None:
                 result.warnings = list(parsed.warnings)
-                result.new, result.updated = store_items(session, feed, parsed.items, result.warnings)
-                feed.etag, feed.last_modified = fetched.etag, fetched.last_modified
+                refused: list[str] = []
+                result.new, result.updated = store_items(session, feed, parsed.items, refused)
+                result.warnings += refused
+                if not refused:
+                    # With an item refused, keep the old validators: the next poll must get the
+                    # whole feed again (a 304 would never bring that item back).
+                    feed.etag, feed.last_modified = fetched.etag, fetched.last_modified
                 feed.items_seen += result.new
                 feed.last_warning = "; ".join(result.warnings)[:2000] or None
             now = utcnow()
@@ -249,6 +256,8 @@ def _store_outcome(
 def _record_failure(db: Database, feed_id: int, message: str) -> None:
     with db.session() as session:
         feed = session.get(Feed, feed_id)
+        if feed is None:  # removed while it was being fetched
+            return
         now = utcnow()
         feed.last_polled_at = feed.last_error_at = now
         feed.last_error = message[:2000]
@@ -271,10 +280,9 @@ def store_items(
         try:
             with session.begin_nested():
                 outcome = _store_item(session, feed, item)
-        except IntegrityError:
-            # Stored meanwhile by someone else (a backfill, another process): nothing new.
-            continue
         except Exception as exc:
+            if isinstance(exc, IntegrityError) and _stored(session, item):
+                continue  # stored meanwhile by someone else (a backfill, another process): nothing new
             reason = one_line(str(exc)).split(" [SQL:")[0][:200]
             note = f'skipped "{item.title[:60]}" ({item.identifier[:80]}): the database refused it: {reason}'
             log.warning(note)
@@ -284,6 +292,11 @@ def store_items(
         new += outcome == "new"
         updated += outcome == "updated"
     return new, updated
+
+
+def _stored(session: Session, item: FeedItem) -> bool:
+    found = select(Preprint.id).where(Preprint.server == item.server, Preprint.identifier == item.identifier)
+    return session.scalar(found) is not None
 
 
 def _store_item(session: Session, feed: Feed | None, item: FeedItem) -> str | None:
