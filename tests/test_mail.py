@@ -235,6 +235,21 @@ def test_refused_recipient_is_paused_and_not_retried(seeded, smtp, database_url)
     assert smtp.rcpt_attempts.count("gone@example.org") == attempts  # never tried again
 
 
+def test_a_relay_refusal_pauses_nobody_and_the_rest_of_the_run_waits(seeded, smtp, database_url):
+    """'554 5.7.1 Relay access denied' at RCPT is about the server's policy, not the address:
+    every address would meet it, so none is paused; all are retried later."""
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    subs = [follow(db, f"editor{i}@example.org", "PLOS Genetics", NOW) for i in range(3)]
+    for i in range(3):
+        smtp.refuse(f"editor{i}@example.org", "554 5.7.1 Relay access denied")
+    outcomes = run(db, settings)
+    assert [o.paused for o in outcomes] == [False] * 3 and all("relay" in o.error for o in outcomes)
+    assert smtp.rcpt_attempts == ["editor0@example.org"]  # the rest of the run waits
+    assert [subscription(db, s).status for s in subs] == ["active"] * 3
+    with db.session() as session:
+        assert session.scalar(select(func.count(Delivery.id))) == 0
+
+
 def test_server_down_fails_and_retries_with_backoff(seeded, smtp, database_url):
     db = seeded
     down = mail_settings(database_url, closed_port_url())

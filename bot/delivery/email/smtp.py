@@ -249,8 +249,16 @@ class SmtpClient:
         # reconnect next time and let the rest of the run wait.
         if code == 421:
             self._drop()
-        if 500 <= code < 600:
+        if 500 <= code < 600 and not (refused is RecipientRefused and _about_the_server(reply)):
             return refused(code, _text(reply))
+        if 500 <= code < 600:
+            # "5.7.1 Relay access denied" and other policy refusals say nothing about this
+            # address: every address would meet it, so none is paused and the run waits.
+            return TemporaryMailError(
+                f"the mail server refused to relay to {what.rsplit(' ', 1)[-1]}: {code} {_text(reply)}; "
+                "check SMTP_URL's credentials and the relay's policy",
+                server_down=True,
+            )
         return TemporaryMailError(f"{what}: {code} {_text(reply)}", server_down=code == 421)
 
     def _reset(self) -> None:
@@ -269,6 +277,14 @@ def wire_bytes(message: EmailMessage, utf8: bool = False) -> bytes:
     generator_policy = message.policy.clone(utf8=True) if utf8 else message.policy
     BytesGenerator(buffer, policy=generator_policy).flatten(message, linesep="\r\n")
     return buffer.getvalue()
+
+
+def _about_the_server(reply: bytes | str) -> bool:
+    """A 5xx at RCPT whose enhanced status (RFC 3463) is not about the address (X.1 addressing,
+    X.2 mailbox, X.6 content such as SMTPUTF8) but about policy or the system: relaying
+    denied, authentication needed. Without an enhanced status, the address is blamed."""
+    parts = _text(reply).split(" ", 1)[0].split(".")
+    return len(parts) == 3 and parts[0] == "5" and parts[1] in ("3", "4", "5", "7")
 
 
 def _text(reply: bytes | str) -> str:
