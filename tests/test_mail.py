@@ -760,3 +760,37 @@ def test_two_senders_at_once_send_one_email(db, smtp, database_url, scoring_ctx)
         digests = list(s.scalars(select(Digest)))
         assert [d.status for d in digests] == ["done", "done"]  # one digest per subscription, no second attempt
         assert s.scalar(select(func.count(Delivery.id))) == sum(d.items for d in digests) > 0
+
+
+def _database_refuses_deliveries(db, refuse: bool) -> None:
+    """The database refuses ledger rows (a trigger): it fails right after the server took a message."""
+    with db.engine.begin() as conn:
+        if not refuse:
+            conn.exec_driver_sql("DROP TRIGGER refuse" + ("" if db.url.startswith("sqlite") else " ON deliveries"))
+        elif db.url.startswith("sqlite"):
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+
+
+def test_a_ledger_that_fails_after_the_server_took_the_message_resends_with_its_message_id(seeded, smtp, database_url):
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    sub = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    _database_refuses_deliveries(db, True)
+    [outcome] = run(db, settings)
+    assert outcome.error and "recording it failed" in outcome.error and not outcome.paused
+    _database_refuses_deliveries(db, False)
+    run(db, settings, when=LATER + timedelta(hours=1), force=True)
+    assert len(smtp.messages) == 2
+    first, again = (m.message["Message-ID"] for m in smtp.messages)
+    assert first == again  # the receiving side can tell it is the same message
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id)).where(Delivery.subscription_id == sub)) == 4

@@ -182,7 +182,15 @@ class EmailDeliverer:
     def _send(self, client: SmtpClient, batch: _Batch, now: datetime) -> None:
         message = build_digest_message(self.settings, batch.email, batch.sections, now, batch.message_id)
         client.send(message, sender(self.settings)[1], batch.email)
-        self._record_sent(batch.sections, batch.digest_ids, now)
+        try:
+            self._record_sent(batch.sections, batch.digest_ids, now)
+        except Exception as exc:  # the server has it: a resend must carry the same Message-ID
+            log.exception("the server took the digest for %s, but recording it failed", batch.email)
+            raise TemporaryMailError(
+                f"the mail server took the message, but recording it failed ({type(exc).__name__}); "
+                "the next run resends it with the same Message-ID",
+                maybe_sent=True,
+            ) from exc
 
     def _record_sent(self, sections: list[Section], digest_ids: dict[int, int], now: datetime) -> None:
         """The server accepted the message: ledger rows, digests and schedules in one transaction."""
