@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check bot scoring tests benchmarks scripts
+	$(BIN)/ruff format --check bot scoring tests benchmarks scripts
 
 bench-quality: install
 	$(BIN)/scout evaluate --data ../shared/data/labeled/biorxiv_journals_dev.jsonl --folds 5

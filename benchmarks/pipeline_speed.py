@@ -71,9 +71,17 @@ def split(rows: list[dict], profiles: int, papers: int) -> tuple[dict[str, list[
 
 def item(row: dict) -> FeedItem:
     return FeedItem(
-        server="arxiv", identifier=row["id"], version=1, title=row["title"], abstract=row["summary"],
-        authors=tuple(row["authors"]), category=row["categories"][0], posted=date.fromisoformat(row["day"]),
-        url=row["abs"], doi=None, announce_type="new",
+        server="arxiv",
+        identifier=row["id"],
+        version=1,
+        title=row["title"],
+        abstract=row["summary"],
+        authors=tuple(row["authors"]),
+        category=row["categories"][0],
+        posted=date.fromisoformat(row["day"]),
+        url=row["abs"],
+        doi=None,
+        announce_type="new",
     )
 
 
@@ -145,8 +153,11 @@ def main() -> None:
         store_items(session, None, [item(r) for r in old])
     ctx = ScoringContext(BUNDLED_MODEL, lambda: embedder, background_size=2000)
     with db.session() as session:  # fill the embedding cache first, so the timings below are scoring alone
-        texts = {content_hash(r["title"], r["summary"]): document(r["title"], r["summary"])
-                 for rows in [*refs.values(), window] for r in rows}
+        texts = {
+            content_hash(r["title"], r["summary"]): document(r["title"], r["summary"])
+            for rows in [*refs.values(), window]
+            for r in rows
+        }
         before = time.perf_counter()
         ensure_vectors(session, lambda: embedder, BUNDLED_MODEL, texts)
         print(f"embedding cache filled in {time.perf_counter() - before:.1f} s", flush=True)
@@ -172,8 +183,9 @@ def main() -> None:
             start = time.perf_counter()
             rank_profile(session, ctx, profile, days=90, top=20, until=date(2026, 5, 16))
             rank_times.append(time.perf_counter() - start)
-    results.append(("rank (90-day window, top 20, with reasons; median of 5 after a warm-up)",
-                    statistics.median(rank_times[1:])))
+    results.append(
+        ("rank (90-day window, top 20, with reasons; median of 5 after a warm-up)", statistics.median(rank_times[1:]))
+    )
     print(f"{results[-1][0]}: {results[-1][1]:.2f} s", flush=True)
     db.dispose()
 
@@ -186,16 +198,24 @@ def main() -> None:
 
     print("\n| measure | value |\n| --- | --- |")
     print(f"| embedding (bundled all-MiniLM-L6-v2, 2 cores) | {rate:.1f} abstracts/s |")
-    print(f"| catalog | {len(refs)} profiles x {args.papers} papers, {report.scored} + {len(new)} preprints, "
-          f"{rows} score rows, ECE {report.ece:.3f} |")
+    print(
+        f"| catalog | {len(refs)} profiles x {args.papers} papers, {report.scored} + {len(new)} preprints, "
+        f"{rows} score rows, ECE {report.ece:.3f} |"
+    )
     for label, seconds in results[1:]:
         print(f"| {label} | {seconds:.2f} s |")
-    print(f"| `scout rank` process (scores stored, vectors cached): wall time / peak memory | "
-          f"{rank_s:.1f} s / {rank_mb:.0f} MB |")
-    print(f"| `scout scheduler --once` process (nothing new to embed): wall time / peak memory | "
-          f"{clock_s:.1f} s / {clock_mb:.0f} MB |")
-    print(f"| `scout match --text` process (loads the model): wall time / peak memory | "
-          f"{model_s:.1f} s / {model_mb:.0f} MB |")
+    print(
+        f"| `scout rank` process (scores stored, vectors cached): wall time / peak memory | "
+        f"{rank_s:.1f} s / {rank_mb:.0f} MB |"
+    )
+    print(
+        f"| `scout scheduler --once` process (nothing new to embed): wall time / peak memory | "
+        f"{clock_s:.1f} s / {clock_mb:.0f} MB |"
+    )
+    print(
+        f"| `scout match --text` process (loads the model): wall time / peak memory | "
+        f"{model_s:.1f} s / {model_mb:.0f} MB |"
+    )
     own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| this benchmark process peak memory | {own_mb:.0f} MB |")
     shutil.rmtree(work, ignore_errors=True)

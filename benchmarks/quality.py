@@ -33,17 +33,25 @@ def main() -> None:
     model = _configured_model()
     started = time.perf_counter()
     results, setup = run_evaluation(
-        read_labelled(args.data), None, args.folds,
-        _embedding_source(model, ROOT / ".cache" / "embeddings", Console(stderr=True)), args.methods, args.seed,
+        read_labelled(args.data),
+        None,
+        args.folds,
+        _embedding_source(model, ROOT / ".cache" / "embeddings", Console(stderr=True)),
+        args.methods,
+        args.seed,
     )
-    print(f"{setup['folds']}-fold cross-validation, {setup['papers']} papers, {setup['journals']} journals, "
-          f"model {model}, {time.perf_counter() - started:.0f} s\n")
+    print(
+        f"{setup['folds']}-fold cross-validation, {setup['papers']} papers, {setup['journals']} journals, "
+        f"model {model}, {time.perf_counter() - started:.0f} s\n"
+    )
     print("| method | acc@1 | acc@5 | acc@10 | MRR | ECE | MAP | P@10 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         q, d = r.ranking, r.retrieval
-        print(f"| {r.method}: {r.description} | {q.acc_at_1:.3f} | {q.acc_at_5:.3f} | {q.acc_at_10:.3f} | "
-              f"{q.mrr:.3f} | {q.ece:.3f} | {d.map:.3f} | {d.precision_at_10:.3f} |")
+        print(
+            f"| {r.method}: {r.description} | {q.acc_at_1:.3f} | {q.acc_at_5:.3f} | {q.acc_at_10:.3f} | "
+            f"{q.mrr:.3f} | {q.ece:.3f} | {d.map:.3f} | {d.precision_at_10:.3f} |"
+        )
     buckets = results[0].by_size if results else ()
     if buckets:
         print("\nMRR / acc@10 by papers in the true journal's profile (test preprints in each column):\n")

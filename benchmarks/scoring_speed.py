@@ -58,8 +58,12 @@ def main() -> None:
     background = unit(rng.standard_normal((args.background, DIM)))
     texts = abstracts()
     catalog = Catalog(
-        tuple(f"p{i}" for i in range(args.profiles)), refs, labels, background,
-        lexical=words(texts, len(refs), 0), background_lexical=words(texts, args.background, len(refs)),
+        tuple(f"p{i}" for i in range(args.profiles)),
+        refs,
+        labels,
+        background,
+        lexical=words(texts, len(refs), 0),
+        background_lexical=words(texts, args.background, len(refs)),
     )
     print(f"catalog: {args.profiles} profiles x {args.papers} papers + {args.background} background, dim {DIM}")
     start = time.perf_counter()
@@ -75,8 +79,10 @@ def main() -> None:
             probs = scorer.predict_proba(x, lexical=lexical_features(query_texts))
             times.append(time.perf_counter() - start)
         assert np.allclose(probs.sum(axis=1), 1.0)
-        print(f"score {n:>6} preprints: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
-              f"({n / min(times):,.0f} preprints/s)")
+        print(
+            f"score {n:>6} preprints: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
+            f"({n / min(times):,.0f} preprints/s)"
+        )
     print(f"stored model (one scoring run's blob): {len(scorer.to_bytes()) / 1e6:.1f} MB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: {peak:.0f} MB")

@@ -47,9 +47,7 @@ def collect(db: Database, window_days: int, now: datetime) -> dict:
         }
     clock = active_clock(db, now)
     data["clock"] = (
-        {"active": clock.holder, "lease_until": iso(clock.lease_until), "next_runs": clock.next_runs}
-        if clock
-        else None
+        {"active": clock.holder, "lease_until": iso(clock.lease_until), "next_runs": clock.next_runs} if clock else None
     )
     return data
 

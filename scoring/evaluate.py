@@ -143,8 +143,16 @@ def evaluate(
             map=float(np.mean(aps[name])) if aps[name] else float("nan"),
             precision_at_10=float(np.mean(pks[name])) if pks[name] else float("nan"),
         )
-        results.append(MethodResult(name, DESCRIPTIONS.get(name, name), rows[name].summary(), retrieval,
-                                    seconds[name], tuple(rows[name].by_size())))
+        results.append(
+            MethodResult(
+                name,
+                DESCRIPTIONS.get(name, name),
+                rows[name].summary(),
+                retrieval,
+                seconds[name],
+                tuple(rows[name].by_size()),
+            )
+        )
     return results
 
 

@@ -150,8 +150,9 @@ class RankingRows:
             mask = (sizes >= low) & ((sizes <= high) if high is not None else True)
             n = int(mask.sum())
             nan = float("nan")
-            out.append(SizeQuality(low, high, n, float(hit[mask].mean()) if n else nan,
-                                   float(rr[mask].mean()) if n else nan))
+            out.append(
+                SizeQuality(low, high, n, float(hit[mask].mean()) if n else nan, float(rr[mask].mean()) if n else nan)
+            )
         return out
 
     def summary(self) -> RankingQuality:

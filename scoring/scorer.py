@@ -70,8 +70,15 @@ MAX_CALIBRATION_POINTS = 3000
 # Channels were added at the end over time ("direction", then the word and hubness ones):
 # a blob fitted before one holds fewer weights and loads with zeros for the rest.
 CHANNELS = (
-    "classifier", "kernel", "centroid", "log_count", "subject", "direction",
-    "word_kernel", "word_nearest", "hub_kernel",
+    "classifier",
+    "kernel",
+    "centroid",
+    "log_count",
+    "subject",
+    "direction",
+    "word_kernel",
+    "word_nearest",
+    "hub_kernel",
 )
 MIN_BLEND_PAPERS = 100  # reference papers needed before the blend's weights mean anything
 L2_GRID = (1e-4, 3e-4, 1e-3)  # classifier penalty, chosen by cross-fitted likelihood
@@ -225,8 +232,15 @@ class Blend:
         for name in ("word_basis", "word_rows", "hub"):
             if getattr(self, name) is not None:
                 optional[name] = getattr(self, name)
-        np.savez(buf, weights=self.weights, lr_weights=self.lr_weights, lr_bias=self.lr_bias,
-                 tau=np.array(self.tau), lexical_dim=np.array(self.lexical_dim), **optional)
+        np.savez(
+            buf,
+            weights=self.weights,
+            lr_weights=self.lr_weights,
+            lr_bias=self.lr_bias,
+            tau=np.array(self.tau),
+            lexical_dim=np.array(self.lexical_dim),
+            **optional,
+        )
         return buf.getvalue()
 
     @staticmethod
@@ -380,8 +394,10 @@ def _fit_kde(catalog: Catalog, taus: tuple[float, ...], seed: int) -> Scorer:
     best: Calibration | None = None
     for tau in taus:
         log_dens = np.vstack(
-            [_class_log_density(catalog, x[i : i + CHUNK], tau, None, self_cols[i : i + CHUNK], y[i : i + CHUNK])
-             for i in range(0, len(x), CHUNK)]
+            [
+                _class_log_density(catalog, x[i : i + CHUNK], tau, None, self_cols[i : i + CHUNK], y[i : i + CHUNK])
+                for i in range(0, len(x), CHUNK)
+            ]
         ) + _log_priors(catalog)
         temperature = _fit_temperature(log_dens, y)
         probs = _softmax(log_dens / temperature)
@@ -435,8 +451,22 @@ class _Index:
         def sorted_rows(rows: np.ndarray | None) -> np.ndarray | None:
             return None if rows is None else np.ascontiguousarray(np.asarray(rows, dtype=np.float32)[sort])
 
-        return _Index(np.ascontiguousarray(x[sort]), order, starts, y, counts, sums, (sums * sums).sum(axis=1),
-                      subject_counts, share, subj, x, s, sorted_rows(word_rows), sorted_rows(hub))
+        return _Index(
+            np.ascontiguousarray(x[sort]),
+            order,
+            starts,
+            y,
+            counts,
+            sums,
+            (sums * sums).sum(axis=1),
+            subject_counts,
+            share,
+            subj,
+            x,
+            s,
+            sorted_rows(word_rows),
+            sorted_rows(hub),
+        )
 
 
 def _subject_rows(subj: np.ndarray | None, n: int, s: int) -> np.ndarray:
@@ -667,8 +697,15 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         weights = np.zeros(len(CHANNELS))
         weights[CHANNELS.index("kernel")] = 1.0
         blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds, **words_and_hubs)
-        cal = Calibration(DEFAULT_TAU, 1.0, float("nan"), float("nan"), 0,
-                          tuple(zip(CHANNELS, weights.tolist(), strict=True)), best_l2)
+        cal = Calibration(
+            DEFAULT_TAU,
+            1.0,
+            float("nan"),
+            float("nan"),
+            0,
+            tuple(zip(CHANNELS, weights.tolist(), strict=True)),
+            best_l2,
+        )
         return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend)
 
     feats, valid = [], []
@@ -684,8 +721,13 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     probs = _softmax(logit)
     nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(sample)), y[sample]], 1e-12, None))))
     cal = Calibration(
-        DEFAULT_TAU, 1.0, expected_calibration_error(probs, y[sample]), nll, len(sample),
-        tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)), best_l2,
+        DEFAULT_TAU,
+        1.0,
+        expected_calibration_error(probs, y[sample]),
+        nll,
+        len(sample),
+        tuple(zip(CHANNELS, [float(v) for v in weights], strict=True)),
+        best_l2,
     )
     blend = Blend(weights, lr_w, lr_b, lexical_dim=catalog.lexical_dim, **folds, **words_and_hubs)
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
@@ -816,6 +858,7 @@ def _heldout_sample(catalog: Catalog, seed: int) -> tuple[np.ndarray, np.ndarray
 
 def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """Golden-section search on log T for the lowest held-out negative log-likelihood."""
+
     def nll(log_t: float) -> float:
         z = logits / np.exp(log_t)
         z = z - _logsumexp(z)[:, None]

@@ -15,9 +15,7 @@ KINDS = ("top", "min", "lift")
 DEFAULT = "top 1%"
 USAGE = '"top 1%" (share of the window), "min 5%" (match score) or "lift 100" (times the average)'
 
-_PATTERN = re.compile(
-    r"^\s*(?P<kind>top|min|lift)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>%|x)?\s*$", re.IGNORECASE
-)
+_PATTERN = re.compile(r"^\s*(?P<kind>top|min|lift)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>%|x)?\s*$", re.IGNORECASE)
 
 
 class ThresholdError(InputError):

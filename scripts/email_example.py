@@ -64,8 +64,9 @@ def send_digest(now: datetime) -> None:
     settings = Settings()
     db = Database(settings.database_url)
     for profile in FOLLOWED:
-        subscribe_email(db, settings, "editor@example.org", profile, Options(threshold="top 3%"), verified=True,
-                        now=now)
+        subscribe_email(
+            db, settings, "editor@example.org", profile, Options(threshold="top 3%"), verified=True, now=now
+        )
     deliverer = make_email_deliverer(settings, db, scoring_context(settings))
     outcomes = run_due_digests(db, [deliverer], now=now, force=True)
     failed = [o.error for o in outcomes if o.error]

@@ -333,9 +333,7 @@ def main(argv: list[str]) -> int:
     undated = sum(1 for r, _ in feed_items if not r.get("preprint_date"))
 
     def dump(name: str, obj: object) -> None:
-        (OUT / name).write_text(
-            json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        (OUT / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     dump("profiles.json", index)
     dump(

@@ -116,8 +116,11 @@ class SmtpServer:
                 return AuthResult(success=ok, handled=False)
 
             # aiosmtpd counts only STARTTLS as TLS for AUTH; over implicit TLS it must be told.
-            kwargs = {"authenticator": authenticator, "auth_require_tls": tls is not None and starttls,
-                      "auth_required": True}
+            kwargs = {
+                "authenticator": authenticator,
+                "auth_require_tls": tls is not None and starttls,
+                "auth_required": True,
+            }
         if tls is not None and starttls:
             kwargs.update(tls_context=tls.server_context(), require_starttls=True)
         elif tls is not None:

@@ -30,7 +30,6 @@ START, END = date(2026, 5, 1), date(2026, 5, 10)
 INTERVAL = f"{START}/{END}"
 
 
-
 def api_env(url: str) -> dict[str, str]:
     env = {
         name: url

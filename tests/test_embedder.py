@@ -11,10 +11,12 @@ OPENING = " ".join(f"Sentence {i} describes the cohort, the sequencing and the s
 
 def test_text_past_the_models_own_256_token_limit_changes_the_vector(embedder):
     assert len(embedder.model.tokenizer(OPENING)["input_ids"]) > 300
-    a, b = embedder.embed([
-        OPENING + " We conclude that the protein folds in the membrane.",
-        OPENING + " We conclude that songbirds learn their calls from their fathers.",
-    ])
+    a, b = embedder.embed(
+        [
+            OPENING + " We conclude that the protein folds in the membrane.",
+            OPENING + " We conclude that songbirds learn their calls from their fathers.",
+        ]
+    )
     assert float(a @ b) < 0.999
     assert embedder.model.max_seq_length == MAX_TOKENS
 

@@ -21,8 +21,9 @@ def _eval_cache(tmp_path_factory) -> Path:
 
 
 def test_cross_validation_json_on_a_tiny_file(_eval_cache, capsys):
-    code = evaluate_command(data=TINY, folds=3, as_json=True, methods="scout,prior,centroid,knn_lr",
-                            model=MODEL, cache_dir=_eval_cache)
+    code = evaluate_command(
+        data=TINY, folds=3, as_json=True, methods="scout,prior,centroid,knn_lr", model=MODEL, cache_dir=_eval_cache
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["setup"]["journals"] == 3 and out["setup"]["papers"] == 21
@@ -47,8 +48,9 @@ def test_train_test_table_and_cache_reuse(_eval_cache, tmp_path, capsys):
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text("\n".join(rows[:15]) + "\n")
     test.write_text("\n".join(rows[15:]) + "\n")
-    code = evaluate_command(train=train, test=test, methods="scout,tfidf_svm,zotero", model=MODEL,
-                            cache_dir=_eval_cache)
+    code = evaluate_command(
+        train=train, test=test, methods="scout,tfidf_svm,zotero", model=MODEL, cache_dir=_eval_cache
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "train/test" in out and "tfidf_svm" in out and "MRR" in out
@@ -84,8 +86,10 @@ def test_bad_input_gets_a_clear_message(kwargs, message, capsys, tmp_path):
 
 def test_reader_skips_lines_without_journal_or_text(tmp_path):
     path = tmp_path / "x.jsonl"
-    path.write_text('{"title": "T", "abstract": null, "journal": "J", "category": "None"}\n'
-                    '{"title": null, "abstract": null, "journal": "J"}\n\n'
-                    '{"title": "U", "abstract": "A", "journal": ""}\n')
+    path.write_text(
+        '{"title": "T", "abstract": null, "journal": "J", "category": "None"}\n'
+        '{"title": null, "abstract": null, "journal": "J"}\n\n'
+        '{"title": "U", "abstract": "A", "journal": ""}\n'
+    )
     papers = read_labelled(path)
     assert len(papers) == 1 and papers[0].category is None and papers[0].journal == "j"

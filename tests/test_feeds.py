@@ -88,39 +88,31 @@ def test_biorxiv_new_doi_prefix() -> None:
 
 
 def test_biorxiv_html_stripped_from_title_and_abstract() -> None:
-    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)[
-        "10.1101/2026.04.29.590412"
-    ]
-    assert item.title == (
-        "Dopamine release in Drosophila mushroom bodies tracks reward & punishment prediction"
-    )
+    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)["10.1101/2026.04.29.590412"]
+    assert item.title == ("Dopamine release in Drosophila mushroom bodies tracks reward & punishment prediction")
     assert "<" not in item.abstract and "&" not in item.abstract
     assert "(GRABDA)" in item.abstract and "γ lobe" in item.abstract
     assert item.authors == ("de la Cruz, M. A.", "O'Neill, R.", "Wang, X.-Y.")
 
 
 def test_biorxiv_paragraphs_become_spaces() -> None:
-    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)[
-        "10.64898/2026.05.02.601877"
-    ]
+    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)["10.64898/2026.05.02.601877"]
     assert "heart rate. Responses scaled" in item.abstract
 
 
 def test_channel_mention_kept_as_literal_text() -> None:
-    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)[
-        "10.1101/2026.04.30.590955"
-    ]
+    item = by_id(parse_feed(fixture("biorxiv_neuroscience.rdf"), BIORXIV_URL).items)["10.1101/2026.04.30.590955"]
     # Escaping for Slack happens at delivery; here the title must keep what the feed said.
-    assert item.title == (
-        "Attention please: <!channel> cells in the superior colliculus gate orienting"
-    )
+    assert item.title == ("Attention please: <!channel> cells in the superior colliculus gate orienting")
     assert item.authors == ("Nguyen, T. H.",)
 
 
 def test_channel_mention_survives_in_an_html_title() -> None:
     feed = parse_feed(
-        rss("<item><title>&lt;i&gt;Mus&lt;/i&gt; &lt;!channel&gt; &amp; a &lt; b</title>"
-            "<link>https://journal.example/1</link></item>"),
+        rss(
+            "<item><title>&lt;i&gt;Mus&lt;/i&gt; &lt;!channel&gt; &amp; a &lt; b</title>"
+            "<link>https://journal.example/1</link></item>"
+        ),
         "https://journal.example/feed",
     )
     assert feed.items[0].title == "Mus <!channel> & a < b"
@@ -135,7 +127,10 @@ def test_medrxiv_items() -> None:
     assert {item.server for item in feed.items} == {"medrxiv"}
     first = items["10.1101/2026.04.28.26351234"]
     assert first.authors == (
-        "Haddad, L.", "Kowalski, P. M.", "Osei, K. A.-B.", "Fernández-García, I.",
+        "Haddad, L.",
+        "Kowalski, P. M.",
+        "Osei, K. A.-B.",
+        "Fernández-García, I.",
     )
     assert first.category == "Epidemiology"
     assert items["10.1101/2026.04.30.26351702"].version == 3
@@ -174,9 +169,7 @@ def test_arxiv_items(name: str) -> None:
 
 
 def test_arxiv_replace_cross_and_inline_markup() -> None:
-    item = by_id(parse_feed(fixture("arxiv_cs_lg.rss"), "https://rss.arxiv.org/rss/cs.LG").items)[
-        "2602.09911"
-    ]
+    item = by_id(parse_feed(fixture("arxiv_cs_lg.rss"), "https://rss.arxiv.org/rss/cs.LG").items)["2602.09911"]
     assert (item.announce_type, item.version, item.category) == ("replace-cross", 2, "q-bio.BM")
     assert "with k-NN and fine-tuned heads" in item.abstract
 
@@ -209,9 +202,11 @@ def test_generic_atom_feed() -> None:
 
 def test_generic_identifier_falls_back_to_guid_then_link() -> None:
     feed = parse_feed(
-        rss("<item><title>With guid</title><guid isPermaLink='false'>post-17</guid>"
+        rss(
+            "<item><title>With guid</title><guid isPermaLink='false'>post-17</guid>"
             "<link>https://journal.example/a</link></item>"
-            "<item><title>Only a link</title><link>https://journal.example/b</link></item>"),
+            "<item><title>Only a link</title><link>https://journal.example/b</link></item>"
+        ),
         "https://journal.example/feed.rss",
     )
     assert [(i.server, i.identifier) for i in feed.items] == [
@@ -222,9 +217,11 @@ def test_generic_identifier_falls_back_to_guid_then_link() -> None:
 
 def test_item_link_names_the_server_in_a_mixed_feed() -> None:
     feed = parse_feed(
-        rss("<item><title>An arXiv paper</title><link>https://arxiv.org/abs/2605.00001v2</link>"
+        rss(
+            "<item><title>An arXiv paper</title><link>https://arxiv.org/abs/2605.00001v2</link>"
             "</item><item><title>A journal paper</title><link>https://journal.example/p</link>"
-            "</item>"),
+            "</item>"
+        ),
         "https://journal.example/feed.rss",
     )
     assert [(i.server, i.identifier, i.version) for i in feed.items] == [
@@ -235,8 +232,10 @@ def test_item_link_names_the_server_in_a_mixed_feed() -> None:
 
 def test_entry_without_title_or_abstract_is_skipped_with_warning() -> None:
     feed = parse_feed(
-        rss("<item><link>https://journal.example/empty</link></item>"
-            "<item><title>Kept</title><link>https://journal.example/kept</link></item>"),
+        rss(
+            "<item><link>https://journal.example/empty</link></item>"
+            "<item><title>Kept</title><link>https://journal.example/kept</link></item>"
+        ),
         "https://journal.example/feed.rss",
     )
     assert [item.title for item in feed.items] == ["Kept"]
@@ -306,9 +305,7 @@ def test_server_for() -> None:
     assert server_for("https://journals.plos.org/plosone/feed/atom") == "journals.plos.org"
     loop = "http://127.0.0.1:1234/feed"
     medrxiv_link = "https://www.medrxiv.org/content/10.1101/2026.04.28.26351234v1?rss=1"
-    assert server_for(loop, [medrxiv_link, medrxiv_link, "https://journal.example/1"]) == (
-        "medrxiv"
-    )
+    assert server_for(loop, [medrxiv_link, medrxiv_link, "https://journal.example/1"]) == ("medrxiv")
     assert server_for(loop, [medrxiv_link, "https://journal.example/1"]) == "127.0.0.1"
     assert server_for(loop, ["oai:arXiv.org:2605.01234v1"]) == "arxiv"
     assert server_for(loop, ["doi:10.64898/2026.05.02.601877"]) == "biorxiv"
@@ -321,20 +318,25 @@ def test_server_for() -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("biorxiv:neuroscience", (
-            "https://connect.biorxiv.org/biorxiv_xml.php?subject=neuroscience",
-            "bioRxiv neuroscience")),
-        ("bioRxiv: Plant Biology", (
-            "https://connect.biorxiv.org/biorxiv_xml.php?subject=plant_biology",
-            "bioRxiv plant biology")),
-        ("medrxiv:epidemiology", (
-            "https://connect.medrxiv.org/medrxiv_xml.php?subject=epidemiology",
-            "medRxiv epidemiology")),
+        (
+            "biorxiv:neuroscience",
+            ("https://connect.biorxiv.org/biorxiv_xml.php?subject=neuroscience", "bioRxiv neuroscience"),
+        ),
+        (
+            "bioRxiv: Plant Biology",
+            ("https://connect.biorxiv.org/biorxiv_xml.php?subject=plant_biology", "bioRxiv plant biology"),
+        ),
+        (
+            "medrxiv:epidemiology",
+            ("https://connect.medrxiv.org/medrxiv_xml.php?subject=epidemiology", "medRxiv epidemiology"),
+        ),
         ("arxiv:cs.LG", ("https://rss.arxiv.org/rss/cs.LG", "arXiv cs.LG")),
         ("arxiv:cs.LG+stat.ML", ("https://rss.arxiv.org/rss/cs.LG+stat.ML", "arXiv cs.LG+stat.ML")),
         ("arxiv:q-bio.NC", ("https://rss.arxiv.org/rss/q-bio.NC", "arXiv q-bio.NC")),
-        ("https://journals.plos.org/plosone/feed/atom", (
-            "https://journals.plos.org/plosone/feed/atom", "journals.plos.org/plosone/feed/atom")),
+        (
+            "https://journals.plos.org/plosone/feed/atom",
+            ("https://journals.plos.org/plosone/feed/atom", "journals.plos.org/plosone/feed/atom"),
+        ),
         ("  http://example.org/  ", ("http://example.org/", "example.org")),
     ],
 )
@@ -349,15 +351,23 @@ def test_expand_shortcut_custom_bases() -> None:
     assert expand_shortcut("medrxiv:all", medrxiv_base="http://127.0.0.1:6")[0] == (
         "http://127.0.0.1:6/medrxiv_xml.php?subject=all"
     )
-    assert expand_shortcut("arxiv:cs.AI", arxiv_base="http://127.0.0.1:7")[0] == (
-        "http://127.0.0.1:7/rss/cs.AI"
-    )
+    assert expand_shortcut("arxiv:cs.AI", arxiv_base="http://127.0.0.1:7")[0] == ("http://127.0.0.1:7/rss/cs.AI")
 
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "neuroscience", "pubmed:cancer", "biorxiv:", "arxiv:", "biorxiv:neuro/science",
-     "arxiv:cs.LG;rm", "ftp://example.org/feed", "https://", "biorxiv:a&b=c"],
+    [
+        "",
+        "neuroscience",
+        "pubmed:cancer",
+        "biorxiv:",
+        "arxiv:",
+        "biorxiv:neuro/science",
+        "arxiv:cs.LG;rm",
+        "ftp://example.org/feed",
+        "https://",
+        "biorxiv:a&b=c",
+    ],
 )
 def test_expand_shortcut_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="biorxiv:<subject>.*arxiv:<category>.*http"):
@@ -370,31 +380,35 @@ def test_expand_shortcut_rejects_bad_specs(spec: str) -> None:
 @pytest.mark.parametrize(
     ("value", "server", "expected"),
     [
-        ("Surname, I., Surname, I. J., van der Berg, A.", "biorxiv",
-         ("Surname, I.", "Surname, I. J.", "van der Berg, A.")),
+        (
+            "Surname, I., Surname, I. J., van der Berg, A.",
+            "biorxiv",
+            ("Surname, I.", "Surname, I. J.", "van der Berg, A."),
+        ),
         ("Wang, X., Li, Y., Ng, A. Y.", "biorxiv", ("Wang, X.", "Li, Y.", "Ng, A. Y.")),
-        ("Kim, I.J., Osei, K. A.-B., Smith, J., Jr., Doe, Ch.", "medrxiv",
-         ("Kim, I.J.", "Osei, K. A.-B.", "Smith, J., Jr.", "Doe, Ch.")),
+        (
+            "Kim, I.J., Osei, K. A.-B., Smith, J., Jr., Doe, Ch.",
+            "medrxiv",
+            ("Kim, I.J.", "Osei, K. A.-B.", "Smith, J., Jr.", "Doe, Ch."),
+        ),
         ("Smith, J. P, Doe, A", "biorxiv", ("Smith, J. P", "Doe, A")),
-        ("Pereira, A. C.; Santos, M.; Lima, J. R.", "biorxiv",
-         ("Pereira, A. C.", "Santos, M.", "Lima, J. R.")),
+        ("Pereira, A. C.; Santos, M.; Lima, J. R.", "biorxiv", ("Pereira, A. C.", "Santos, M.", "Lima, J. R.")),
         ("Name One, Name Two", "arxiv", ("Name One", "Name Two")),
-        ("Ada Lovelace, Alan Turing and Grace Hopper", "arxiv",
-         ("Ada Lovelace", "Alan Turing", "Grace Hopper")),
-        ("Ada Lovelace, Alan Turing, and Grace Hopper", "arxiv",
-         ("Ada Lovelace", "Alan Turing", "Grace Hopper")),
-        ("Ada Lovelace (Cambridge, UK), Alan Turing (NPL)", "arxiv",
-         ("Ada Lovelace", "Alan Turing")),
-        ('<a href="https://arxiv.org/a/one_n_1">Name One</a>, <a href="x">Name Two</a>',
-         "arxiv", ("Name One", "Name Two")),
+        ("Ada Lovelace, Alan Turing and Grace Hopper", "arxiv", ("Ada Lovelace", "Alan Turing", "Grace Hopper")),
+        ("Ada Lovelace, Alan Turing, and Grace Hopper", "arxiv", ("Ada Lovelace", "Alan Turing", "Grace Hopper")),
+        ("Ada Lovelace (Cambridge, UK), Alan Turing (NPL)", "arxiv", ("Ada Lovelace", "Alan Turing")),
+        (
+            '<a href="https://arxiv.org/a/one_n_1">Name One</a>, <a href="x">Name Two</a>',
+            "arxiv",
+            ("Name One", "Name Two"),
+        ),
         ("A. B. Smith; C. Jones", "journal.example", ("A. B. Smith", "C. Jones")),
         ("Smith, J., Doe, A., et al.", "biorxiv", ("Smith, J.", "Doe, A.")),
         ("  ", "biorxiv", ()),
         (None, "biorxiv", ()),
         ([], "arxiv", ()),
         ([{"name": "Okafor, C. N., Smith, J."}], "biorxiv", ("Okafor, C. N.", "Smith, J.")),
-        ([{"name": "Priya Raman"}, {"name": "Wei Zhang"}, {}], "arxiv",
-         ("Priya Raman", "Wei Zhang")),
+        ([{"name": "Priya Raman"}, {"name": "Wei Zhang"}, {}], "arxiv", ("Priya Raman", "Wei Zhang")),
         (["Smith, John", "Doe, Jane"], "journal.example", ("Smith, John", "Doe, Jane")),
     ],
 )
@@ -403,7 +417,6 @@ def test_parse_authors(value: object, server: str, expected: tuple[str, ...]) ->
 
 
 # --------------------------------------------------------------------------- fetching
-
 
 
 @pytest.fixture
@@ -417,8 +430,10 @@ def test_fetch_200_then_304_with_etag(server: LoopbackServer, client: httpx.Clie
     server.route(
         "/biorxiv_xml.php",
         body=body,
-        headers={"Content-Type": "application/rss+xml; charset=utf-8",
-                 "Last-Modified": "Tue, 05 May 2026 06:00:00 GMT"},
+        headers={
+            "Content-Type": "application/rss+xml; charset=utf-8",
+            "Last-Modified": "Tue, 05 May 2026 06:00:00 GMT",
+        },
         etag='"feed-v1"',
     )
     url = server.url + "/biorxiv_xml.php?subject=neuroscience"
@@ -453,9 +468,7 @@ def test_fetch_http_error(server: LoopbackServer, client: httpx.Client, status: 
         fetch_feed(client, server.url + "/feed")
 
 
-def test_fetch_redirect_not_followed_says_where(
-    server: LoopbackServer, client: httpx.Client
-) -> None:
+def test_fetch_redirect_not_followed_says_where(server: LoopbackServer, client: httpx.Client) -> None:
     server.route("/old", status=301, headers={"Location": "/new"})
     with pytest.raises(FeedError, match=r"HTTP 301 .*moved to /new"):
         fetch_feed(client, server.url + "/old")
@@ -491,8 +504,7 @@ def test_fetch_bad_url(client: httpx.Client) -> None:
 def test_loopback_query_routes_and_handler(server: LoopbackServer) -> None:
     server.route("/x", body="path only")
     server.route("/x?subject=a", body="subject a")
-    server.route("/api/echo", method="POST",
-                 handler=lambda req: (201, {"X-Echo": "1"}, req.body[::-1]))
+    server.route("/api/echo", method="POST", handler=lambda req: (201, {"X-Echo": "1"}, req.body[::-1]))
     assert httpx.get(server.url + "/x?subject=a").text == "subject a"
     assert httpx.get(server.url + "/x?subject=b").text == "path only"
     echoed = httpx.post(server.url + "/api/echo", content=b"abc")
@@ -519,8 +531,10 @@ def damaged_feeds(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(content=st.one_of(st.binary(max_size=2000), damaged_feeds()),
-       content_type=st.sampled_from([None, "application/rss+xml", "text/html", "text/xml"]))
+@given(
+    content=st.one_of(st.binary(max_size=2000), damaged_feeds()),
+    content_type=st.sampled_from([None, "application/rss+xml", "text/html", "text/xml"]),
+)
 def test_parse_feed_only_raises_feed_error(content: bytes, content_type: str | None) -> None:
     try:
         feed = parse_feed(content, "http://127.0.0.1:1/feed", content_type)

@@ -40,9 +40,12 @@ def twins():
     texts = [f"Paper {i} on {organisms[i // 60]} and growth signalling" for i in range(120)]
     background_texts = [f"Survey {i} of soil bacteria and climate" for i in range(80)]
     catalog = Catalog(
-        ("Fish journal", "Plant journal"), vectors, np.repeat(np.arange(2), 60),
+        ("Fish journal", "Plant journal"),
+        vectors,
+        np.repeat(np.arange(2), 60),
         background=unit(rng.standard_normal((80, DIM))),
-        lexical=lexical_features(texts), background_lexical=lexical_features(background_texts),
+        lexical=lexical_features(texts),
+        background_lexical=lexical_features(background_texts),
     )
     return rng, centre, catalog, fit(catalog)
 
@@ -70,13 +73,22 @@ def test_a_stored_model_scores_the_same_and_asks_for_word_features(twins):
 def test_a_blob_from_before_word_features_still_loads_and_scores():
     rng = np.random.default_rng(4)
     buffer = io.BytesIO()
-    np.savez(buffer, weights=np.ones(6), lr_weights=np.zeros((DIM, 3), np.float32), lr_bias=np.zeros(3, np.float32),
-             tau=np.array(0.05))
+    np.savez(
+        buffer,
+        weights=np.ones(6),
+        lr_weights=np.zeros((DIM, 3), np.float32),
+        lr_bias=np.zeros(3, np.float32),
+        tau=np.array(0.05),
+    )
     blend = Blend.from_bytes(buffer.getvalue())
     assert blend.lexical_dim == 0 and blend.word_basis is None and blend.hub is None
     assert blend.weights.tolist() == [1.0] * 6 + [0.0] * (len(CHANNELS) - 6)
-    catalog = Catalog(("A", "B"), unit(rng.standard_normal((10, DIM))), np.repeat(np.arange(2), 5),
-                      background=unit(rng.standard_normal((4, DIM))))
+    catalog = Catalog(
+        ("A", "B"),
+        unit(rng.standard_normal((10, DIM))),
+        np.repeat(np.arange(2), 5),
+        background=unit(rng.standard_normal((4, DIM))),
+    )
     probs = Scorer(catalog, blend=blend).predict_proba(unit(rng.standard_normal((3, DIM))))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
 
@@ -87,8 +99,9 @@ def test_the_word_space_counts_rare_shared_words_more_than_common_ones():
     texts += ["zebrafish fin regeneration growth", "zebrafish heart regeneration cells"]
     basis = fit_word_space(lexical_features(texts))
     assert basis is not None and basis.shape == (LEXICAL_DIM, len(texts) - 1)
-    rows = word_vectors(lexical_features(["zebrafish regeneration", "growth cells", "zebrafish regeneration",
-                                          "the of and"]), basis)
+    rows = word_vectors(
+        lexical_features(["zebrafish regeneration", "growth cells", "zebrafish regeneration", "the of and"]), basis
+    )
     np.testing.assert_allclose(np.linalg.norm(rows[:3], axis=1), 1.0, rtol=1e-5)
     assert not rows[3].any()  # nothing but stop words: no evidence, not a crash
     zebrafish = word_vectors(lexical_features(texts[-2:]), basis)
@@ -112,7 +125,10 @@ def test_small_profiles_are_found_by_their_words():
 
     names = [f"taxon{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40)]
     catalog = Catalog(
-        tuple(names), near(120), np.repeat(np.arange(40), 3), background=near(100),
+        tuple(names),
+        near(120),
+        np.repeat(np.arange(40), 3),
+        background=near(100),
         lexical=lexical_features([text(names[i // 3]) for i in range(120)]),
         background_lexical=lexical_features([text("") for _ in range(100)]),
     )
@@ -120,8 +136,12 @@ def test_small_profiles_are_found_by_their_words():
     weights = dict(scorer.calibration.weights)
     assert weights["word_kernel"] + weights["word_nearest"] > 0
     x, words = near(40), lexical_features([text(name) for name in names])
-    without = np.array([w if name not in ("word_kernel", "word_nearest") else 0.0
-                        for name, w in zip(CHANNELS, scorer.blend.weights, strict=True)])
+    without = np.array(
+        [
+            w if name not in ("word_kernel", "word_nearest") else 0.0
+            for name, w in zip(CHANNELS, scorer.blend.weights, strict=True)
+        ]
+    )
     blind = Scorer(catalog, blend=replace(scorer.blend, weights=without))
 
     def mean_rank(model: Scorer) -> float:
@@ -146,8 +166,14 @@ def test_background_preprints_are_not_sunk_by_a_classifier_that_learnt_them():
         return unit(rng.standard_normal((n, 2)) @ centres + 1.5 * rng.standard_normal((n, DIM)))
 
     background, background_words = mixed(100), lexical_features(texts(100))
-    catalog = Catalog(("A", "B"), refs, np.repeat(np.arange(2), 60), background=background,
-                      lexical=lexical_features(texts(120)), background_lexical=background_words)
+    catalog = Catalog(
+        ("A", "B"),
+        refs,
+        np.repeat(np.arange(2), 60),
+        background=background,
+        lexical=lexical_features(texts(120)),
+        background_lexical=background_words,
+    )
     scorer = fit(catalog)
     learnt = Scorer(catalog, blend=replace(scorer.blend, fold_weights=None, fold_bias=None))
 

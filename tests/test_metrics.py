@@ -88,11 +88,13 @@ def test_pooled_rows_match_one_batch():
 
 def test_by_profile_size_by_hand():
     # True journal ranks 1, 2, 4 and 12; their profiles have 1, 1, 5 and 40 papers.
-    probs = np.array([
-        [0.50, 0.20, 0.10] + [0.02] * 10,
-        [0.50, 0.20, 0.10] + [0.02] * 10,
-        [0.40, 0.30, 0.20, 0.05] + [0.005] * 9,
-    ])
+    probs = np.array(
+        [
+            [0.50, 0.20, 0.10] + [0.02] * 10,
+            [0.50, 0.20, 0.10] + [0.02] * 10,
+            [0.40, 0.30, 0.20, 0.05] + [0.005] * 9,
+        ]
+    )
     rows = RankingRows.empty()
     rows.add(probs[:2], np.array([0, 1]), sizes=np.array([1, 1]))
     rows.add(probs[2:], np.array([3]), sizes=np.array([5]))

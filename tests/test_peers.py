@@ -9,8 +9,11 @@ from scoring.evaluate import METHODS, cv_splits, evaluate, select_methods, strat
 from scoring.peers import Papers, _knn_vote, _zotero_scores
 
 DIM = 24
-WORDS = [["gene", "genome", "allele", "locus"], ["neuron", "cortex", "synapse", "spike"],
-         ["protein", "fold", "binding", "structure"]]
+WORDS = [
+    ["gene", "genome", "allele", "locus"],
+    ["neuron", "cortex", "synapse", "spike"],
+    ["protein", "fold", "binding", "structure"],
+]
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -97,8 +100,9 @@ def test_default_scorer_stores_and_reloads_without_refitting():
 
     papers = world()
     background = unit(np.random.default_rng(3).standard_normal((30, DIM)))
-    catalog = Catalog(("a", "b", "c"), papers.vectors, papers.labels, background, papers.subjects,
-                      np.zeros((30, 3), np.float32))
+    catalog = Catalog(
+        ("a", "b", "c"), papers.vectors, papers.labels, background, papers.subjects, np.zeros((30, 3), np.float32)
+    )
     scorer = fit(catalog, method="blend")
     assert scorer.calibration is not None and scorer.calibration.l2 is not None
     assert dict(scorer.calibration.weights)["classifier"] != 0

@@ -18,7 +18,6 @@ FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
 
 
-
 @pytest.fixture
 def settings(server):
     return load_settings(

@@ -192,8 +192,13 @@ def test_prune_forgets_old_preprints_and_the_vectors_and_runs_nothing_uses(clock
         runs = [run.id for run in session.query(ScoringRun)]
     with db.session() as session:
         kept = session.query(Preprint).first()
-        old = Preprint(server="biorxiv", identifier="10.1101/old", title="Old", posted=T0.date() - timedelta(days=400),
-                       content_hash="old-text")
+        old = Preprint(
+            server="biorxiv",
+            identifier="10.1101/old",
+            title="Old",
+            posted=T0.date() - timedelta(days=400),
+            content_hash="old-text",
+        )
         session.add(old)
         vector = b"\0" * 16
         session.add(Embedding(model=vector_key(BUNDLED_MODEL), content_hash="old-text", dim=4, vector=vector))

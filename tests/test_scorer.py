@@ -195,8 +195,12 @@ def test_hubness_is_the_mean_cosine_to_the_nearest_other_papers():
 def test_a_stored_model_is_refused_for_a_catalog_with_other_papers(world):
     rng, centres, catalog = world
     blob = fit(catalog, method="blend").to_bytes()
-    grown = Catalog(catalog.names, np.vstack([catalog.vectors, cluster(rng, centres[0], 2)]),
-                    np.concatenate([catalog.labels, [0, 0]]), catalog.background)
+    grown = Catalog(
+        catalog.names,
+        np.vstack([catalog.vectors, cluster(rng, centres[0], 2)]),
+        np.concatenate([catalog.labels, [0, 0]]),
+        catalog.background,
+    )
     with pytest.raises(ValueError, match="refit it"):
         Scorer.from_bytes(grown, blob)
     np.testing.assert_allclose(Scorer.from_bytes(catalog, blob).predict_proba(catalog.vectors).sum(axis=1), 1.0)

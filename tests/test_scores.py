@@ -29,8 +29,13 @@ def _store_vector(session, key: str, vector: np.ndarray) -> None:
 
 def _preprint(session, number: int, vector: np.ndarray, words: str) -> Preprint:
     title, abstract = f"Preprint {number} on {words}", f"We study {words} in experiment {number}."
-    row = Preprint(server="biorxiv", identifier=f"10.1101/{number}", title=title, abstract=abstract,
-                   content_hash=content_hash(title, abstract))
+    row = Preprint(
+        server="biorxiv",
+        identifier=f"10.1101/{number}",
+        title=title,
+        abstract=abstract,
+        content_hash=content_hash(title, abstract),
+    )
     session.add(row)
     _store_vector(session, row.content_hash, vector)
     return row

@@ -78,8 +78,12 @@ BLANK_OAUTH = {"SLACK_CLIENT_ID": "", "SLACK_CLIENT_SECRET": ""}
     ids=["plain-sigterm", "blank-oauth-ctrl-c"],
 )
 def test_a_slash_command_over_socket_mode_is_acked_and_answered(db: Database, tmp_path, oauth_env, stop_signal):
-    seed_catalog(db, PROFILES, [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(8)],
-                 lambda p, q: round(0.05 + (q * 7 + p * 3) % 23 / 100, 4))
+    seed_catalog(
+        db,
+        PROFILES,
+        [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(8)],
+        lambda p, q: round(0.05 + (q * 7 + p * 3) % 23 / 100, 4),
+    )
     log = tmp_path / "socket.log"
     with FakeSlack() as fake, SocketModeServer() as ws:
         fake.add_team("T1", "xoxb-t1")
@@ -125,8 +129,9 @@ def test_without_an_app_token_it_says_what_to_set(db: Database, tmp_path):
 
 
 def run_socket(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", "socket"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "socket"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_bot_token_in_place_of_the_app_token_is_refused_before_connecting(db: Database):

@@ -42,7 +42,6 @@ def load(name: str):
     return json.loads((API / name).read_text())
 
 
-
 @pytest.fixture
 def settings(server):
     return load_settings(

@@ -9,8 +9,16 @@ from scoring.thresholds import Threshold, ThresholdError, parse_threshold
 
 @pytest.mark.parametrize(
     ("text", "kind", "value"),
-    [("top 1%", "top", 0.01), ("TOP 0.5 %", "top", 0.005), ("min 5%", "min", 0.05), ("min 5", "min", 0.05),
-     ("lift 100", "lift", 100), ("lift 20x", "lift", 20), ("", "top", 0.01), (None, "top", 0.01)],
+    [
+        ("top 1%", "top", 0.01),
+        ("TOP 0.5 %", "top", 0.005),
+        ("min 5%", "min", 0.05),
+        ("min 5", "min", 0.05),
+        ("lift 100", "lift", 100),
+        ("lift 20x", "lift", 20),
+        ("", "top", 0.01),
+        (None, "top", 0.01),
+    ],
 )
 def test_parses_what_users_type(text, kind, value):
     assert parse_threshold(text) == Threshold(kind, pytest.approx(value))
@@ -18,8 +26,14 @@ def test_parses_what_users_type(text, kind, value):
 
 @pytest.mark.parametrize(
     ("text", "hint"),
-    [("top 0%", "between 0% and 100%"), ("min 150%", "between"), ("lift 50%", "multiple"),
-     ("lift 1", "above 1"), ("top 5x", "percentage"), ("best 3", "top 1%")],
+    [
+        ("top 0%", "between 0% and 100%"),
+        ("min 150%", "between"),
+        ("lift 50%", "multiple"),
+        ("lift 1", "above 1"),
+        ("top 5x", "percentage"),
+        ("best 3", "top 1%"),
+    ],
 )
 def test_bad_thresholds_say_what_would_work(text, hint):
     with pytest.raises(ThresholdError, match=hint):

@@ -33,8 +33,6 @@ err = Console(stderr=True, soft_wrap=True)
 JSON_HELP = "Print stable JSON instead of text (docs/cli.md, JSON output)"
 
 
-
-
 def log_what_happens() -> None:
     """The long-running processes (clock, web, socket) log each thing they do as one line on
     stderr, time first, for a supervisor's log."""

@@ -11,7 +11,6 @@ if connection is None:
     raise RuntimeError("run migrations through bot.db.migrate (scout init)")
 
 
-
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     # slack_sdk's installation and state stores own their tables (created in 0004);
     # autogenerate must not offer to drop them.

@@ -228,8 +228,18 @@ def print_table(results: list[MethodResult], setup: dict, console) -> None:
     for r in results:
         table.add_row(
             f"{r.method} [dim]({r.description})[/dim]",
-            *(f"{v:.3f}" for v in (r.ranking.acc_at_1, r.ranking.acc_at_5, r.ranking.acc_at_10, r.ranking.mrr,
-                                   r.ranking.ece, r.retrieval.map, r.retrieval.precision_at_10)),
+            *(
+                f"{v:.3f}"
+                for v in (
+                    r.ranking.acc_at_1,
+                    r.ranking.acc_at_5,
+                    r.ranking.acc_at_10,
+                    r.ranking.mrr,
+                    r.ranking.ece,
+                    r.retrieval.map,
+                    r.retrieval.precision_at_10,
+                )
+            ),
             f"{r.seconds:.0f}",
         )
     console.print(table)
@@ -269,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    return evaluate_command(args.data, args.train, args.test, args.folds, args.as_json, args.methods,
-                            args.seed, args.model)
+    return evaluate_command(
+        args.data, args.train, args.test, args.folds, args.as_json, args.methods, args.seed, args.model
+    )
 
 
 if __name__ == "__main__":
