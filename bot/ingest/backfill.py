@@ -24,8 +24,9 @@ from bot.db import Database, Feed, PagingCursor, Preprint, utcnow
 from bot.ingest.apis import Sources
 from bot.ingest.biorxiv import SERVERS, subject_slug
 from bot.ingest.feeds import BIORXIV_DOI_PREFIXES, FeedItem
+from bot.ingest.identifiers import parse_preprint_id
 from bot.ingest.polling import store_items
-from bot.scores.rankings import PreprintNotFound, parse_preprint_id
+from bot.scores.rankings import PreprintNotFound
 from scoring.text import one_line
 
 log = logging.getLogger(__name__)

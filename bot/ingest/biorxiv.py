@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.ingest.feeds import MAX_CATEGORY, MAX_DOI, FeedItem, _normalise_doi, parse_authors
+from bot.ingest.feeds import MAX_CATEGORY, FeedItem, _normalise_doi, parse_authors
 from bot.ingest.http import PoliteHTTP, SourceError
+from bot.ingest.identifiers import MAX_DOI
 from bot.ingest.records import as_int, clean, parse_date, present
 
 SERVERS = ("biorxiv", "medrxiv")

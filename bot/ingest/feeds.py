@@ -27,6 +27,7 @@ import feedparser
 import httpx
 
 from bot.config import display_url
+from bot.ingest.identifiers import ARXIV_ID_IN_TEXT, BIORXIV_DOI_IN_LINK, DOI_IN_TEXT, MAX_DOI
 from scoring.errors import InputError, ScoutError
 from scoring.text import clean_text, one_line
 
@@ -37,7 +38,6 @@ MAX_FEED_BYTES = 20 * 1024 * 1024
 MAX_IDENTIFIER = 500
 MAX_SERVER = 100
 MAX_CATEGORY = 200
-MAX_DOI = 300
 MAX_FEED_URL = 2000
 MAX_NAME = 200
 MAX_ETAG = 500
@@ -385,8 +385,6 @@ ARXIV_CATEGORIES = _arxiv_taxonomy()
 
 # --------------------------------------------------------------------------- servers
 
-_ARXIV_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?(?![\d])")
-_DOI = re.compile(r"10\.\d{4,9}/[^\s\"<>]+")
 _DOI_PREFIX = re.compile(r"^(?:doi:\s*|info:doi/|https?://(?:dx\.)?doi\.org/)", re.I)
 
 
@@ -670,7 +668,7 @@ def _link(entry: Mapping[str, Any]) -> str:
 
 def _normalise_doi(value: Any) -> str | None:
     text = _DOI_PREFIX.sub("", _str(value))
-    match = _DOI.match(text)
+    match = DOI_IN_TEXT.match(text)
     return match.group(0).rstrip(".,;)").lower() if match else None
 
 
@@ -685,7 +683,7 @@ def _entry_doi(entry: Mapping[str, Any], link: str, server: str) -> str | None:
         if doi:
             return doi
     if server in ("biorxiv", "medrxiv"):
-        match = re.search(r"(10\.\d{4,9}/(?:\d{4}\.\d{2}\.\d{2}\.)?\d{6,})(?:v\d+)?", link)
+        match = BIORXIV_DOI_IN_LINK.search(link)
         if match:
             return match.group(1).lower()
     if urlsplit(link).hostname in ("doi.org", "dx.doi.org"):
@@ -712,7 +710,7 @@ def _arxiv_id(entry: Mapping[str, Any], link: str, entry_id: str) -> tuple[str, 
     arxiv_link = link if "/abs/" in link or "/pdf/" in link else ""
     identifier, version = None, None
     for source in (entry_id.removeprefix("oai:arXiv.org:"), summary_id, arxiv_link):
-        match = _ARXIV_ID.search(source)
+        match = ARXIV_ID_IN_TEXT.search(source)
         if match:
             identifier = identifier or match.group(1)
             if match.group(2) and match.group(1) == identifier:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db import Profile, ReferencePaper, utcnow
+from bot.ingest.identifiers import MAX_DOI
 from scoring.errors import ScoutError
 from scoring.text import clean_text, content_hash, one_line
 
@@ -21,7 +22,6 @@ WARN_PAPERS = 10
 # The same bounds on SQLite and PostgreSQL (columns: name 300, source 500, doi 300, journal 500).
 MAX_NAME = 200
 MAX_SOURCE = 500
-MAX_DOI = 300
 MAX_JOURNAL = 500
 
 

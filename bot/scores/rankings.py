@@ -7,7 +7,6 @@ percentile, match score, lift and why it matched (docs/scores.md).
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, ReferencePaper, Score
+from bot.ingest.identifiers import parse_preprint_id
 from bot.profiles.catalog import find_profile
 from bot.scores.embeddings import ensure_vectors
 from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
@@ -25,8 +25,6 @@ from scoring.text import clean_text, document
 from scoring.window import format_lift, format_score, format_top, top_share, window_stats
 
 WHY_COUNT = 3
-_ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.I)
-_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.I)
 
 
 class PreprintNotFound(ScoutError):
@@ -203,36 +201,17 @@ def reasons_for(
     return out
 
 
-def parse_preprint_id(query: str) -> tuple[str, str] | None:
-    """("doi", "10.1101/...") or ("arxiv", "2405.01234") for what a user typed; None if it is neither.
-
-    The DOI loses a trailing version ("...123456v2") as stored preprints are keyed without it.
-    """
-    text = query.strip()
-    doi = _DOI.match(text)
-    if doi:
-        return "doi", re.sub(r"v\d+$", "", doi.group(1).lower().rstrip("."))
-    arxiv = _ARXIV_ID.match(text)
-    if arxiv:
-        return "arxiv", arxiv.group(1)
-    return None
-
-
 def find_preprint(session: Session, query: str) -> Preprint:
     """A stored preprint by DOI (any of its spellings) or arXiv id."""
     text = query.strip()
-    doi = _DOI.match(text)
-    arxiv = _ARXIV_ID.match(text)
-    if doi:
-        key = doi.group(1).lower().rstrip(".")
-        key = re.sub(r"v\d+$", "", key)
+    parsed = parse_preprint_id(text)
+    if parsed is not None and parsed[0] == "doi":
+        key = parsed[1]
         found = session.scalar(
             select(Preprint).where(or_(func.lower(Preprint.doi) == key, Preprint.identifier == key)).limit(1)
         )
-    elif arxiv:
-        found = session.scalar(
-            select(Preprint).where(Preprint.server == "arxiv", Preprint.identifier == arxiv.group(1))
-        )
+    elif parsed is not None:
+        found = session.scalar(select(Preprint).where(Preprint.server == "arxiv", Preprint.identifier == parsed[1]))
     else:
         raise PreprintNotFound(
             f"{query!r} is neither a DOI (10.1101/2024.01.01.123456) nor an arXiv id (2405.01234); "

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
+from bot.ingest.identifiers import parse_preprint_id
 from scoring.errors import InputError
 from scoring.thresholds import KINDS, ThresholdError, parse_threshold
 
@@ -121,11 +122,6 @@ class Email:
 Command = Help | Rank | MatchId | MatchText | Subscribe | Unsubscribe | ListSubscriptions | ListProfiles | Email
 
 _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
-_ID = re.compile(
-    r"^(?:(?:https?://(?:dx\.)?doi\.org/|doi:)?10\.\d{4,9}/\S+"
-    r"|(?:https?://arxiv\.org/abs/|arxiv:)?(?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[a-z]{2})?/\d{7})(?:v\d+)?)$",
-    re.IGNORECASE,
-)
 _DAYS = re.compile(r"\s+(\d+)\s*(?:d|days?)?$", re.IGNORECASE)
 _TOP = re.compile(r"\s+top\s*(\d+)$", re.IGNORECASE)
 _PUBLIC = re.compile(r"\s+public$", re.IGNORECASE)
@@ -216,7 +212,7 @@ def _rank(rest: str) -> Rank:
 def _match(rest: str) -> MatchId | MatchText:
     if not rest:
         raise UsageError("Give a DOI, an arXiv id, or a title and abstract to match.", "match")
-    if _ID.match(rest):
+    if parse_preprint_id(rest) is not None:
         return MatchId(rest)
     if len(rest.split()) < 5:
         raise UsageError(
