@@ -7,12 +7,15 @@ deployment can restyle a digest or a ranking by copying one file and editing it.
 from __future__ import annotations
 
 import os
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from rich.markup import escape
 
 import templates as bundled
+from scoring.text import one_line
 from scoring.window import format_lift, format_score, format_top
 
 BUNDLED_DIR = Path(bundled.__file__).parent
@@ -42,8 +45,18 @@ def _environment(user_dir: str | None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(score=format_score, top=format_top, lift=format_lift)
+    env.filters.update(score=format_score, top=format_top, lift=format_lift, term=terminal_text, shorten=shorten)
     return env
+
+
+def terminal_text(value: object) -> str:
+    """Text from data, fit for rich markup on a terminal: one line, no controls, no markup."""
+    return escape(one_line(str(value)))
+
+
+def shorten(value: str, width: int) -> str:
+    """Cut at a word, with an ellipsis: "A serial multiplex immunogold labeling method for…"."""
+    return textwrap.shorten(value, width, placeholder="…")
 
 
 def render(name: str, user_dir: str | None = None, **context: object) -> str:

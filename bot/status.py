@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import display_url
-from bot.db import Database, Digest, Feed, Preprint, Profile, ReferencePaper, Subscription
+from bot.db import Database, Digest, Feed, Preprint, Subscription
 from bot.delivery.subscriptions import describe
 from bot.processes.clock import active_clock
+from bot.profiles.catalog import paper_counts
 from bot.scores.update import latest_run
 
 
@@ -33,15 +34,7 @@ def collect(db: Database, window_days: int, now: datetime) -> dict:
                 or 0,
                 "window_days": window_days,
             },
-            "profiles": [
-                {"name": name, "papers": papers}
-                for name, papers in session.execute(
-                    select(Profile.name, func.count(ReferencePaper.id))
-                    .outerjoin(ReferencePaper)
-                    .group_by(Profile.id, Profile.name)
-                    .order_by(Profile.name)
-                )
-            ],
+            "profiles": [{"name": p.name, "papers": n} for p, n in paper_counts(session)],
             "scoring": _scoring(session),
             "subscriptions": _subscriptions(session),
         }

@@ -9,12 +9,12 @@ from datetime import date
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings, SettingsError, display_url, load_settings
 from bot.db import Database, DatabaseUnavailable
+from bot.render import terminal_text
 from bot.scores.update import ScoringContext, update_scores
 from scoring.errors import ScoutError
 from scoring.text import one_line
@@ -153,5 +153,6 @@ def _window(days: int | None, settings: Settings, end: date | None) -> int:
 
 def esc(text: object) -> str:
     """Data fit to print: one line, no control characters (an ESC sequence can retitle the
-    terminal), and no square brackets read as rich markup ("[/]" would crash the print)."""
-    return escape(one_line(str(text)))
+    terminal), and no square brackets read as rich markup ("[/]" would crash the print).
+    Templates do the same with |term."""
+    return terminal_text(text)

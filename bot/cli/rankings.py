@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -81,31 +80,10 @@ def print_ranking(ranking, abstracts: bool = False) -> None:
         )
         return
     for item in ranking.items:
-        link = _link_target(item.url)
-        title = f"[bold]{esc(item.title)}[/bold]"
-        out.print(f"[bold]{item.rank}.[/bold] " + (f"[link={link}]{title}[/link]" if link else title), highlight=False)
         authors = ", ".join(item.authors[:6]) + (" et al." if len(item.authors) > 6 else "")
-        out.print(f"   {esc(authors) or '[dim]no authors listed[/dim]'}", highlight=False)
-        out.print(
-            f"   {item.posted or 'undated'} · {esc(item.category or 'uncategorised')} · {esc(item.server)} · "
-            f"{esc(item.doi or item.identifier)}",
-            highlight=False,
-        )
-        out.print(
-            f"   [green]{item.top_text}[/green] · match [bold]{item.score_text}[/bold] · {item.lift_text} the average",
-            highlight=False,
-        )
-        if item.why:
-            why = "; ".join(_reason(r) for r in item.why)
-            out.print(f"   [dim]closest: {why}[/dim]", highlight=False)
-        if abstracts:
-            out.print(f"   [dim]{esc(item.abstract)}[/dim]", highlight=False)
+        context = {"item": item, "link": _link_target(item.url), "authors": authors, "abstracts": abstracts}
+        out.print(render("cli/ranking_item.txt.j2", **context), highlight=False)
         out.print()
-
-
-def _reason(reason) -> str:
-    year = f" ({reason.year})" if reason.year else ""
-    return f"{esc(textwrap.shorten(reason.title, 70, placeholder='…'))}{year} {reason.similarity:.2f}"
 
 
 def _link_target(url: str | None) -> str | None:

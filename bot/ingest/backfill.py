@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.db import Database, Feed, PagingCursor, Preprint, utcnow
 from bot.ingest.apis import Sources
-from bot.ingest.biorxiv import SERVERS, subject_slug
-from bot.ingest.feeds import BIORXIV_DOI_PREFIXES, FeedItem
+from bot.ingest.biorxiv import SERVERS
+from bot.ingest.feeds import BIORXIV_DOI_PREFIXES, FeedItem, subject_slug
 from bot.ingest.identifiers import parse_preprint_id
 from bot.ingest.polling import store_items
 from bot.scores.rankings import PreprintNotFound

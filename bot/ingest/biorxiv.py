@@ -12,7 +12,6 @@ Empty fields come as "NA". An interval with nothing in it answers `messages[0].s
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,11 +92,6 @@ def category_label(value: object) -> str | None:
         w if (i and w.lower() in _SMALL_WORDS) or any(c.isupper() for c in w) else w[:1].upper() + w[1:]
         for i, w in enumerate(words)
     )
-
-
-def subject_slug(category: str | None) -> str:
-    """The RSS subject slug of a category: "Animal Behavior and Cognition" -> "animal_behavior_and_cognition"."""
-    return re.sub(r"[\s-]+", "_", (category or "").strip().lower())
 
 
 def preprint_url(server: str, doi: str, version: int | None) -> str:

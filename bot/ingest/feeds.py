@@ -207,7 +207,7 @@ def expand_shortcut(
     scheme, _, rest = text.partition(":")
     scheme = scheme.lower()
     if scheme in ("biorxiv", "medrxiv") and rest.strip():
-        slug = _subject_slug(rest, scheme)
+        slug = _known_subject_slug(rest, scheme)
         base = biorxiv_base if scheme == "biorxiv" else medrxiv_base
         label = f"{'bioRxiv' if scheme == 'biorxiv' else 'medRxiv'} {slug.replace('_', ' ')}"
         return f"{base.rstrip('/')}/{scheme}_xml.php?subject={slug}", label
@@ -242,8 +242,13 @@ def _quoted(text: str) -> str:
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
-def _subject_slug(subject: str, server: str) -> str:
-    slug = re.sub(r"[\s-]+", "_", subject.strip().lower())
+def subject_slug(category: str | None) -> str:
+    """The RSS subject slug of a category: "Animal Behavior and Cognition" -> "animal_behavior_and_cognition"."""
+    return re.sub(r"[\s-]+", "_", (category or "").strip().lower())
+
+
+def _known_subject_slug(subject: str, server: str) -> str:
+    slug = subject_slug(subject)
     if not re.fullmatch(r"[a-z0-9_]+", slug):
         raise InputError(f"bad subject {_quoted(subject.strip())}: letters, digits and spaces only; {_SHORTCUT_HELP}")
     known = BIORXIV_SUBJECTS if server == "biorxiv" else MEDRXIV_SUBJECTS

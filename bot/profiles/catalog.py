@@ -211,6 +211,10 @@ def set_papers(session: Session, profile: Profile, papers: list[PaperRecord], so
     return profile
 
 
+def paper_count(session: Session, profile_id: int) -> int:
+    return session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile_id)) or 0
+
+
 def paper_counts(session: Session) -> list[tuple[Profile, int]]:
     rows = session.execute(
         select(Profile, func.count(ReferencePaper.id))

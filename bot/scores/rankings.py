@@ -14,9 +14,9 @@ import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.db import Preprint, Profile, ReferencePaper, Score
+from bot.db import Preprint, Profile, Score
 from bot.ingest.identifiers import parse_preprint_id
-from bot.profiles.catalog import find_profile
+from bot.profiles.catalog import find_profile, paper_count
 from bot.scores.embeddings import ensure_vectors
 from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
 from scoring.errors import ScoutError
@@ -150,9 +150,15 @@ def rank_profile(
         ranked_item(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
         for i, (p, s) in enumerate(shown)
     ]
-    papers = session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile.id))
     return Ranking(
-        profile.name, papers or 0, days, since.isoformat(), until.isoformat(), stats.count, stats.average, items
+        profile.name,
+        paper_count(session, profile.id),
+        days,
+        since.isoformat(),
+        until.isoformat(),
+        stats.count,
+        stats.average,
+        items,
     )
 
 

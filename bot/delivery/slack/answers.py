@@ -157,7 +157,7 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
 # users.info errors -> what the user can do about them.
 _LOOKUP_ERRORS = {
     "missing_scope": "the app may not read Slack profiles yet: a workspace admin reinstalls it with the "
-    "users:read and users:read.email scopes (slack/manifest.yml)",
+    "users:read and users:read.email scopes (docs/slack-manifest.yml)",
     "user_not_found": "Slack does not know your user in this workspace",
     "user_not_visible": "Slack does not let the app see your profile",
 }

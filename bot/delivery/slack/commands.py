@@ -125,8 +125,9 @@ _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _DAYS = re.compile(r"\s+(\d+)\s*(?:d|days?)?$", re.IGNORECASE)
 _TOP = re.compile(r"\s+top\s*(\d+)$", re.IGNORECASE)
 _PUBLIC = re.compile(r"\s+public$", re.IGNORECASE)
-_THRESHOLD = re.compile(r"\s+((?:top|min|lift)\s*\d+(?:\.\d+)?\s*(?:%|x)?)$", re.IGNORECASE)
-_BAD_THRESHOLD = re.compile(r"\s+(top|min|lift)(?:\s+\S+)?$", re.IGNORECASE)
+# The threshold and schedule words, from the modules that define them, for every command.
+_THRESHOLD = re.compile(rf"\s+((?:{'|'.join(KINDS)})\s*\d+(?:\.\d+)?\s*[%x]?)$", re.IGNORECASE)
+_BAD_THRESHOLD = re.compile(rf"\s+({'|'.join(KINDS)})(?:\s+\S+)?$", re.IGNORECASE)
 _SCHEDULE = re.compile(r"\s+(" + "|".join(SCHEDULES) + r")$", re.IGNORECASE)
 _AT = re.compile(r"\s+at\s+(\S+)$", re.IGNORECASE)
 _ON = re.compile(r"\s+on\s+([a-z]+)$", re.IGNORECASE)
@@ -284,8 +285,6 @@ def _weekday(text: str) -> int:
 
 
 EMAIL_USAGE = "usage: /scout email PROFILE [daily|weekly] [threshold], e.g. /scout email PLOS Genetics weekly top 5%"
-_TRAILING_THRESHOLD = re.compile(rf"\s+((?:{'|'.join(KINDS)})\s*\d+(?:\.\d+)?\s*[%x]?)\s*$", re.IGNORECASE)
-_TRAILING_SCHEDULE = re.compile(r"\s+(hourly|daily|weekly)\s*$", re.IGNORECASE)
 
 
 def parse_email_command(text: str) -> tuple[str, str, str | None]:
@@ -294,9 +293,9 @@ def parse_email_command(text: str) -> tuple[str, str, str | None]:
     rest = " " + " ".join((text or "").split())
     schedule, threshold = "daily", None
     for _ in range(2):
-        if threshold is None and (m := _TRAILING_THRESHOLD.search(rest)):
+        if threshold is None and (m := _THRESHOLD.search(rest)):
             threshold, rest = m.group(1), rest[: m.start()]
-        elif m := _TRAILING_SCHEDULE.search(rest):
+        elif m := _SCHEDULE.search(rest):
             schedule, rest = m.group(1).lower(), rest[: m.start()]
     profile = rest.strip()
     if not profile:
