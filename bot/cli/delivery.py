@@ -106,17 +106,30 @@ def email_send(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the digests, send nothing")] = False,
 ) -> None:
     """Send the due email digests now (the clock does this on schedule)."""
-    from bot.delivery.digests import Claims, run_due_digests
     from bot.delivery.email.delivery import make_email_deliverer
 
     with database() as (settings, db):
         deliverer = make_email_deliverer(settings, db, scoring_context(settings))
         if deliverer is None:
             raise fail("SMTP_URL is not set: email digests need an SMTP server (see docs/email.md)")
-        claims = Claims(db, settings.digest_lease)
-        outcomes = run_due_digests(db, [deliverer], force=force, dry_run=dry_run, claims=claims)
+        outcomes = send_due(settings, db, [deliverer], force, dry_run)
     if not outcomes:
         err.print("no email digests due")
+    report(outcomes, dry_run, err)
+
+
+def send_due(settings, db, deliverers: list, force: bool, dry_run: bool) -> list:
+    """Every due digest of these deliverers, each claimed first (whoever else is sending)."""
+    from bot.delivery.digests import Claims, run_due_digests
+
+    return run_due_digests(db, deliverers, force=force, dry_run=dry_run, claims=Claims(db, settings.digest_lease))
+
+
+def report(outcomes: list, dry_run: bool, console) -> None:
+    """One line per digest, then the exit rule of `email send` and `digests run`: a run
+    failed (status 1) when any digest in it failed or was paused by an error in that run,
+    so a cron job or a supervisor sees a server that refused a message as well as one
+    that was down."""
     for o in outcomes:
         if o.busy:
             state = "[yellow]busy[/yellow]: another sender is delivering it"
@@ -126,16 +139,9 @@ def email_send(
             state = "[dim]nothing new above the threshold[/dim]"
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
-        err.print(f"{o.target} · {esc(o.profile)}: {state}", highlight=False)
-    if run_failed(outcomes):
+        console.print(f"{o.target} · {esc(o.profile)}: {state}", highlight=False)
+    if any(o.error or o.paused for o in outcomes):
         raise typer.Exit(1)
-
-
-def run_failed(outcomes: list) -> bool:
-    """The exit rule of `email send` and `digests run`: a run failed (status 1) when any
-    digest in it failed or was paused by an error in that run, so a cron job or a
-    supervisor sees a server that refused a message as well as one that was down."""
-    return any(o.error or o.paused for o in outcomes)
 
 
 digests_app = typer.Typer(help="Digests to Slack channels (and email addresses).", no_args_is_help=True)
@@ -151,27 +157,12 @@ def digests_run(
 ) -> None:
     """Send every digest that is due (a killed run resumes its threads with no duplicates)."""
     from bot.delivery.deliverers import build_deliverers
-    from bot.delivery.digests import Claims, run_due_digests
 
     with database() as (settings, db):
         deliverers = build_deliverers(settings, db, scoring_context(settings))
         if not deliverers:
             raise fail("no digest channel is configured: set SLACK_BOT_TOKEN (or OAuth) and/or SMTP_URL")
-        claims = Claims(db, settings.digest_lease)
-        outcomes = run_due_digests(db, deliverers, force=force, dry_run=dry_run, claims=claims)
+        outcomes = send_due(settings, db, deliverers, force, dry_run)
     if not outcomes:
         err.print("no digests due (--force sends every subscription's now)")
-    for o in outcomes:
-        if o.busy:
-            state = "[yellow]busy[/yellow]: another sender is delivering it"
-        elif o.paused:
-            state = f"[red]paused[/red] {esc(o.error or '')}"
-        elif o.error:
-            state = f"[red]failed[/red] {esc(o.error)}"
-        elif o.skipped:
-            state = "[dim]nothing new above the threshold[/dim]"
-        else:
-            state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
-        out.print(f"{o.target} · {esc(o.profile)}: {state}", highlight=False)
-    if run_failed(outcomes):
-        raise typer.Exit(1)
+    report(outcomes, dry_run, out)
