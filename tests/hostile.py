@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -63,13 +63,12 @@ def text(value: str) -> str:
 
 
 @contextmanager
-def silent_server() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections and never says a word (not a closed
-    port: the client's connect succeeds and then it waits)."""
+def _listening(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
+    """A port on 127.0.0.1 whose every accepted connection goes to `handle(conn, stop)` on a
+    thread of its own; `stop` is set, and the listener closed, when the block ends."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -79,7 +78,7 @@ def silent_server() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -88,21 +87,28 @@ def silent_server() -> Iterator[int]:
     finally:
         stop.set()
         thread.join(timeout=2)
-        for conn in held:
-            conn.close()
         listener.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never says a word (not a closed
+    port: the client's connect succeeds and then it waits)."""
+
+    def hold(conn: socket.socket, stop: threading.Event) -> None:
+        with conn:
+            stop.wait()
+
+    with _listening(hold) as port:
+        yield port
 
 
 @contextmanager
 def trickle_server(body: bytes, interval: float = 0.5) -> Iterator[str]:
     """An HTTP server that sends its headers at once and then the body one byte every
     `interval` seconds: each read gets data in time, so only an overall deadline stops it."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    stop = threading.Event()
 
-    def serve(conn: socket.socket) -> None:
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
         with conn:
             try:
                 conn.recv(65536)
@@ -119,20 +125,5 @@ def trickle_server(body: bytes, interval: float = 0.5) -> Iterator[str]:
             except OSError:
                 return
 
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        listener.close()
+    with _listening(serve) as port:
+        yield f"http://127.0.0.1:{port}"
