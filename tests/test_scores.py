@@ -4,6 +4,8 @@ embeddings (the model loads only for the free text); words come from the texts."
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -12,7 +14,7 @@ from bot.config import BUNDLED_MODEL
 from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score
 from bot.profiles.catalog import normalise_name
 from bot.scores.rankings import match_text
-from bot.scores.update import latest_run, update_scores
+from bot.scores.update import PRELOAD_THREAD, ScoringContext, latest_run, update_scores
 from scoring.embedder import vector_key
 from scoring.lexical import LEXICAL_DIM
 from scoring.scorer import Blend
@@ -85,3 +87,35 @@ def test_the_stored_blended_model_reads_words_for_new_preprints_and_free_text(db
     by_name = {m.profile: m.score for m in answer.matches}
     assert sum(by_name.values()) + answer.background == pytest.approx(1.0)
     assert by_name["Plant Journal"] > by_name["Fish Journal"]
+
+
+def test_settle_waits_for_a_background_load_and_the_model_loads_once():
+    started, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def slow_load():
+        started.set()
+        release.wait(10)
+        loads.append(threading.current_thread().name)
+        return object()
+
+    ctx = ScoringContext(BUNDLED_MODEL, slow_load)
+    ctx.preload()
+    ctx.preload()  # a second call while loading starts nothing new
+    assert started.wait(5)
+    settler = threading.Thread(target=ctx.settle)
+    settler.start()
+    settler.join(0.3)
+    assert settler.is_alive()  # the load is still running, so settle has not returned
+    release.set()
+    settler.join(5)
+    assert not settler.is_alive()
+    assert loads == [PRELOAD_THREAD]
+    assert ctx.embedder() is ctx.embedder()  # loaded once, by the preload
+    assert loads == [PRELOAD_THREAD]
+
+
+def test_settle_without_a_preload_returns_at_once():
+    ctx = ScoringContext(BUNDLED_MODEL, lambda: object())
+    ctx.settle()
+    assert ctx._preloading is None

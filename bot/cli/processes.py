@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +14,7 @@ from rich.table import Table
 from bot.cli.common import JSON_HELP, app, database, err, esc, fail, log_what_happens, out, scoring_context
 from bot.config import Settings, display_url
 from bot.db import Database
+from bot.scores.update import ScoringContext
 
 
 @app.command(rich_help_panel="Set up")
@@ -162,6 +165,17 @@ def demo(
     run_demo(out, err, keep)
 
 
+@contextmanager
+def loading_model(settings: Settings) -> Iterator[ScoringContext]:
+    """The long-running processes' model: whatever way they end (a stop signal, a refused
+    token, an unreachable Slack), they first wait for a background load to finish."""
+    ctx = ScoringContext.from_settings(settings)
+    try:
+        yield ctx
+    finally:
+        ctx.settle()
+
+
 @app.command(rich_help_panel="Run")
 def serve(
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on")] = 8000,
@@ -172,9 +186,9 @@ def serve(
 
     from bot.processes.web import build_app
 
-    with database() as (settings, db):
+    with database() as (settings, db), loading_model(settings) as ctx:
         log_what_happens()
-        web = build_app(settings, db)  # starts loading the model in the background
+        web = build_app(settings, db, ctx=ctx)  # with Slack, starts loading the model in the background
         if not settings.slack_configured:
             err.print("[yellow]Slack is not configured[/yellow] (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)")
         uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
@@ -183,17 +197,11 @@ def serve(
 @app.command(rich_help_panel="Run")
 def socket() -> None:
     """Slack over Socket Mode (no public URL needed): needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN."""
-    from bot.delivery.slack.app import (
-        SlackUnreachable,
-        connect_socket_mode,
-        default_context,
-        socket_handler,
-        wait_for_stop_signal,
-    )
+    from bot.delivery.slack.app import SlackUnreachable, connect_socket_mode, socket_handler, wait_for_stop_signal
 
-    with database() as (settings, db):
+    with database() as (settings, db), loading_model(settings) as ctx:
         log_what_happens()
-        handler = socket_handler(settings, db, default_context(settings))  # the model loads in the background
+        handler = socket_handler(settings, db, ctx)  # the model starts loading in the background
         try:
             connect_socket_mode(handler, settings)
         except SlackUnreachable as exc:

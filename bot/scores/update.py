@@ -22,6 +22,7 @@ from scoring.scorer import CHANNELS, Catalog, Scorer, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
+PRELOAD_THREAD = "model-preload"
 WARM_CHUNK = 256
 # Below this many stored preprints the background sample is too thin to stand for
 # "published somewhere else"; the scorer then uses its fixed pseudo-background.
@@ -65,6 +66,7 @@ class ScoringContext:
     _embedder: Embedder | None = None
     # Slack's worker threads and the preload thread may ask at once: load once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _preloading: threading.Thread | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_settings(
@@ -95,6 +97,29 @@ class ScoringContext:
             if self._embedder is None:
                 self._embedder = self.load_embedder()
             return self._embedder
+
+    def preload(self) -> None:
+        """Start loading the model on a background thread, so the first request that needs
+        it does not wait for it. Pair with `settle()` before the process exits."""
+        if self._embedder is not None or self._preloading is not None:
+            return
+
+        def warm() -> None:
+            try:
+                self.embedder()
+            except Exception:  # the request that needs the model reports the error to its user
+                log.exception("loading the model %s in the background failed", self.model_name)
+
+        self._preloading = threading.Thread(target=warm, name=PRELOAD_THREAD, daemon=True)
+        self._preloading.start()
+
+    def settle(self) -> None:
+        """Wait for a background load still running. A process that exits while PyTorch is
+        loading on another thread aborts in C++ ("terminate called without an active
+        exception", status -6) instead of exiting with its own status; joining is the
+        only reliable cure, and the interpreter's own shutdown comes too late for it."""
+        if self._preloading is not None:
+            self._preloading.join()
 
 
 def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:

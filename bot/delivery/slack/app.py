@@ -43,7 +43,6 @@ from scoring.errors import ScoutError
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-PRELOAD_THREAD = "model-preload"
 COMMAND = "/scout"
 
 
@@ -55,23 +54,6 @@ class SlackUnreachable(ScoutError):
     """Slack could not be reached at all (network, DNS): worth a restart, not a config change."""
 
 
-def default_context(settings: Settings, *, preload: bool = True) -> ScoringContext:
-    """The configured model, loaded once per process. With `preload` it starts loading at
-    once on a background thread, so the first `/scout match <text>` does not pay for it
-    (and an ack never does: the work that needs it runs on the work pool)."""
-    ctx = ScoringContext.from_settings(settings)
-
-    def warm() -> None:
-        try:
-            ctx.embedder()
-        except Exception:  # the command that needs it reports the error to its user
-            log.exception("loading the model %s in the background failed", settings.model)
-
-    if preload:
-        threading.Thread(target=warm, name=PRELOAD_THREAD, daemon=True).start()
-    return ctx
-
-
 def build_bolt_app(
     settings: Settings, db: Database, ctx: ScoringContext | None = None, *, socket_mode: bool = False
 ) -> App:
@@ -81,7 +63,8 @@ def build_bolt_app(
         raise SlackConfigError(
             "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth installs)"
         )
-    ctx = ctx or default_context(settings)
+    ctx = ctx or ScoringContext.from_settings(settings)
+    ctx.preload()  # so the first `/scout match <text>` does not pay for it, and no ack ever does
     common = {
         "name": "preprint-scout",
         # The listeners return at once (the work goes to the WorkPool), so they can run
