@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check bot scoring tests benchmarks scripts
 
 bench-quality: install
-	$(BIN)/scout evaluate --data ../shared/data/labeled/biorxiv_journals_dev.jsonl --folds 5
+	$(BIN)/scout evaluate --data ../shared/data/labeled/biorxiv_journals_dev.jsonl --folds 5 --markdown
 
 bench-speed: install
 	$(BIN)/python benchmarks/pipeline_speed.py --preprints 3000

@@ -14,11 +14,13 @@ from pathlib import Path
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from rich.markup import escape
 
-import templates as bundled
+from scoring.errors import ScoutError
 from scoring.text import one_line
 from scoring.window import format_lift, format_score, format_top
 
-BUNDLED_DIR = Path(bundled.__file__).parent
+# Templates are data beside the code, not a package: Preprint Scout runs from its checkout
+# (an editable install, as `make install` and the Procfile do).
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATES_ENV = "SCOUT_TEMPLATES_DIR"
 
 
@@ -31,6 +33,8 @@ def environment(user_dir: str | None = None) -> Environment:
 
 @lru_cache(maxsize=4)
 def _environment(user_dir: str | None) -> Environment:
+    if not BUNDLED_DIR.is_dir():  # a wheel installed away from the checkout carries no templates
+        raise ScoutError(f"no templates at {BUNDLED_DIR}: install Preprint Scout from its checkout (pip install -e .)")
     loaders = [FileSystemLoader(user_dir)] if user_dir else []
     loaders.append(FileSystemLoader(str(BUNDLED_DIR)))
     env = Environment(
@@ -46,7 +50,16 @@ def _environment(user_dir: str | None) -> Environment:
         keep_trailing_newline=False,
     )
     env.filters.update(score=format_score, top=format_top, lift=format_lift, term=terminal_text, shorten=shorten)
+    _add_slack_filters(env)
     return env
+
+
+def _add_slack_filters(env: Environment) -> None:
+    # Imported here: the Slack module renders through this environment.
+    from bot.delivery.slack.blocks import authors, escape, link
+
+    env.filters.update(mrkdwn=escape, authors=authors)
+    env.globals["slack_link"] = link
 
 
 def terminal_text(value: object) -> str:

@@ -1,7 +1,7 @@
 """Cross-validated quality of the default scorer and of the peer methods, on the same folds.
 
 Pure: labelled papers in (vectors, texts, subject one-hot, journal index), metrics out.
-`bot.scores.evaluation` does the reading, embedding and printing.
+`bot.scores.evaluation` does the reading, embedding and laying out for `scout evaluate`.
 
 For "which journal fits this preprint", each method ranks the catalog of *training*
 journals; the default scorer's probabilities include a background class, which is

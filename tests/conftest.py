@@ -19,6 +19,7 @@ from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.scores.update import ScoringContext  # noqa: E402
 from scoring.embedder import Embedder, load_embedder  # noqa: E402
+from tests.cli import Scout  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -89,3 +90,10 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def scout(database_url: str) -> Scout:
+    """`scout ...` in-process on this test's database; a test adds to `scout.env` what else
+    its commands need (a feed server's URL, an SMTP server)."""
+    return Scout({"DATABASE_URL": database_url})

@@ -4,15 +4,14 @@ loopback, the real bundled model, real scoring."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.common import PANELS
+from tests.cli import Scout
 from tests.loopback import LoopbackServer
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 PROFILES = {
     "eLife": FIXTURES / "profiles" / "elife.jsonl",
     "PLOS Computational Biology": FIXTURES / "profiles" / "plos-computational-biology.jsonl",
@@ -36,8 +35,9 @@ RANKING_FIELDS = {
 
 
 @pytest.fixture
-def scout(database_url, monkeypatch, embedder):
-    """Run `scout ...` in-process against a fresh database and a loopback feed server."""
+def scout(scout, embedder):
+    """`scout` with the feeds and APIs on a loopback server (an unstored preprint that
+    `scout match` fetches included)."""
     with LoopbackServer() as server:
         server.route(
             "/biorxiv_xml.php",
@@ -49,20 +49,9 @@ def scout(database_url, monkeypatch, embedder):
             body=(FIXTURES / "feeds" / "arxiv_cs_lg.rss").read_bytes(),
             headers={"Content-Type": "application/rss+xml"},
         )
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        monkeypatch.setenv("SCOUT_BIORXIV_RSS_URL", server.url)
-        monkeypatch.setenv("SCOUT_ARXIV_RSS_URL", server.url)
-        # `scout match` fetches an unstored preprint from the APIs: keep that on loopback too.
-        monkeypatch.setenv("SCOUT_BIORXIV_API_URL", server.url)
-        monkeypatch.setenv("SCOUT_ARXIV_API_URL", server.url)
-        runner = CliRunner()
-
-        def run(*args: str, code: int = 0):
-            result = runner.invoke(app, list(args), catch_exceptions=False)
-            assert result.exit_code == code, result.output
-            return result
-
-        yield run
+        for name in ("SCOUT_BIORXIV_RSS_URL", "SCOUT_ARXIV_RSS_URL", "SCOUT_BIORXIV_API_URL", "SCOUT_ARXIV_API_URL"):
+            scout.env[name] = server.url
+        yield scout
 
 
 def setup_catalog(scout) -> None:
@@ -134,22 +123,27 @@ def test_bad_input_gets_a_clear_message(scout, tmp_path):
     assert "no feed" in scout("feeds", "remove", "nope", code=2).output
 
 
-def test_invalid_setting_names_the_variable(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "mysql://nope")
-    result = CliRunner().invoke(app, ["init"])
-    assert result.exit_code == 2
+def test_invalid_setting_names_the_variable(scout):
+    scout.env["DATABASE_URL"] = "mysql://nope"
+    result = scout("init", code=2)
     assert "DATABASE_URL" in result.output and "sqlite" in result.output
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///x.db")
-    monkeypatch.setenv("SCOUT_WINDOW_DAYS", "-3")
-    result = CliRunner().invoke(app, ["init"])
-    assert result.exit_code == 2 and "SCOUT_WINDOW_DAYS" in result.output
+    scout.env.update({"DATABASE_URL": "sqlite:///x.db", "SCOUT_WINDOW_DAYS": "-3"})
+    assert "SCOUT_WINDOW_DAYS" in scout("init", code=2).output
 
 
-def test_templates_dir_overrides_a_bundled_template(scout, monkeypatch, tmp_path):
+def test_templates_dir_overrides_a_bundled_template(scout, tmp_path):
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "ranking_header.txt.j2").write_text("Custom header for {{ ranking.profile }}.")
-    monkeypatch.setenv("SCOUT_TEMPLATES_DIR", str(tmp_path))
+    scout.env["SCOUT_TEMPLATES_DIR"] = str(tmp_path)
     setup_catalog(scout)
     assert "Custom header for eLife." in scout("rank", "elife", "--days", "3650").stdout
-    monkeypatch.setenv("SCOUT_TEMPLATES_DIR", str(tmp_path / "missing"))
+    scout.env["SCOUT_TEMPLATES_DIR"] = str(tmp_path / "missing")
     assert "SCOUT_TEMPLATES_DIR" in scout("rank", "elife", code=2).output
+
+
+def test_help_lists_every_command_in_a_panel_in_pipeline_order():
+    help_text = Scout({"COLUMNS": "120"})("--help").stdout
+    positions = [help_text.index(f"─ {panel} ─") for panel in PANELS]
+    assert positions == sorted(positions)
+    assert "─ Commands ─" not in help_text  # no command left without a panel
+    assert help_text.index(" init ") < help_text.index(" poll ") < help_text.index(" rank ")

@@ -10,21 +10,18 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.config import load_settings
 from bot.db import ClockLease, Feed, Preprint
 from bot.ingest.feeds import parse_feed
 from bot.ingest.polling import add_feed, poll_all, poll_lease
+from tests.cli import Scout
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
+from tests.paths import FIXTURES, ROOT
 
-FIXTURES = Path(__file__).parent / "fixtures"
-ROOT = Path(__file__).parent.parent
 MAX_IDENTIFIER = 500  # the preprints.identifier column
 PAPERS = FIXTURES / "profiles" / "elife.jsonl"
 ABSTRACT = (
@@ -52,30 +49,12 @@ def poll_feed(db, settings, server, body: bytes, path: str = "/feed.rss"):
     return poll_all(db, settings)
 
 
-class Scout:
-    """`scout ...` in-process; no exception may escape (a traceback is a failure)."""
-
-    def __init__(self) -> None:
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0):
-        result = self.runner.invoke(app, list(args))
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        assert result.exit_code == code, result.output
-        assert "Traceback" not in result.output
-        return result
-
-
 @pytest.fixture
-def scout(database_url, server, monkeypatch, embedder) -> Scout:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("SCOUT_BIORXIV_RSS_URL", server.url)
-    monkeypatch.setenv("SCOUT_ARXIV_RSS_URL", server.url)
-    monkeypatch.setenv("SCOUT_BIORXIV_API_URL", server.url)
-    monkeypatch.setenv("SCOUT_ARXIV_API_URL", server.url)
-    monkeypatch.setenv("SCOUT_FEED_DEADLINE", "5")
-    return Scout()
+def scout(scout, server, embedder):
+    for name in ("SCOUT_BIORXIV_RSS_URL", "SCOUT_ARXIV_RSS_URL", "SCOUT_BIORXIV_API_URL", "SCOUT_ARXIV_API_URL"):
+        scout.env[name] = server.url
+    scout.env["SCOUT_FEED_DEADLINE"] = "5"
+    return scout
 
 
 def error_lines(result) -> list[str]:
@@ -179,12 +158,11 @@ def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, 
     assert took < 6  # the body would take ~60 s to trickle through
 
 
-def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time(monkeypatch):
+def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time():
     with silent_server() as port:
-        monkeypatch.setenv("DATABASE_URL", f"postgresql://scout@127.0.0.1:{port}/scout")
-        monkeypatch.setenv("SCOUT_DB_CONNECT_TIMEOUT", "2")
+        scout = Scout({"DATABASE_URL": f"postgresql://scout@127.0.0.1:{port}/scout", "SCOUT_DB_CONNECT_TIMEOUT": "2"})
         started = time.monotonic()
-        result = Scout()("status", code=2)
+        result = scout("status", code=2)
         took = time.monotonic() - started
     assert took < 15
     lines = error_lines(result)
@@ -192,12 +170,12 @@ def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time(monkeyp
     assert "timeout" in lines[0].lower()
 
 
-def test_match_with_the_api_silent_ends_at_its_deadline(scout, monkeypatch):
+def test_match_with_the_api_silent_ends_at_its_deadline(scout):
     with silent_server() as port:
-        monkeypatch.setenv("SCOUT_BIORXIV_API_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("SCOUT_MATCH_DEADLINE", "2")
-        monkeypatch.setenv("SCOUT_HTTP_TIMEOUT", "30")
-        monkeypatch.setenv("SCOUT_API_BACKOFF", "2")
+        scout.env["SCOUT_BIORXIV_API_URL"] = f"http://127.0.0.1:{port}"
+        scout.env["SCOUT_MATCH_DEADLINE"] = "2"
+        scout.env["SCOUT_HTTP_TIMEOUT"] = "30"
+        scout.env["SCOUT_API_BACKOFF"] = "2"
         started = time.monotonic()
         result = scout("match", "10.1101/2026.01.01.123456", code=2)
         took = time.monotonic() - started
@@ -226,13 +204,13 @@ def test_user_mistakes_get_one_line(scout, tmp_path):
     assert len(error_lines(result)) == 1
 
 
-def test_a_read_only_database_gets_one_line(scout, database_url, monkeypatch, tmp_path):
+def test_a_read_only_database_gets_one_line(scout, database_url, tmp_path):
     scout("init")
     if database_url.startswith("sqlite"):
         read_only = database_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
     else:
         read_only = database_url + "%20-cdefault_transaction_read_only%3Don"
-    monkeypatch.setenv("DATABASE_URL", read_only)
+    scout.env["DATABASE_URL"] = read_only
     result = scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score", code=1)
     lines = error_lines(result)
     assert len(lines) == 1 and lines[0].startswith("error: database error"), lines
@@ -321,10 +299,9 @@ def test_passwords_in_feed_urls_are_never_printed(scout, server):
     assert "s3cret-pw" not in everything and "reader:***@" in everything
 
 
-def test_a_sqlite_url_in_a_missing_folder_is_refused(monkeypatch, tmp_path):
+def test_a_sqlite_url_in_a_missing_folder_is_refused(tmp_path):
     missing = tmp_path / "nonexistent" / "dir"
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}/scout.db")
-    result = Scout()("status", code=2)
+    result = Scout({"DATABASE_URL": f"sqlite:///{missing}/scout.db"})("status", code=2)
     assert error_lines(result) == [
         f"error: cannot open DATABASE_URL (sqlite:///{missing}/scout.db): folder {missing} does not exist "
         "(create it, or fix DATABASE_URL)"
@@ -369,12 +346,12 @@ def test_feed_urls_differing_only_in_case_of_scheme_and_host_are_one_feed(db, se
         assert third.id != first.id
 
 
-def test_window_days_setting_and_header_for_a_past_window(scout, server, monkeypatch):
+def test_window_days_setting_and_header_for_a_past_window(scout, server):
     server.route("/biorxiv_xml.php", body=(FIXTURES / "feeds" / "biorxiv_neuroscience.rdf").read_bytes())
     scout("feeds", "add", "biorxiv:neuroscience")
     scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
     scout("poll")
-    monkeypatch.setenv("SCOUT_WINDOW_DAYS", "400")
+    scout.env["SCOUT_WINDOW_DAYS"] = "400"
     assert json.loads(scout("rank", "neuro", "--json").stdout)["days"] == 400
     assert f"in the 400 days to {date.today().isoformat()}" in scout("rank", "neuro").stdout
     header = scout("rank", "neuro", "--until", "2026-01-31").stdout

@@ -1,5 +1,5 @@
-"""The functional core stays pure: scoring/ never imports bot/ and does no I/O but
-loading the model."""
+"""The layout's rules: the functional core stays pure (scoring/ never imports bot/ and
+does no I/O but loading the model), and templates/ is data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-SCORING = Path(__file__).parent.parent / "scoring"
+from bot.render import environment
+from tests.paths import ROOT
+
+SCORING = ROOT / "scoring"
 # Modules that talk to the world: a network, a database, files, processes, the clock of a scheduler.
 IO_MODULES = {
     "bot",
@@ -64,3 +67,14 @@ def test_scoring_is_pure(module: Path):
 def test_the_purity_check_catches_a_bot_import_and_a_file_read():
     source = "from bot.db import Database\nimport numpy\n\ndef f():\n    return open('x').read()\n"
     assert impurities(source) == ["imports bot", "calls open()"]
+
+
+def test_templates_are_data_and_every_one_compiles():
+    """Presentation lives in templates/, which holds no Python: a user restyles a digest by
+    editing a template, never by importing one."""
+    assert not list((ROOT / "templates").rglob("*.py"))
+    env = environment()
+    names = env.list_templates()
+    assert {"slack/digest_item.json.j2", "email/digest.html.j2", "cli/ranking_item.txt.j2"} <= set(names)
+    for name in names:
+        env.get_template(name)  # a syntax error fails here, not in a user's digest

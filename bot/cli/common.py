@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import DBAPIError
+from typer.core import TyperGroup
 
 from bot.config import Settings, SettingsError, display_url, load_settings
 from bot.db import Database, DatabaseUnavailable
@@ -19,7 +21,26 @@ from bot.scores.update import ScoringContext, update_scores
 from scoring.errors import ScoutError
 from scoring.text import one_line
 
-app = typer.Typer(help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True)
+# --help lists the panels in the order of the pipeline: set up, fetch, ask, deliver, run.
+PANELS = ("Set up", "Fetch and score", "Ask", "Deliver", "Run", "Measure")
+
+
+class PipelineOrder(TyperGroup):
+    """Typer lists a group's commands before its sub-groups (feeds, profiles, digests,
+    email), which would put "Fetch and score" above "Set up"; order by panel instead,
+    keeping the order of definition within one."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def panel(name: str) -> int:
+            title = getattr(self.commands[name], "rich_help_panel", None)
+            return PANELS.index(title) if title in PANELS else len(PANELS)
+
+        return sorted(super().list_commands(ctx), key=panel)
+
+
+app = typer.Typer(
+    cls=PipelineOrder, help="Preprint Scout: which new preprints belong in your journal.", no_args_is_help=True
+)
 
 
 # soft_wrap: piped output keeps one line per sentence instead of an 80-column wrap.

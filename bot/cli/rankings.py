@@ -25,11 +25,12 @@ from bot.cli.common import (
     run_scoring,
     scoring_context,
 )
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.render import render
 from bot.scores.rankings import match_preprint, match_text, rank_profile
 from bot.scores.update import is_current
+from scoring.errors import ScoutError
 from scoring.text import one_line
 
 
@@ -159,11 +160,33 @@ def evaluate(
     test: Annotated[Path | None, typer.Option(help="Test JSONL")] = None,
     methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: all)")] = None,
     seed: Annotated[int, typer.Option(help="Fold assignment seed")] = 0,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: SCOUT_MODEL)")] = None,
+    cache: Annotated[Path, typer.Option(help="Folder of cached embeddings, one file per model")] = Path(
+        ".cache/embeddings"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the Markdown tables of docs/results.md")] = False,
 ) -> None:
     """Scoring quality: every method side by side on the same folds and embeddings."""
-    from bot.scores.evaluation import evaluate_command
+    from bot.scores import evaluation
 
-    code = evaluate_command(data=data, train=train, test=test, folds=folds, as_json=as_json, methods=methods, seed=seed)
-    if code:
-        raise typer.Exit(code)
+    try:
+        results, setup = evaluation.evaluate_files(
+            data=data,
+            train=train,
+            test=test,
+            folds=folds,
+            methods=methods,
+            seed=seed,
+            model=model or load_settings().model,
+            cache_dir=cache,
+            err=err,
+        )
+    except ScoutError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(evaluation.as_json(results, setup))
+    elif markdown:
+        print(evaluation.as_markdown(results, setup))
+    else:
+        evaluation.print_table(results, setup, out)

@@ -2,10 +2,7 @@
 
 Reads JSONL (title, abstract, journal, optional category), embeds each paper once per
 model (cached under `.cache/embeddings/`, keyed by model name + text hash), runs
-`scoring.evaluate` and prints a table, or JSON with `--json`.
-
-    python -m bot.scores.evaluation --data papers.jsonl --folds 5
-    python -m bot.scores.evaluation --train a.jsonl --test b.jsonl --json
+`scoring.evaluate`, and lays the result out as a terminal table, JSON or Markdown.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,52 +151,67 @@ def run_evaluation(
     return evaluate(papers, splits, chosen, on_step), setup
 
 
-def evaluate_command(
-    data: Path | None = None,
-    train: Path | None = None,
-    test: Path | None = None,
-    folds: int = 5,
-    as_json: bool = False,
-    methods: str | None = None,
-    seed: int = 0,
-    model: str | None = None,
+def evaluate_files(
+    *,
+    data: Path | None,
+    train: Path | None,
+    test: Path | None,
+    folds: int,
+    methods: str | None,
+    seed: int,
+    model: str,
     cache_dir: Path = DEFAULT_CACHE,
-) -> int:
-    """Typer-friendly entry: returns a process exit code, prints errors without a trace."""
-    from rich.console import Console
-
-    err = Console(stderr=True)
+    err=None,
+) -> tuple[list[MethodResult], dict]:
+    """Cross-validate on `data`, or fit on `train` and test on `test`; bad input is an
+    EvaluationError raised before anything is embedded."""
+    if data is not None and (train or test):
+        raise EvaluationError("use either --data FILE --folds K, or --train FILE --test FILE")
+    if data is None and not (train and test):
+        raise EvaluationError("give --data FILE (cross-validation) or both --train FILE and --test FILE")
+    train_rows = read_labelled(data or train)
+    test_rows = read_labelled(test) if test else None
     try:
-        if data is not None and (train or test):
-            raise EvaluationError("use either --data FILE --folds K, or --train FILE --test FILE")
-        if data is None and not (train and test):
-            raise EvaluationError("give --data FILE (cross-validation) or both --train FILE and --test FILE")
-        train_rows = read_labelled(data or train)
-        test_rows = read_labelled(test) if test else None
-        select_methods(methods)  # fail on a bad name before embedding anything
-        model_name = model or _configured_model()
-        started = time.perf_counter()
-        results, setup = run_evaluation(
-            train_rows, test_rows, folds, _embedding_source(model_name, cache_dir, err), methods, seed
+        select_methods(methods)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    started = time.perf_counter()
+    results, setup = run_evaluation(
+        train_rows, test_rows, folds, _embedding_source(model, cache_dir, err), methods, seed
+    )
+    setup.update(model=model, seconds=round(time.perf_counter() - started, 1))
+    return results, setup
+
+
+def as_json(results: list[MethodResult], setup: dict) -> str:
+    return json.dumps({"setup": setup, "methods": [r.as_dict() for r in results]}, indent=2)
+
+
+def as_markdown(results: list[MethodResult], setup: dict) -> str:
+    """The tables of docs/results.md: every method, then MRR / acc@10 by profile size."""
+    mode = f"{setup['folds']}-fold cross-validation" if setup["mode"] == "cross-validation" else "train/test"
+    lines = [
+        f"{mode}, {setup['papers']} papers, {setup['journals']} journals, model {setup['model']}, "
+        f"{setup['seconds']:.0f} s",
+        "",
+        "| method | acc@1 | acc@5 | acc@10 | MRR | ECE | MAP | P@10 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        q, d = r.ranking, r.retrieval
+        lines.append(
+            f"| {r.method}: {r.description} | {q.acc_at_1:.3f} | {q.acc_at_5:.3f} | {q.acc_at_10:.3f} | "
+            f"{q.mrr:.3f} | {q.ece:.3f} | {d.map:.3f} | {d.precision_at_10:.3f} |"
         )
-    except (EvaluationError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        return 2
-    setup.update(model=model_name, seconds=round(time.perf_counter() - started, 1))
-    if as_json:
-        print(json.dumps({"setup": setup, "methods": [r.as_dict() for r in results]}, indent=2))
-    else:
-        print_table(results, setup, Console())
-    return 0
-
-
-def _configured_model() -> str:
-    try:
-        from bot.config import Settings
-
-        return Settings().model
-    except Exception:
-        return "bundled:all-MiniLM-L6-v2"
+    buckets = results[0].by_size if results else ()
+    if buckets:
+        lines += ["", "MRR / acc@10 by papers in the true journal's profile (test preprints in each column):", ""]
+        lines.append("| method | " + " | ".join(f"{b.label} ({b.n})" for b in buckets) + " |")
+        lines.append("| --- |" + " ---: |" * len(buckets))
+        for r in results:
+            cells = (f"{b.mrr:.3f} / {b.acc_at_10:.2f}" if b.n else "-" for b in r.by_size)
+            lines.append(f"| {r.method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _embedding_source(model_name: str, cache_dir: Path, err) -> Callable[[list[Labelled]], np.ndarray]:
@@ -208,7 +219,8 @@ def _embedding_source(model_name: str, cache_dir: Path, err) -> Callable[[list[L
         def embed(texts: list[str]) -> np.ndarray:
             from scoring.embedder import load_embedder
 
-            err.print(f"embedding {len(texts)} papers with {model_name} (cached for next time)...")
+            if err is not None:
+                err.print(f"embedding {len(texts)} papers with {model_name} (cached for next time)...")
             return load_embedder(model_name).embed(texts)
 
         return cached_embeddings([r.key for r in records], [r.text for r in records], model_name, embed, cache_dir)
@@ -264,25 +276,3 @@ def print_size_table(results: list[MethodResult], console) -> None:
     for r in results:
         table.add_row(r.method, *(f"{b.mrr:.3f} / {b.acc_at_10:.2f}" if b.n else "-" for b in r.by_size))
     console.print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m bot.scores.evaluation", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path)
-    parser.add_argument("--train", type=Path)
-    parser.add_argument("--test", type=Path)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--json", action="store_true", dest="as_json")
-    parser.add_argument("--methods", default=None, help="comma-separated, default all")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default=None)
-    args = parser.parse_args(argv)
-    return evaluate_command(
-        args.data, args.train, args.test, args.folds, args.as_json, args.methods, args.seed, args.model
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from bot.render import environment, render
+from bot.render import render
 
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -64,17 +64,8 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def _env():
-    env = environment(None)
-    env.filters.setdefault("mrkdwn", escape)
-    env.globals.setdefault("slack_link", link)
-    env.filters.setdefault("authors", authors)
-    return env
-
-
 def render_blocks(name: str, *, limit: int = MAX_BLOCKS, **context: Any) -> list[dict]:
     """Render templates/slack/<name>.json.j2 (a JSON list of blocks) and clamp it."""
-    _env()
     text = render(f"slack/{name}.json.j2", **context)
     blocks = json.loads(text)
     if not isinstance(blocks, list):
@@ -84,7 +75,6 @@ def render_blocks(name: str, *, limit: int = MAX_BLOCKS, **context: Any) -> list
 
 def render_text(name: str, **context: Any) -> str:
     """Render templates/slack/<name>.txt.j2: a message's fallback text."""
-    _env()
     return truncate(render(f"slack/{name}.txt.j2", **context), FALLBACK_TEXT)
 
 

@@ -17,12 +17,11 @@ import httpx
 
 from bot.db import Database
 from bot.profiles.catalog import read_papers
+from tests.delivery.slack.test_slack_app import add_real_profiles
 from tests.fake_slack import FakeSlack, SlackSender
 from tests.loopback import free_port
-from tests.test_slack_app import add_real_profiles
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SLOW_RESPONSE_URL = 2.0  # seconds each slow command's response_url takes to answer
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,8 +31,9 @@ from bot.profiles.journals import (
     save_new,
 )
 from tests.loopback import LoopbackServer
+from tests.paths import FIXTURES
 
-API = Path(__file__).parent / "fixtures" / "api"
+API = FIXTURES / "api"
 JSON = {"Content-Type": "application/json"}
 TODAY = date(2026, 5, 20)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +20,9 @@ from bot.ingest.feeds import (
     server_for,
 )
 from tests.loopback import LoopbackServer, free_port
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+FIXTURES = FIXTURES / "feeds"
 BIORXIV_URL = "https://connect.biorxiv.org/biorxiv_xml.php?subject=neuroscience"
 LOOPBACK_FEED = "http://127.0.0.1:8999/biorxiv_xml.php?subject=neuroscience"
 

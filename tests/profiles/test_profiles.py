@@ -16,8 +16,7 @@ from bot.profiles.catalog import (
     paper_counts,
     read_papers,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.paths import FIXTURES
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

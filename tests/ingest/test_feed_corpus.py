@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from bot.db import Preprint
 from bot.ingest.feeds import FeedError, parse_feed
 from bot.ingest.polling import store_items
+from tests.paths import FIXTURES
 
-CORPUS = Path(__file__).parent / "fixtures" / "feeds"
+CORPUS = FIXTURES / "feeds"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file())
 HOSTS = {"biorxiv": "connect.biorxiv.org", "medrxiv": "connect.medrxiv.org", "arxiv": "rss.arxiv.org"}
 

@@ -21,8 +21,8 @@ from bot.db import Database
 from tests.fake_slack import FakeSlack, seed_catalog
 from tests.fake_socket_mode import SocketModeServer
 from tests.loopback import free_port
+from tests.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 PROFILES = ["Neural Networks", "PLOS Genetics"]
 APP_TOKEN = "xapp-1-A0SCOUT-test"
 

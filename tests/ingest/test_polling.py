@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -13,8 +11,9 @@ from bot.db import Feed, Preprint
 from bot.ingest.feeds import FeedItem
 from bot.ingest.polling import add_feed, find_feed, poll_all, store_items
 from tests.loopback import LoopbackServer
+from tests.paths import FIXTURES
 
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+FEEDS = FIXTURES / "feeds"
 RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
 
 

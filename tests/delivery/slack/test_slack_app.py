@@ -12,30 +12,28 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from bot.cli import app as cli
 from bot.config import BUNDLED_MODEL, Settings, load_settings
 from bot.db import Database, Preprint, Profile, Score, Subscription, Vote
 from bot.processes.web import build_app
 from bot.scores.update import ScoringContext
 from scoring.embedder import load_embedder
+from tests.cli import Scout
 from tests.fake_slack import FakeSlack, SlackSender, seed_catalog
 from tests.loopback import LoopbackServer, serve, wait_for
 from tests.mail_data import BASE_URL as MAIL_BASE_URL
 from tests.mail_data import FROM as MAIL_FROM
 from tests.mail_data import SECRET as MAIL_SECRET
+from tests.paths import FIXTURES
 from tests.smtp_server import SmtpServer
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 PROFILES = ["Neural Networks", "PLOS Genetics", "Genome Biology and Evolution"]
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def score_of(p: int, q: int) -> float:
@@ -507,7 +505,7 @@ def test_email_without_email_settings_names_what_is_missing(live: Live):
 # -- buttons and home --------------------------------------------------------------------
 
 
-def test_votes_are_stored_and_shown_in_profiles_show(live: Live, monkeypatch):
+def test_votes_are_stored_and_shown_in_profiles_show(live: Live):
     profile_id, preprint_id = live.ids["profiles"][0], live.ids["preprints"][1]
     for user, action in (
         ("U1", "scout_vote_relevant"),
@@ -522,8 +520,7 @@ def test_votes_are_stored_and_shown_in_profiles_show(live: Live, monkeypatch):
     with live.db.session() as session:
         votes = sorted((v.user_id, v.relevant, v.team_id) for v in session.scalars(select(Vote)))
     assert votes == [("U1", False, "T1"), ("U2", True, "T1"), ("U3", False, "T1")]
-    monkeypatch.setenv("DATABASE_URL", live.db.url)
-    result = CliRunner().invoke(cli, ["profiles", "show", "Neural Networks"], catch_exceptions=False)
+    result = Scout({"DATABASE_URL": live.db.url})("profiles", "show", "Neural Networks")
     assert "votes from Slack: 1 relevant, 2 not relevant" in result.output
     stale = live.slack.click("scout_vote_relevant", "garbage")
     assert "out of date" in texts(live.fake.wait_response(stale[1])[0])
@@ -557,16 +554,9 @@ def test_home_tab_counts_each_digests_preprints(live: Live):
 
 
 def test_match_free_text_scores_with_the_model(db: Database, scoring_ctx):
-    from bot.profiles.catalog import add_profile, read_papers
-    from bot.scores.update import update_scores
+    from bot.profiles.catalog import read_papers
 
-    with db.session() as session:
-        for name, file in (
-            ("eLife", "elife.jsonl"),
-            ("PLOS Computational Biology", "plos-computational-biology.jsonl"),
-        ):
-            add_profile(session, name, read_papers(FIXTURES / "profiles" / file).papers, source=file)
-        update_scores(session, scoring_ctx)
+    add_real_profiles(db, scoring_ctx)
     papers = read_papers(FIXTURES / "profiles" / "plos-computational-biology.jsonl").papers
     text = f"{papers[0].title}. {papers[0].abstract}"
     with FakeSlack() as fake:

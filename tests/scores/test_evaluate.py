@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.scores.evaluation import cached_embeddings, evaluate_command, read_labelled
+from bot.scores.evaluation import cached_embeddings, read_labelled
+from tests.cli import Scout
+from tests.paths import FIXTURES
 
-TINY = Path(__file__).parent / "fixtures" / "eval_tiny.jsonl"
+TINY = FIXTURES / "eval_tiny.jsonl"
 MODEL = "bundled:all-MiniLM-L6-v2"
 
 
@@ -20,12 +22,29 @@ def _eval_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("eval-cache")
 
 
-def test_cross_validation_json_on_a_tiny_file(_eval_cache, capsys):
-    code = evaluate_command(
-        data=TINY, folds=3, as_json=True, methods="scout,prior,centroid,knn_lr", model=MODEL, cache_dir=_eval_cache
+@pytest.fixture
+def scout() -> Scout:
+    """`scout evaluate` needs no database: one run, not one per backend."""
+    return Scout()
+
+
+def evaluate(scout, *args: str, code: int = 0, cache: Path):
+    return scout("evaluate", "--model", MODEL, "--cache", str(cache), *args, code=code)
+
+
+def test_cross_validation_json_on_a_tiny_file(_eval_cache, scout):
+    result = evaluate(
+        scout,
+        "--data",
+        str(TINY),
+        "--folds",
+        "3",
+        "--json",
+        "--methods",
+        "scout,prior,centroid,knn_lr",
+        cache=_eval_cache,
     )
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(result.stdout)
     assert out["setup"]["journals"] == 3 and out["setup"]["papers"] == 21
     methods = {m["method"]: m for m in out["methods"]}
     assert list(methods) == ["scout", "prior", "centroid", "knn_lr"]
@@ -43,18 +62,20 @@ def test_cross_validation_json_on_a_tiny_file(_eval_cache, capsys):
     assert methods["scout"]["acc@1"] > 0.5
 
 
-def test_train_test_table_and_cache_reuse(_eval_cache, tmp_path, capsys):
+def test_train_test_table_markdown_and_cache_reuse(_eval_cache, tmp_path, scout):
     rows = TINY.read_text().splitlines()
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text("\n".join(rows[:15]) + "\n")
     test.write_text("\n".join(rows[15:]) + "\n")
-    code = evaluate_command(
-        train=train, test=test, methods="scout,tfidf_svm,zotero", model=MODEL, cache_dir=_eval_cache
-    )
-    assert code == 0
-    out = capsys.readouterr().out
+    args = ("--train", str(train), "--test", str(test), "--methods", "scout,tfidf_svm,zotero")
+    out = evaluate(scout, *args, cache=_eval_cache).stdout
     assert "train/test" in out and "tfidf_svm" in out and "MRR" in out
     assert "by papers in the journal's profile" in out
+    markdown = evaluate(scout, *args, "--markdown", cache=_eval_cache).stdout.splitlines()
+    assert markdown[0].startswith(f"train/test, 21 papers, 3 journals, model {MODEL}")
+    assert markdown[2] == "| method | acc@1 | acc@5 | acc@10 | MRR | ECE | MAP | P@10 |"
+    assert [line.split(":")[0] for line in markdown[4:7]] == ["| scout", "| tfidf_svm", "| zotero"]
+    assert any(line.startswith("| scout | ") and " / " in line for line in markdown[7:])
 
 
 def test_cache_embeds_only_what_is_missing(tmp_path):
@@ -71,17 +92,18 @@ def test_cache_embeds_only_what_is_missing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "args, message",
     [
-        ({}, "give --data FILE"),
-        ({"data": TINY, "train": TINY}, "either --data"),
-        ({"data": Path("/nope.jsonl")}, "no such file"),
-        ({"data": TINY, "methods": "scout,magic"}, "choose from"),
+        ((), "give --data FILE"),
+        (("--data", str(TINY), "--train", str(TINY)), "either --data"),
+        (("--data", "/nope.jsonl"), "no such file"),
+        (("--data", str(TINY), "--methods", "scout,magic"), "choose from"),
     ],
 )
-def test_bad_input_gets_a_clear_message(kwargs, message, capsys, tmp_path):
-    assert evaluate_command(cache_dir=tmp_path, model=MODEL, **kwargs) == 2
-    assert message in capsys.readouterr().err
+def test_bad_input_gets_a_clear_message(args, message, scout, tmp_path):
+    result = evaluate(scout, *args, code=2, cache=tmp_path)
+    assert message in result.stderr
+    assert not any(tmp_path.iterdir())  # refused before anything was embedded
 
 
 def test_reader_skips_lines_without_journal_or_text(tmp_path):

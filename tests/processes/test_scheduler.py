@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -18,8 +17,9 @@ from bot.ingest.polling import add_feed
 from bot.processes.clock import Cycle, Leadership, active_clock, build_scheduler
 from bot.scores.update import update_scores
 from tests.loopback import LoopbackServer, wait_for
+from tests.paths import FIXTURES
 
-FEED = Path(__file__).parent / "fixtures" / "feeds" / "biorxiv_neuroscience.rdf"
+FEED = FIXTURES / "feeds" / "biorxiv_neuroscience.rdf"
 T0 = datetime(2026, 5, 4, 7, 0, tzinfo=UTC)  # a Monday, before the 08:00 digests
 
 

@@ -13,19 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from bot.cli import app as cli
 from bot.db import Database, Delivery, Digest, Preprint, Subscription
 from bot.delivery.slack.delivery import REASONS
 from bot.delivery.subscriptions import Options, Target, subscribe
+from tests.cli import Scout
 from tests.fake_slack import FakeSlack, seed_catalog
+from tests.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 PROFILES = ["Neural Networks", "PLOS Genetics"]
 THRESHOLD = 0.12
 
@@ -50,10 +48,7 @@ class Setup:
     specs: list[dict]
 
     def run(self, *args: str, code: int | None = 0) -> str:
-        result = CliRunner().invoke(cli, ["digests", "run", *args], env=self.env, catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, result.output
-        return result.output
+        return Scout(self.env)("digests", "run", *args, code=code).output
 
     def expected(self, profile: int = 0) -> list[int]:
         """Preprint ids above the threshold, best first (what the digest should hold)."""

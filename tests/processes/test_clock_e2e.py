@@ -18,9 +18,9 @@ from bot.db import Database, Delivery, Digest, Subscription, utcnow
 from bot.delivery.subscriptions import Options, Target, subscribe
 from tests.fake_slack import FakeSlack, seed_catalog
 from tests.loopback import wait_for
+from tests.paths import ROOT
 from tests.smtp_server import SmtpServer
 
-ROOT = Path(__file__).parent.parent
 PROFILES = ["Neural Networks", "PLOS Genetics"]
 CHANNELS = ["C1", "C2"]
 ITEMS = 12

@@ -13,15 +13,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.config import SettingsError, load_settings
 from bot.db import Delivery, Digest, Preprint, Subscription, utcnow
 from bot.delivery.digests import run_due_digests
@@ -39,9 +36,9 @@ from bot.delivery.slack.commands import parse_email_command
 from bot.delivery.subscriptions import Options
 from tests.certificates import make_tls
 from tests.mail_data import BASE_URL, FROM, NASTY_TITLE, SECRET, follow, mail_settings, seed, subscription
+from tests.paths import ROOT
 from tests.smtp_server import SilentServer, SmtpServer, closed_port_url
 
-ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1, hours=2)  # after the first scheduled run (08:00 next day)
 
@@ -389,32 +386,23 @@ def test_an_address_that_needs_smtputf8_is_paused_when_the_server_lacks_it(seede
         assert utf8.messages[0].rcpt_tos == ["josé@example.org"]
 
 
-def _env(monkeypatch, database_url: str, smtp_url: str) -> None:
-    for key in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
-        monkeypatch.delenv(key, raising=False)
-    env = {
-        "DATABASE_URL": database_url,
-        "SMTP_URL": smtp_url,
-        "SCOUT_MAIL_FROM": FROM,
-        "SCOUT_BASE_URL": BASE_URL,
-        "SCOUT_SECRET_KEY": SECRET,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+@pytest.fixture
+def scout(scout, smtp):
+    """`scout` with mail configured to send through the test's SMTP server."""
+    scout.env.update(
+        {"SMTP_URL": smtp.url, "SCOUT_MAIL_FROM": FROM, "SCOUT_BASE_URL": BASE_URL, "SCOUT_SECRET_KEY": SECRET}
+    )
+    return scout
 
 
 @pytest.mark.parametrize("command", [["email", "send", "--force"], ["digests", "run", "--force"]])
-def test_a_message_refused_at_data_is_paused_as_such_and_the_run_fails(
-    seeded, smtp, database_url, monkeypatch, command
-):
+def test_a_message_refused_at_data_is_paused_as_such_and_the_run_fails(seeded, smtp, scout, command):
     """552 at DATA is about the message, not the address; the run that met it exits 1."""
     db = seeded
     sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
-    _env(monkeypatch, database_url, smtp.url)
     smtp.answer_data("552 5.3.4 Message size exceeds fixed limit")
     with time_machine.travel(LATER, tick=False):
-        result = CliRunner().invoke(app, command, catch_exceptions=False)
-    assert result.exit_code == 1, result.output
+        result = scout(*command, code=1)
     assert "paused" in result.output and "refused the message: 552 5.3.4" in " ".join(result.output.split())
     sub = subscription(db, sub_id)
     assert sub.status == "paused"
@@ -668,22 +656,7 @@ def test_send_failure_of_confirmation_is_explained(seeded, database_url):
 # -- the CLI -----------------------------------------------------------------------------
 
 
-def test_cli_subscribe_list_unsubscribe(seeded, smtp, database_url, monkeypatch):
-    for key, value in {
-        "DATABASE_URL": database_url,
-        "SMTP_URL": smtp.url,
-        "SCOUT_MAIL_FROM": FROM,
-        "SCOUT_BASE_URL": BASE_URL,
-        "SCOUT_SECRET_KEY": SECRET,
-    }.items():
-        monkeypatch.setenv(key, value)
-    runner = CliRunner()
-
-    def scout(*args, code=0):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
+def test_cli_subscribe_list_unsubscribe(seeded, smtp, scout):
     out = scout(
         "email", "subscribe", "ada@example.org", "plos genetics", "--schedule", "weekly", "--threshold", "top 5%"
     )
@@ -708,7 +681,7 @@ def test_cli_subscribe_list_unsubscribe(seeded, smtp, database_url, monkeypatch)
     assert "not an email address" in bad.stderr and "Traceback" not in bad.stderr
     assert "Did you mean" in scout("email", "subscribe", "ada@example.org", "genetcs", code=2).stderr
     assert "threshold" in scout("email", "subscribe", "ada@example.org", "elife", "--threshold", "best", code=2).stderr
-    monkeypatch.delenv("SCOUT_SECRET_KEY")
+    del scout.env["SCOUT_SECRET_KEY"]
     assert "SCOUT_SECRET_KEY is not set" in scout("email", "subscribe", "ada@example.org", "elife", code=2).stderr
 
 

@@ -4,15 +4,15 @@ that changed since it was scored."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from bot.profiles.catalog import add_profile, read_papers
 from bot.scores.rankings import PreprintNotFound, match_text, window_bounds
 from bot.scores.update import update_scores
+from tests.paths import FIXTURES
 
-PROFILES = Path(__file__).parent / "fixtures" / "profiles"
+PROFILES = FIXTURES / "profiles"
 
 
 def test_the_last_n_days_are_n_dates_ending_today():

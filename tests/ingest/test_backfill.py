@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.config import load_settings
 from bot.db import PagingCursor, Preprint
 from bot.ingest.apis import Sources
@@ -21,8 +18,8 @@ from bot.ingest.http import SourceError
 from bot.ingest.polling import add_feed, poll_all
 from bot.scores.rankings import PreprintNotFound
 from tests.loopback import LoopbackServer
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 API = FIXTURES / "api"
 JSON = {"Content-Type": "application/json"}
 ATOM = {"Content-Type": "application/atom+xml"}
@@ -230,18 +227,9 @@ def test_fetch_one_preprint_by_doi_or_arxiv_id(db, server, sources):
 
 
 @pytest.fixture
-def scout(database_url, monkeypatch, server):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    for name, value in api_env(server.url).items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
+def scout(scout, server):
+    scout.env.update(api_env(server.url))
+    return scout
 
 
 def test_cli_backfill_and_profiles_from_apis(scout, server):
