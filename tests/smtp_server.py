@@ -10,7 +10,8 @@
 `SilentServer` accepts TCP connections and never says a word (a hung mail server).
 `smtp.answer_data("552 5.3.4 Message too big")` answers DATA with that reply instead of
 250; `smtp.answer_late(seconds)` takes the message and then waits before its 250 (a
-client with a shorter timeout never hears that it was accepted); `smtp.drop_after_data()`
+client with a shorter timeout never hears that it was accepted); `smtp.hold_answers()` takes
+messages and answers none until `smtp.release()`; `smtp.drop_after_data()`
 takes the message and closes the connection unanswered; `smtp.answer_quit_late(s)` delays
 the answer to QUIT.
 With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
@@ -62,6 +63,7 @@ class _Handler:
         self.data_delay = 0.0
         self.quit_delay = 0.0
         self.drop_after_data = False
+        self.held: threading.Event | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
         with self.lock:
@@ -82,7 +84,7 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
-            reply, delay, drop = self.data_reply, self.data_delay, self.drop_after_data
+            reply, delay, drop, held = self.data_reply, self.data_delay, self.drop_after_data, self.held
             if reply is None:
                 self.received.append(
                     Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
@@ -90,6 +92,8 @@ class _Handler:
         if drop:  # kept the message, then the connection goes before any answer
             server.transport.abort()
         await asyncio.sleep(delay)
+        while held is not None and not held.is_set():  # the test says when the answer comes
+            await asyncio.sleep(0.02)
         return reply or "250 Message accepted for delivery"
 
 
@@ -161,6 +165,17 @@ class SmtpServer:
         with self.handler.lock:
             self.handler.data_delay = seconds
 
+    def hold_answers(self) -> None:
+        """Keep each message and answer nothing until `release()`: a sender held mid-message
+        for as long as the test needs, however slow the machine."""
+        with self.handler.lock:
+            self.handler.held = threading.Event()
+
+    def release(self) -> None:
+        with self.handler.lock:
+            if self.handler.held is not None:
+                self.handler.held.set()
+
     def drop_after_data(self, drop: bool = True) -> None:
         """Keep each message, then close the connection without answering DATA."""
         with self.handler.lock:
@@ -176,6 +191,7 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
+        self.release()  # a held session must not keep the server from stopping
         self._controller.stop()
 
     def __enter__(self) -> SmtpServer:

@@ -698,7 +698,7 @@ def test_two_senders_at_once_send_one_email(db, smtp, database_url, scoring_ctx)
     settings = mail_settings(database_url, smtp.url)
     # A dry run in this process caches the vectors "why it matched" needs, so neither child loads the model.
     run_due_digests(db, [EmailDeliverer(settings, db, scoring_ctx)], now=now, force=True, dry_run=True)
-    smtp.answer_late(6)  # the first sender is mid-message for 6 s
+    smtp.hold_answers()  # the first sender is mid-message until the second has finished
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -721,6 +721,7 @@ def test_two_senders_at_once_send_one_email(db, smtp, database_url, scoring_ctx)
         second = subprocess.Popen(command, **pipes)
         output, _ = second.communicate(timeout=60)
         assert second.returncode == 0 and output.count("busy") == 2, output
+        smtp.release()
         output, _ = first.communicate(timeout=60)
         assert first.returncode == 0 and output.count("sent") == 2, output
     finally:
