@@ -147,3 +147,21 @@ def test_help_lists_every_command_in_a_panel_in_pipeline_order():
     assert positions == sorted(positions)
     assert "─ Commands ─" not in help_text  # no command left without a panel
     assert help_text.index(" init ") < help_text.index(" poll ") < help_text.index(" rank ")
+
+
+def test_vote_from_the_terminal_counts_once_per_voter(scout):
+    setup_catalog(scout)
+    top = json.loads(scout("rank", "eLife", "--days", "3650", "--json").stdout)["items"][0]
+    ident = top["doi"] or top["identifier"]
+    said = scout("vote", "elife", ident, "relevant", "--as", "ada").stdout
+    assert said.startswith("noted: ada says") and "is relevant for eLife" in said
+    assert "(readers' votes: 1 relevant, 0 not relevant)" in said
+    assert scout("vote", "eLife", ident, "relevant", "--as", "ada").stdout.startswith("already noted")
+    changed = scout("vote", "eLife", ident, "not-relevant", "--as", "ada").stdout
+    assert "(readers' votes: 0 relevant, 1 not relevant)" in changed
+    scout("vote", "eLife", ident, "relevant", "--as", "bob")
+    shown = json.loads(scout("profiles", "show", "eLife", "--json").stdout)
+    assert shown["votes"] == {"relevant": 1, "not_relevant": 1}
+    assert "Did you mean" in scout("vote", "elif", ident, "relevant", code=2).stderr
+    assert "no stored preprint" in scout("vote", "eLife", "10.1101/0000.00.00.000000", "relevant", code=2).stderr
+    assert "relevant" in scout("vote", "eLife", ident, "maybe", code=2).output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -166,3 +168,45 @@ def digests_run(
     if not outcomes:
         err.print("no digests due (--force sends every subscription's now)")
     report(outcomes, dry_run, out)
+
+
+class Verdict(StrEnum):
+    relevant = "relevant"
+    not_relevant = "not-relevant"
+
+
+@app.command(rich_help_panel="Deliver")
+def vote(
+    profile: Annotated[str, typer.Argument(help="Profile the preprint was matched to (case-insensitive)")],
+    preprint: Annotated[str, typer.Argument(help="A stored preprint's DOI, arXiv id or link")],
+    verdict: Annotated[Verdict, typer.Argument(help="relevant or not-relevant")],
+    voter: Annotated[
+        str | None, typer.Option("--as", help="Who votes (default: your login name); a later vote replaces theirs")
+    ] = None,
+) -> None:
+    """Say whether a match belongs in a profile, as the Relevant / Not relevant buttons of a digest do."""
+    from bot.profiles.catalog import find_profile
+    from bot.profiles.votes import FROM_CLI, Voter, record_vote, vote_counts
+    from bot.scores.rankings import find_preprint
+
+    name = voter or _login_name()
+    relevant = verdict is Verdict.relevant
+    with database() as (_settings, db), db.session() as session:
+        found = find_profile(session, profile)
+        paper = find_preprint(session, preprint)
+        changed = record_vote(session, found.id, paper.id, Voter(FROM_CLI, name), relevant)
+        counts = vote_counts(session, found.id)
+        title, profile_name = paper.title, found.name
+    said = "noted" if changed else "already noted"
+    out.print(
+        f"{said}: {esc(name)} says {esc(title)!r} is {verdict.value.replace('-', ' ')} for {esc(profile_name)} "
+        f"(readers' votes: {counts.relevant} relevant, {counts.not_relevant} not relevant)",
+        highlight=False,
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry and no LOGNAME
+        return "cli"

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from bot.cli.common import JSON_HELP, api_bar, app, database, err, esc, fail, out, progress_bar, run_scoring
 from bot.profiles.catalog import (
@@ -18,6 +17,7 @@ from bot.profiles.catalog import (
     paper_counts,
     read_papers,
 )
+from bot.profiles.votes import vote_counts
 
 profiles_app = typer.Typer(help="Content profiles: named sets of reference papers.", invoke_without_command=True)
 
@@ -153,7 +153,7 @@ def profiles_show(
             "name": profile.name,
             "source": profile.source,
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
-            "votes": _votes(session, profile.id),
+            "votes": vote_counts(session, profile.id).as_dict(),
         }
     if as_json:
         out.print_json(data=data)
@@ -163,25 +163,11 @@ def profiles_show(
         highlight=False,
     )
     votes = data["votes"]
-    out.print(f"votes from Slack: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
+    out.print(f"readers' votes: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
     table = Table("year", "title", "doi")
     for p in data["papers"]:
         table.add_row(str(p["year"] or ""), esc(p["title"]), esc(p["doi"] or ""))
     out.print(table)
-
-
-def _votes(session, profile_id: int) -> dict:
-    """Feedback from the Slack buttons on this profile's delivered matches."""
-    from sqlalchemy import func
-
-    from bot.db import Vote
-
-    rows = dict(
-        session.execute(
-            select(Vote.relevant, func.count(Vote.id)).where(Vote.profile_id == profile_id).group_by(Vote.relevant)
-        ).all()
-    )
-    return {"relevant": rows.get(True, 0), "not_relevant": rows.get(False, 0)}
 
 
 @profiles_app.command("remove")

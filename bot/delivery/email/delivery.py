@@ -14,14 +14,13 @@ from bot.db import Database, Delivery, Digest, Subscription, utcnow
 from bot.delivery.digests import Claims, DigestOutcome, open_digest, plan_digest, schedule_next
 from bot.delivery.email import KIND
 from bot.delivery.email.addresses import domain, require_email_settings, sender
-from bot.delivery.email.messages import Section, build_digest_message, unsubscribe_url
+from bot.delivery.email.messages import Section, build_digest_message, section
 from bot.delivery.email.smtp import (
     SmtpClient,
     TemporaryMailError,
     Undeliverable,
     smtp_client,
 )
-from bot.delivery.subscriptions import describe
 from bot.scores.update import ScoringContext
 from scoring.text import one_line
 
@@ -167,7 +166,7 @@ class EmailDeliverer:
                     schedule_next(s, now)
             if not wanted:
                 return outcomes, None
-            sections = [Section(s.id, p, describe(s), unsubscribe_url(self.settings, email, [s.id])) for s, p in wanted]
+            sections = [section(self.settings, email, s, p) for s, p in wanted]
             if dry_run:
                 return outcomes, _Batch(email, sections, {}, "")
             digests = {s.id: open_digest(session, s) for s, _ in wanted}

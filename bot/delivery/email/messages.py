@@ -13,11 +13,17 @@ from bot.db import Subscription
 from bot.delivery.digests import DigestPlan
 from bot.delivery.email.addresses import domain, sender
 from bot.delivery.email.smtp import BODY_POLICY, HEADER_POLICY
-from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, make_token
+from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, VOTE, make_token
 from bot.delivery.subscriptions import describe
 from bot.render import render
 from bot.scores.rankings import RankedPreprint
 from scoring.text import one_line
+
+
+@dataclass(frozen=True)
+class VoteLinks:
+    relevant: str
+    not_relevant: str
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,19 @@ class Section:
     plan: DigestPlan
     description: str  # "PLOS Genetics: top 1%, daily at 08:00 UTC, up to 20"
     unsubscribe_url: str
+    votes: tuple[VoteLinks, ...] = ()  # one per item of the plan, in its order
+
+
+def section(settings: Settings, email: str, sub: Subscription, plan: DigestPlan) -> Section:
+    """A subscription's part of a digest, with its unsubscribe link and a pair of vote links
+    per match (signed: a vote speaks for this address on this subscription's profile)."""
+
+    def vote_url(preprint_id: int, relevant: bool) -> str:
+        token = make_token(settings, VOTE, email, [sub.id], preprint_id=preprint_id, relevant=relevant)
+        return link(settings, "/email/vote", token)
+
+    votes = tuple(VoteLinks(vote_url(pid, True), vote_url(pid, False)) for pid in plan.preprint_ids)
+    return Section(sub.id, plan, describe(sub), unsubscribe_url(settings, email, [sub.id]), votes)
 
 
 def web_url(url: str | None) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db import Database, Subscription, utcnow
+from bot.db import Database, Preprint, Subscription, utcnow
 from bot.delivery.digests import schedule_next
 from bot.delivery.email import KIND
 from bot.delivery.email.addresses import normalise_address, require_email_settings, sender
@@ -17,8 +17,9 @@ from bot.delivery.email.smtp import (
     MailError,
     smtp_client,
 )
-from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, TokenError, read_token
+from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, VOTE, LinkToken, TokenError, read_token
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
+from bot.profiles.votes import FROM_EMAIL, Voter, record_vote
 from scoring.errors import InputError
 from scoring.text import one_line
 
@@ -144,8 +145,7 @@ class LinkResult:
     state: str  # confirm: ask | confirmed | already | ended; unsubscribe: ask | done | already
 
 
-def _token_subs(session, settings: Settings, purpose: str, token: str | None) -> tuple[str, list[Subscription]]:
-    data = read_token(settings, purpose, token)
+def _token_subs(session, data: LinkToken) -> tuple[str, list[Subscription]]:
     subs = [session.get(Subscription, i) for i in data.subscription_ids]
     subs = [s for s in subs if s is not None and s.kind == KIND and s.email.lower() == data.email]
     if not subs:
@@ -157,6 +157,32 @@ def _profiles(subs: list[Subscription]) -> list[str]:
     return [one_line(s.profile.name) for s in subs]
 
 
+@dataclass(frozen=True)
+class VoteResult:
+    email: str
+    profile: str
+    title: str
+    relevant: bool
+    state: str  # ask | noted | already
+
+
+def vote_by_token(db: Database, settings: Settings, token: str | None, *, apply: bool) -> VoteResult:
+    """What a vote link says (apply=False, for the GET page: a link scanner's GET must not
+    vote) or record it (apply=True, the page's POST) as this address's vote on the match."""
+    with db.session() as session:
+        data = read_token(settings, VOTE, token)
+        email, subs = _token_subs(session, data)
+        sub, preprint = subs[0], session.get(Preprint, data.preprint_id)
+        if preprint is None:
+            raise TokenError("this link points to a preprint that is no longer stored")
+        relevant = bool(data.relevant)
+        state = "ask"
+        if apply:
+            changed = record_vote(session, sub.profile_id, preprint.id, Voter(FROM_EMAIL, email), relevant)
+            state = "noted" if changed else "already"
+        return VoteResult(email, one_line(sub.profile.name), one_line(preprint.title), relevant, state)
+
+
 def confirm_by_token(
     db: Database, settings: Settings, token: str | None, now: datetime | None = None, *, apply: bool
 ) -> LinkResult:
@@ -164,7 +190,7 @@ def confirm_by_token(
     or HEAD must not subscribe anyone) or confirm it (apply=True, the page's POST)."""
     now = now or utcnow()
     with db.session() as session:
-        email, subs = _token_subs(session, settings, CONFIRM, token)
+        email, subs = _token_subs(session, read_token(settings, CONFIRM, token))
         states = set()
         for sub in subs:
             if sub.status == "pending":
@@ -181,7 +207,7 @@ def confirm_by_token(
 def unsubscribe_by_token(db: Database, settings: Settings, token: str | None, *, apply: bool) -> LinkResult:
     """What a one-click link covers (apply=False, for the GET page) or end it (apply=True, POST)."""
     with db.session() as session:
-        email, subs = _token_subs(session, settings, UNSUBSCRIBE, token)
+        email, subs = _token_subs(session, read_token(settings, UNSUBSCRIBE, token))
         live = [s for s in subs if s.status != "unsubscribed"]
         if apply:
             for sub in live:

@@ -1,4 +1,5 @@
-"""Signed, expiring tokens for the links in emails: confirm an address, unsubscribe in one click.
+"""Signed, expiring tokens for the links in emails: confirm an address, unsubscribe in one
+click, vote on a match.
 
 itsdangerous signs a small JSON payload with `SCOUT_SECRET_KEY`; each purpose has its own
 salt, so a confirmation token never works as an unsubscribe token and vice versa. A token
@@ -18,10 +19,13 @@ from scoring.errors import ScoutError
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
+VOTE = "vote"
 MAX_AGE = {
     CONFIRM: timedelta(days=7),
     # Long enough for an old digest in someone's inbox to still unsubscribe them.
     UNSUBSCRIBE: timedelta(days=365),
+    # A vote on last season's digest is still a reader's judgement of that match.
+    VOTE: timedelta(days=365),
 }
 MIN_SECRET = 16
 
@@ -38,6 +42,9 @@ class TokenError(ScoutError):
 class LinkToken:
     email: str
     subscription_ids: tuple[int, ...]
+    # A vote link's match and verdict; None on other links.
+    preprint_id: int | None = None
+    relevant: bool | None = None
 
 
 def secret_key(settings: Settings) -> str:
@@ -59,8 +66,18 @@ def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key(settings), salt=f"preprint-scout/email/{purpose}")
 
 
-def make_token(settings: Settings, purpose: str, email: str, subscription_ids: list[int] | tuple[int, ...]) -> str:
-    payload = {"e": email.lower(), "s": sorted(int(i) for i in subscription_ids)}
+def make_token(
+    settings: Settings,
+    purpose: str,
+    email: str,
+    subscription_ids: list[int] | tuple[int, ...],
+    *,
+    preprint_id: int | None = None,
+    relevant: bool | None = None,
+) -> str:
+    payload: dict = {"e": email.lower(), "s": sorted(int(i) for i in subscription_ids)}
+    if preprint_id is not None:
+        payload.update(p=int(preprint_id), r=bool(relevant))
     return _serializer(settings, purpose).dumps(payload)
 
 
@@ -78,8 +95,10 @@ def read_token(settings: Settings, purpose: str, token: str | None) -> LinkToken
     try:
         email = str(payload["e"])
         ids = tuple(int(i) for i in payload["s"])
+        preprint_id = int(payload["p"]) if "p" in payload else None
+        relevant = bool(payload["r"]) if "r" in payload else None
     except (KeyError, TypeError, ValueError):
         raise TokenError("this link is not valid") from None
-    if not email or not ids:
+    if not email or not ids or (purpose == VOTE and preprint_id is None):
         raise TokenError("this link is not valid")
-    return LinkToken(email, ids)
+    return LinkToken(email, ids, preprint_id, relevant)

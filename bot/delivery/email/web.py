@@ -6,6 +6,8 @@ POST /email/confirm?token=...     confirms a pending subscription (double opt-in
 GET /email/unsubscribe?token=...  a page that asks, with a button that POSTs
 POST /email/unsubscribe?token=... unsubscribes; what mail clients send for one-click
                                   ("List-Unsubscribe=One-Click" in the body)
+GET /email/vote?token=...         a page that asks, with a button that POSTs
+POST /email/vote?token=...        records the reader's "relevant" / "not relevant" on a match
 
 A forged, tampered or expired token gets a 400 page that says what to do; never a 500.
 """
@@ -22,7 +24,7 @@ from starlette.routing import Route
 
 from bot.config import Settings, SettingsError
 from bot.db import Database
-from bot.delivery.email.subscriptions import confirm_by_token, unsubscribe_by_token
+from bot.delivery.email.subscriptions import confirm_by_token, unsubscribe_by_token, vote_by_token
 from bot.delivery.email.tokens import CONFIRM, MAX_AGE, TokenError, secret_key
 from bot.render import render
 
@@ -81,7 +83,17 @@ def routes(settings: Settings, db: Database) -> list[Route]:
             log.info("one-click unsubscribe: %d subscription(s)", len(result.profiles))
         return _page("email/unsubscribe.html.j2", state=result.state, result=result, action=_action(request, token))
 
+    async def vote(request: Request) -> HTMLResponse:
+        token = request.query_params.get("token")
+        apply = request.method == "POST"
+        try:
+            result = await run_in_threadpool(vote_by_token, db, settings, token, apply=apply)
+        except TokenError as exc:
+            return _page("email/vote.html.j2", 400, state="invalid", error=str(exc), result=None)
+        return _page("email/vote.html.j2", state=result.state, result=result, action=_action(request, token))
+
     return [
         Route("/email/confirm", confirm, methods=["GET", "POST"]),
         Route("/email/unsubscribe", unsubscribe, methods=["GET", "POST"]),
+        Route("/email/vote", vote, methods=["GET", "POST"]),
     ]

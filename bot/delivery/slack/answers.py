@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db import Database, Preprint, Profile, Vote
+from bot.db import Database, Preprint, Profile
 from bot.delivery.digests import ScheduleError
 from bot.delivery.email.addresses import require_email_settings
 from bot.delivery.email.subscriptions import subscribe_email_from_slack
@@ -38,6 +38,7 @@ from bot.delivery.slack.commands import (
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
 from bot.ingest.backfill import stored_or_fetched
 from bot.profiles.catalog import ProfileError, closest_names, find_profile, normalise_name, paper_counts
+from bot.profiles.votes import Voter, record_vote
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.scores.update import ScoringContext, update_scores
@@ -260,7 +261,7 @@ def abstract_message(db: Database, preprint_id: int) -> dict:
     return blocks.notice(f"*{title}*\n{body}")
 
 
-def record_vote(db: Database, value: str, team_id: str, user_id: str, relevant: bool) -> dict:
+def vote(db: Database, value: str, team_id: str, user_id: str, relevant: bool) -> dict:
     """Store (or change) one user's vote on a delivered match; `value` is "profile_id:preprint_id"."""
     try:
         profile_id, preprint_id = (int(x) for x in value.split(":"))
@@ -270,22 +271,7 @@ def record_vote(db: Database, value: str, team_id: str, user_id: str, relevant: 
         profile = session.get(Profile, profile_id)
         if profile is None or session.get(Preprint, preprint_id) is None:
             return error_message("That profile or preprint is no longer stored.")
-        vote = session.scalar(
-            select(Vote).where(
-                Vote.profile_id == profile_id,
-                Vote.preprint_id == preprint_id,
-                Vote.team_id == team_id,
-                Vote.user_id == user_id,
-            )
-        )
-        if vote is None:
-            session.add(
-                Vote(
-                    profile_id=profile_id, preprint_id=preprint_id, team_id=team_id, user_id=user_id, relevant=relevant
-                )
-            )
-        else:
-            vote.relevant = relevant
+        record_vote(session, profile_id, preprint_id, Voter(team_id, user_id), relevant)
         name = profile.name
     verdict = "relevant" if relevant else "not relevant"
     return blocks.notice(f"Thanks: noted as *{verdict}* for {blocks.escape(name)}.")

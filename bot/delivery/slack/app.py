@@ -163,7 +163,7 @@ def register(app: App, settings: Settings, db: Database, ctx: ScoringContext, po
             value = action.get("value", "")
 
             def work(_notify: Callable[[dict], None]) -> tuple[dict, bool]:
-                return answers.record_vote(db, value, team, user, relevant), False
+                return answers.vote(db, value, team, user, relevant), False
 
             answer_later(ack, body.get("response_url"), work, "a vote button")
 

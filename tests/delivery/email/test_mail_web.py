@@ -13,7 +13,7 @@ import time_machine
 from bot.db import Subscription
 from bot.delivery.email.delivery import EmailDeliverer
 from bot.delivery.email.subscriptions import subscribe_email
-from bot.delivery.email.tokens import CONFIRM, make_token
+from bot.delivery.email.tokens import CONFIRM, UNSUBSCRIBE, make_token
 from bot.delivery.subscriptions import Options
 from bot.processes.web import build_app
 from tests.loopback import free_port, serve
@@ -172,3 +172,64 @@ def test_expired_and_tampered_confirmation_links_are_refused(site):
     tampered = httpx.get(f"{url}/email/confirm", params={"token": token[:-3] + "abc"})
     assert tampered.status_code == 400 and "not valid" in tampered.text
     assert subscription(db, result.subscription_id).status == "pending"
+
+
+def _vote_links(message, profile: str) -> tuple[str, str]:
+    text = message.get_body(("plain",)).get_content()
+    relevant = re.search(rf"Relevant for {profile}\? (\S+)", text).group(1)
+    not_relevant = re.search(r"Not relevant\? (\S+)", text).group(1)
+    return relevant, not_relevant
+
+
+def _votes(db) -> list[tuple[str, str, bool]]:
+    from bot.db import Vote
+
+    with db.session() as s:
+        return sorted((v.team_id, v.user_id, v.relevant) for v in s.query(Vote))
+
+
+def test_vote_links_ask_on_get_and_record_on_post_once_per_reader(site):
+    db, settings, smtp, url = site
+    follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    send_digest(db, settings)
+    message = smtp.messages[0].message
+    relevant, not_relevant = _vote_links(message, "PLOS Genetics")
+    assert relevant.startswith(url + "/email/vote?token=") and relevant != not_relevant
+    html = message.get_body(("html",)).get_content()
+    assert html.count("/email/vote?token=") == 2 * message.get_body(("plain",)).get_content().count("Not relevant?")
+
+    page = httpx.get(relevant)
+    assert page.status_code == 200 and "Mark as relevant?" in page.text and 'method="post"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert httpx.head(relevant).status_code in (200, 405)
+    assert _votes(db) == []  # a link scanner's GET or HEAD votes nothing
+
+    action = re.search(r'action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    done = httpx.post(url + action)
+    assert done.status_code == 200 and "Thanks: noted as relevant" in done.text
+    assert _votes(db) == [("email", "ada@example.org", True)]
+    again = httpx.post(relevant)
+    assert "That was already your vote" in again.text
+    changed = httpx.post(not_relevant)  # the reader changes their mind: still one vote
+    assert "noted as not relevant" in changed.text
+    assert _votes(db) == [("email", "ada@example.org", False)]
+
+
+def test_a_vote_link_cannot_be_forged_or_reused_for_another_purpose(site):
+    db, settings, smtp, url = site
+    gen = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    send_digest(db, settings)
+    relevant, _ = _vote_links(smtp.messages[0].message, "PLOS Genetics")
+    token = relevant.split("token=")[1]
+    payload, stamp, signature = token.split(".")
+    tampered = ("B" if signature[0] == "A" else "A") + signature[1:]
+    unsubscribe = make_token(settings, UNSUBSCRIBE, "ada@example.org", [gen])
+    for bad in (
+        f"{url}/email/vote?token={payload}.{stamp}.{tampered}",
+        f"{url}/email/vote?token={unsubscribe}",  # an unsubscribe token is no vote
+        f"{url}/email/vote",
+    ):
+        reply = httpx.post(bad)
+        assert reply.status_code == 400 and "This link does not work" in reply.text
+    assert httpx.post(f"{url}/email/unsubscribe?token={token}").status_code == 400  # nor the other way
+    assert subscription(db, gen).status == "active" and _votes(db) == []

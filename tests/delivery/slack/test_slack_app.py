@@ -521,7 +521,7 @@ def test_votes_are_stored_and_shown_in_profiles_show(live: Live):
         votes = sorted((v.user_id, v.relevant, v.team_id) for v in session.scalars(select(Vote)))
     assert votes == [("U1", False, "T1"), ("U2", True, "T1"), ("U3", False, "T1")]
     result = Scout({"DATABASE_URL": live.db.url})("profiles", "show", "Neural Networks")
-    assert "votes from Slack: 1 relevant, 2 not relevant" in result.output
+    assert "readers' votes: 1 relevant, 2 not relevant" in result.output
     stale = live.slack.click("scout_vote_relevant", "garbage")
     assert "out of date" in texts(live.fake.wait_response(stale[1])[0])
 
