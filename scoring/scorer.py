@@ -55,6 +55,7 @@ from scoring.metrics import expected_calibration_error, stratified_folds
 
 CHUNK = 1024
 SCORING_THREADS = 2  # blocks of CHUNK preprints scored at once
+FIT_WORKERS = 2  # regressions fitted at once, one thread each
 TAUS = (0.02, 0.03, 0.05, 0.08)
 DEFAULT_TAU = 0.05
 # Cosine at which the fallback background is as likely as a profile paper: MiniLM
@@ -664,16 +665,26 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         sample = np.sort(rng.choice(eligible, MAX_CALIBRATION_POINTS, replace=False))
     folds = stratified_folds(y, INNER_FOLDS, seed)
 
+    # Every regression below is independent of the others: run them side by side, each
+    # on one thread (see `_fit_jobs`).
+    heldout = [np.flatnonzero(folds[sample] == f) for f in range(INNER_FOLDS)]
+    grid = l2_grid if len(sample) else ()
+    jobs = [(l2, f) for l2 in grid for f in range(INNER_FOLDS) if len(heldout[f])]
+
+    def fold_fit(job: tuple[float, int]) -> tuple[np.ndarray, np.ndarray]:
+        l2, f = job
+        train = np.flatnonzero(folds != f)
+        return train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
+
+    fitted_folds = dict(zip(jobs, _fit_jobs(fold_fit, jobs), strict=True))
+
     def crossfit(l2: float) -> np.ndarray:
         out = np.full((len(sample), n_classes), FLOOR)
-        for f in range(INNER_FOLDS):
-            train = np.flatnonzero(folds != f)
-            held = np.flatnonzero(folds[sample] == f)
-            if len(held) == 0:
-                continue
-            w, b = train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
-            z = _linear(features[sample[held]], words(sample[held]), w, b)
-            out[held] = z - _logsumexp(z)[:, None]
+        for f, held in enumerate(heldout):
+            if len(held):
+                w, b = fitted_folds[(l2, f)]
+                z = _linear(features[sample[held]], words(sample[held]), w, b)
+                out[held] = z - _logsumexp(z)[:, None]
         return out
 
     best_l2, best_lr, best_nll = l2_grid[0], None, np.inf
@@ -685,11 +696,17 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
                 best_l2, best_lr, best_nll = l2, logp, nll
     elif len(sample):
         best_lr = crossfit(best_l2)
-    lr_w, lr_b = train_logistic(features, y, n_classes, best_l2, sparse_x=words())
+    # The classifier on every row, and (with a background) one without each share of it.
+    n_folds = BACKGROUND_FOLDS if catalog.has_background else 0
+    first = len(catalog.vectors)
+    final = _fit_jobs(
+        lambda fold: _fit_without_background_share(features, lexical, y, n_classes, best_l2, first, fold),
+        [None, *range(n_folds)],
+    )
+    lr_w, lr_b = final[0]
     folds = {}
-    if catalog.has_background:
-        fitted = _background_folds(features, lexical, y, n_classes, best_l2, len(catalog.vectors))
-        folds = {"fold_weights": fitted[0], "fold_bias": fitted[1]}
+    if n_folds:
+        folds = {"fold_weights": np.stack([w for w, _ in final[1:]]), "fold_bias": np.stack([b for _, b in final[1:]])}
 
     words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub}
     if len(sample) == 0:
@@ -733,21 +750,47 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
 
 
-def _background_folds(
-    features: np.ndarray, words: sparse.csr_matrix | None, y: np.ndarray, n_classes: int, l2: float, first: int
+def _fit_without_background_share(
+    features: np.ndarray,
+    words: sparse.csr_matrix | None,
+    y: np.ndarray,
+    n_classes: int,
+    l2: float,
+    first: int,
+    fold: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(folds, D, C) weights and (folds, C) biases of the classifier refitted without each
-    share of the background rows (stacked rows `first` onward); see `Blend`."""
-    fitted = []
+    """The classifier on every row (`fold` None), or refitted without one share of the
+    background rows (stacked rows `first` onward, j % BACKGROUND_FOLDS == fold); see `Blend`."""
+    if fold is None:
+        return train_logistic(features, y, n_classes, l2, sparse_x=words)
     row = np.arange(len(y))
-    for fold in range(BACKGROUND_FOLDS):
-        keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
-        sub = None if words is None else words[keep]
-        w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
-        # Less background is a smaller prior for it: restore the full sample's odds.
-        b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
-        fitted.append((w, b))
-    return np.stack([w for w, _ in fitted]), np.stack([b for _, b in fitted])
+    keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
+    sub = None if words is None else words[keep]
+    w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
+    # Less background is a smaller prior for it: restore the full sample's odds.
+    b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
+    return w, b
+
+
+def _fit_jobs(fn, jobs: list) -> list:
+    """`[fn(job) for job in jobs]`, FIT_WORKERS at a time, PyTorch on one thread each.
+
+    A regression's L-BFGS is thousands of small tensor operations; with PyTorch's thread
+    pool spread over every core, each one waits for all of them, and on a shared machine
+    that wait is for cores other processes hold: 14 s quiet became 136-191 s at load 3-5
+    (one thread: 22 s). One thread per regression, and as many regressions at once as
+    workers, keeps both cores busy without that wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if len(jobs) <= 1 or FIT_WORKERS <= 1:
+            return [fn(job) for job in jobs]
+        with ThreadPoolExecutor(max_workers=FIT_WORKERS) as pool:
+            return list(pool.map(fn, jobs))
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fit_weights(feats: np.ndarray, valid: np.ndarray, y: np.ndarray) -> np.ndarray:
