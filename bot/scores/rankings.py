@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import func, or_, select
@@ -141,14 +142,16 @@ def rank_profile(
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
     rows = window_scores(session, profile.id, since, until)
-    scores = np.array([s for _, s in rows], dtype=np.float64)
+    scores = np.array([r.score for r in rows], dtype=np.float64)
     stats = window_stats(scores)
     shown = rows[: max(top, 0)]
-    shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
-    reasons = reasons_for(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
+    preprints = preprints_by_id(session, [r.preprint_id for r in shown])
+    shares = top_share(scores, np.array([r.score for r in shown])) if shown else []
+    chosen = [preprints[r.preprint_id] for r in shown]
+    reasons = reasons_for(session, ctx, profile, chosen) if why and shown else {}
     items = [
-        ranked_item(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
-        for i, (p, s) in enumerate(shown)
+        ranked_item(i + 1, p, r.score, float(shares[i]), stats.lift(r.score), reasons.get(p.id, []))
+        for i, (p, r) in enumerate(zip(chosen, shown, strict=True))
     ]
     return Ranking(
         profile.name,
@@ -162,15 +165,31 @@ def rank_profile(
     )
 
 
-def window_scores(session: Session, profile_id: int, since: date, until: date) -> list[tuple[Preprint, float]]:
-    """Every preprint posted in the window with its score for one profile, best first."""
+class WindowRow(NamedTuple):
+    preprint_id: int
+    score: float
+    first_seen_at: datetime
+
+
+def window_scores(session: Session, profile_id: int, since: date, until: date) -> list[WindowRow]:
+    """Every preprint posted in the window with its score for one profile, best first.
+
+    Only the columns the window's statistics and a digest's choice need: a ranking shows
+    20 of tens of thousands, and loading each as a full row (title, abstract, authors)
+    took most of its time (`preprints_by_id` loads the shown ones)."""
     rows = session.execute(
-        select(Preprint, Score.score)
-        .join(Score, Score.preprint_id == Preprint.id)
+        select(Score.preprint_id, Score.score, Preprint.first_seen_at)
+        .join(Preprint, Score.preprint_id == Preprint.id)
         .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
         .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
     ).all()
-    return [(p, float(s)) for p, s in rows]
+    return [WindowRow(pid, float(s), seen) for pid, s, seen in rows]
+
+
+def preprints_by_id(session: Session, ids: list[int]) -> dict[int, Preprint]:
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(ids)))}
 
 
 def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
