@@ -368,7 +368,16 @@ def main() -> None:
         size = session.scalar(text("SELECT pg_database_size(current_database())"))
         scores = session.scalar(text("SELECT pg_total_relation_size('scores')"))
         vectors = session.scalar(text("SELECT pg_total_relation_size('embeddings')"))
+        # What a sparse store (docs/scores.md) would keep: every score above a floor.
+        floors = (1e-4, 1e-3, 1e-2)
+        kept = session.execute(
+            text(", ".join(f"count(*) FILTER (WHERE score >= {f})" for f in floors).join(("SELECT ", " FROM scores")))
+        ).one()
     db.dispose()
+    record(
+        "score rows at or above a floor (share of all)",
+        ", ".join(f"{f:g}: {k:,} ({k / max(rows, 1):.1%})" for f, k in zip(floors, kept, strict=True)),
+    )
     record(
         f"database size ({rows:,} score rows, {profiles:,} profiles)",
         f"{size / 1e9:.2f} GB; scores {scores / 1e9:.2f} GB ({scores / max(rows, 1):.0f} B a row), "

@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits
 
 from scoring.lexical import fit_word_space, word_vectors
 from scoring.metrics import expected_calibration_error, stratified_folds
+from scoring.progress import Advance, Steps, begin_step
 
 CHUNK = 1024
 SCORING_THREADS = 2  # blocks of CHUNK preprints scored at once
@@ -292,6 +293,7 @@ class Scorer:
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
         lexical: np.ndarray | sparse.spmatrix | None = None,
+        progress: Advance | None = None,
     ) -> np.ndarray:
         """(N, K+1) log-probabilities; `exclude_background[i]` is a background row to ignore
         for query i (the preprint itself, when it is part of the background sample), or -1.
@@ -312,10 +314,14 @@ class Scorer:
                 subj = None if subjects is None else subjects[start:stop]
                 lex = None if lexical is None or not self.blend.lexical_dim else lexical[start:stop]
                 out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj, lex)
+                if progress:
+                    progress(len(x[start:stop]))
                 return
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
             logit = (logit + _log_priors(self.catalog)) / self.temperature
             out[start:stop] = logit - _logsumexp(logit)[:, None]
+            if progress:
+                progress(len(x[start:stop]))
 
         starts = range(0, len(x), CHUNK)
         if len(starts) == 1:
@@ -334,9 +340,11 @@ class Scorer:
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
         lexical: np.ndarray | sparse.spmatrix | None = None,
+        progress: Advance | None = None,
     ) -> np.ndarray:
-        """(N, K+1) probabilities, each row summing to 1; the last column is background."""
-        return np.exp(self.log_posterior(x, exclude_background, subjects, lexical))
+        """(N, K+1) probabilities, each row summing to 1; the last column is background.
+        `progress` hears how many preprints each finished block held."""
+        return np.exp(self.log_posterior(x, exclude_background, subjects, lexical, progress))
 
     def to_bytes(self) -> bytes:
         """The fitted parameters (not the catalog): store them with the run and rebuild
@@ -373,6 +381,7 @@ def fit(
     seed: int = 0,
     method: str = "auto",
     l2_grid: tuple[float, ...] = L2_GRID,
+    progress: Steps | None = None,
 ) -> Scorer:
     """Fit the scoring model: "auto" (the default) is the blend once the catalog is large
     enough to fit it and the kernel-density model before; "blend" and "kde" force one
@@ -387,7 +396,7 @@ def fit(
         return _fit_kde(catalog, taus, seed)
     if method != "blend":
         raise ValueError(f"unknown scoring method {method!r}: use 'blend' or 'kde'")
-    return _fit_blend(catalog, seed, l2_grid)
+    return _fit_blend(catalog, seed, l2_grid, progress)
 
 
 def _fit_kde(catalog: Catalog, taus: tuple[float, ...], seed: int) -> Scorer:
@@ -644,7 +653,7 @@ def train_logistic(
     return weights.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
-def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Scorer:
+def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress: Steps | None = None) -> Scorer:
     x, y, subj = catalog.stacked()
     lexical = catalog.stacked_lexical()
     basis = None if lexical is None else fit_word_space(lexical, seed=seed)
@@ -670,13 +679,15 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     heldout = [np.flatnonzero(folds[sample] == f) for f in range(INNER_FOLDS)]
     grid = l2_grid if len(sample) else ()
     jobs = [(l2, f) for l2 in grid for f in range(INNER_FOLDS) if len(heldout[f])]
+    n_folds = BACKGROUND_FOLDS if catalog.has_background else 0
+    advance = begin_step(progress, "fitting (regressions)", len(jobs) + 1 + n_folds)
 
     def fold_fit(job: tuple[float, int]) -> tuple[np.ndarray, np.ndarray]:
         l2, f = job
         train = np.flatnonzero(folds != f)
         return train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
 
-    fitted_folds = dict(zip(jobs, _fit_jobs(fold_fit, jobs), strict=True))
+    fitted_folds = dict(zip(jobs, _fit_jobs(fold_fit, jobs, advance), strict=True))
 
     def crossfit(l2: float) -> np.ndarray:
         out = np.full((len(sample), n_classes), FLOOR)
@@ -697,11 +708,11 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     elif len(sample):
         best_lr = crossfit(best_l2)
     # The classifier on every row, and (with a background) one without each share of it.
-    n_folds = BACKGROUND_FOLDS if catalog.has_background else 0
     first = len(catalog.vectors)
     final = _fit_jobs(
         lambda fold: _fit_without_background_share(features, lexical, y, n_classes, best_l2, first, fold),
         [None, *range(n_folds)],
+        advance,
     )
     lr_w, lr_b = final[0]
     folds = {}
@@ -772,8 +783,9 @@ def _fit_without_background_share(
     return w, b
 
 
-def _fit_jobs(fn, jobs: list) -> list:
-    """`[fn(job) for job in jobs]`, FIT_WORKERS at a time, PyTorch on one thread each.
+def _fit_jobs(fn, jobs: list, progress: Advance | None = None) -> list:
+    """`[fn(job) for job in jobs]`, FIT_WORKERS at a time, PyTorch on one thread each;
+    `progress` hears of each one done.
 
     A regression's L-BFGS is thousands of small tensor operations; with PyTorch's thread
     pool spread over every core, each one waits for all of them, and on a shared machine
@@ -782,13 +794,19 @@ def _fit_jobs(fn, jobs: list) -> list:
     workers, keeps both cores busy without that wait."""
     import torch
 
+    def one(job):
+        result = fn(job)
+        if progress:
+            progress(1)
+        return result
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         if len(jobs) <= 1 or FIT_WORKERS <= 1:
-            return [fn(job) for job in jobs]
+            return [one(job) for job in jobs]
         with ThreadPoolExecutor(max_workers=FIT_WORKERS) as pool:
-            return list(pool.map(fn, jobs))
+            return list(pool.map(one, jobs))
     finally:
         torch.set_num_threads(before)
 

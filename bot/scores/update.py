@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.config import Settings
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.scores.embeddings import ensure_vectors, stack
-from scoring.embedder import Embedder, Progress, load_embedder, vector_key
+from bot.scores.progress import logged_steps
+from scoring.embedder import Embedder, load_embedder, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
+from scoring.progress import Steps, begin_step
 from scoring.scorer import CHANNELS, Catalog, Scorer, fit
 from scoring.text import document
 
@@ -57,12 +59,13 @@ class FittedCatalog:
 
 @dataclass
 class ScoringContext:
-    """What scoring needs from the outside world: the model (loaded lazily) and a progress bar."""
+    """What scoring needs from the outside world: the model (loaded lazily) and how long
+    steps report progress (scoring.progress; None: silently)."""
 
     model_name: str
     load_embedder: Callable[[], Embedder]
     background_size: int = 2000
-    progress: Callable[[int], Progress | None] | None = None
+    progress: Steps | None = None
     _embedder: Embedder | None = None
     # Slack's worker threads and the preload thread may ask at once: load once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -73,9 +76,10 @@ class ScoringContext:
         cls,
         settings: Settings,
         announce: Callable[[str], None] | None = None,
-        progress: Callable[[int], Progress | None] | None = None,
+        progress: Steps | None = None,
     ) -> ScoringContext:
-        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when."""
+        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when.
+        Without `progress` (a bar), long steps log a line now and then."""
 
         def load() -> Embedder:
             started = time.monotonic()
@@ -90,7 +94,7 @@ class ScoringContext:
             )
             return embedder
 
-        return cls(settings.model, load, settings.background_size, progress)
+        return cls(settings.model, load, settings.background_size, progress or logged_steps())
 
     def embedder(self) -> Embedder:
         with self._lock:
@@ -149,25 +153,26 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     # Embed everything this run needs before writing anything else: embedding is the slow
     # part, and a write transaction held open meanwhile would stall every other process
     # (the web app, a standby clock) on SQLite.
-    _warm_cache(session, ctx, profiles, background_ids, pending)
+    vectors = _warm_cache(session, ctx, profiles, background_ids, pending)
     if refit:
-        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids)
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, vectors)
         session.execute(delete(Score))
     else:
-        fitted = load_scorer(session, ctx, run, profiles)
-    _score_preprints(session, ctx, fitted, run, profiles, pending)
+        fitted = load_scorer(session, ctx, run, profiles, vectors)
+    _score_preprints(session, ctx, fitted, run, profiles, pending, vectors)
     return ScoreReport(run.id, refit, len(pending), len(profiles), run.ece)
 
 
 def _warm_cache(
     session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int], pending: list[Preprint]
-) -> None:
+) -> dict[str, np.ndarray]:
+    """Every vector this run needs (content hash -> vector), read or embedded once."""
     background = (
         list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)))) if background_ids else []
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for p in profiles for paper in p.papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in [*background, *pending]})
-    ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
+    return ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
 
 
 def forget_old_runs(session: Session) -> int:
@@ -188,17 +193,34 @@ def current_fingerprint(model_name: str, profiles: list[Profile]) -> str:
     return catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
 
 
+def stored_fingerprint(session: Session, model_name: str) -> str | None:
+    """The fingerprint of the catalog as stored (None without profiles), from its keys
+    alone: asking whether scores are current must not load every reference paper."""
+    rows = session.execute(
+        select(Profile.id, Profile.name, ReferencePaper.content_hash).outerjoin(
+            ReferencePaper, ReferencePaper.profile_id == Profile.id
+        )
+    ).all()
+    if not rows:
+        return None
+    profiles: dict[int, tuple[str, list[str]]] = {}
+    for profile_id, name, key in rows:
+        hashes = profiles.setdefault(profile_id, (name, []))[1]
+        if key is not None:
+            hashes.append(key)
+    return catalog_fingerprint(model_name, [(i, name, hashes) for i, (name, hashes) in profiles.items()])
+
+
 def fingerprint_matches(session: Session, model_name: str, run: ScoringRun) -> bool:
     """Was `run` fitted on the catalog (profiles, papers, model) as it is now?"""
-    return run.fingerprint == current_fingerprint(model_name, _profiles(session))
+    return run.fingerprint == stored_fingerprint(session, model_name)
 
 
 def is_current(session: Session, model_name: str) -> bool:
-    profiles = _profiles(session)
-    run = latest_run(session)
-    if not profiles:
+    fingerprint = stored_fingerprint(session, model_name)
+    if fingerprint is None:
         return True
-    fingerprint = current_fingerprint(model_name, profiles)
+    run = latest_run(session)
     if run is None or run.fingerprint != fingerprint:
         return False
     unscored = session.scalar(
@@ -210,11 +232,15 @@ def is_current(session: Session, model_name: str) -> bool:
 
 
 def load_scorer(
-    session: Session, ctx: ScoringContext, run: ScoringRun, profiles: list[Profile] | None = None
+    session: Session,
+    ctx: ScoringContext,
+    run: ScoringRun,
+    profiles: list[Profile] | None = None,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> FittedCatalog:
     """Rebuild a fitted scorer from its stored run without refitting."""
     profiles = profiles if profiles is not None else _profiles(session)
-    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids))
+    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids), vectors=vectors)
     if run.model_blob:
         scorer = Scorer.from_bytes(catalog, run.model_blob)
     else:  # runs stored before the fitted parameters were (the kernel-density model)
@@ -223,7 +249,8 @@ def load_scorer(
 
 
 def _profiles(session: Session) -> list[Profile]:
-    return list(session.scalars(select(Profile).order_by(Profile.id)))
+    # With their papers in one more query, not one per profile (1,400 at Preprint Match's size).
+    return list(session.scalars(select(Profile).options(selectinload(Profile.papers)).order_by(Profile.id)))
 
 
 def _background_outgrown(run: ScoringRun, preprint_count: int, ctx: ScoringContext) -> bool:
@@ -253,6 +280,7 @@ def _catalog(
     background_ids: list[int],
     *,
     with_words: bool = False,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> tuple[Catalog, list[int]]:
     """The catalog as arrays; word features only when fitting (a stored model needs them
     for the preprints it scores, not for its reference papers)."""
@@ -264,7 +292,8 @@ def _catalog(
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    if vectors is None or any(key not in vectors for key in texts):
+        vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
     dim = len(next(iter(vectors.values())))
     catalog = Catalog(
         names=tuple(p.name for p in profiles),
@@ -278,10 +307,15 @@ def _catalog(
 
 
 def _fit_run(
-    session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str, background_ids: list[int]
+    session: Session,
+    ctx: ScoringContext,
+    profiles: list[Profile],
+    fingerprint: str,
+    background_ids: list[int],
+    vectors: dict[str, np.ndarray],
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True)
-    scorer = fit(catalog)
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True, vectors=vectors)
+    scorer = fit(catalog, progress=ctx.progress)
     cal = scorer.calibration
     run = ScoringRun(
         fingerprint=fingerprint,
@@ -307,23 +341,32 @@ def _score_preprints(
     run: ScoringRun,
     profiles: list[Profile],
     preprints: list[Preprint],
+    vectors: dict[str, np.ndarray],
 ) -> None:
     if not preprints:
         return
     scorer = fitted.scorer
     texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
     dim = scorer.catalog.vectors.shape[1]
     x = stack(vectors, [p.content_hash for p in preprints], dim)
     lexical = lexical_features([texts[p.content_hash] for p in preprints])
-    probs = scorer.predict_proba(x, exclude_background=fitted.exclusions([p.id for p in preprints]), lexical=lexical)
+    probs = scorer.predict_proba(
+        x,
+        exclude_background=fitted.exclusions([p.id for p in preprints]),
+        lexical=lexical,
+        progress=begin_step(ctx.progress, "scoring", len(preprints)),
+    )
     rows = [
         {"preprint_id": p.id, "profile_id": profile.id, "run_id": run.id, "score": float(probs[i, j])}
         for i, p in enumerate(preprints)
         for j, profile in enumerate(profiles)
     ]
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(Score), rows[start : start + INSERT_BATCH])
+    written = begin_step(ctx.progress, "writing scores", len(rows))
+    for first in range(0, len(rows), INSERT_BATCH):
+        batch = rows[first : first + INSERT_BATCH]
+        session.execute(insert(Score), batch)
+        if written:
+            written(len(batch))
     session.flush()
 
 
