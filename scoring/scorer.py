@@ -225,15 +225,17 @@ class Blend:
     word_basis: np.ndarray | None = None
     word_rows: np.ndarray | None = None
     hub: np.ndarray | None = None  # (R,) hubness of each stacked row
+    l2: float | None = None  # the classifier penalty the fit chose (blobs from before: None)
+    l2_papers: int | None = None  # reference papers of the catalog that penalty was searched on
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         optional = {}
         if self.fold_weights is not None:
             optional |= {"fold_weights": self.fold_weights, "fold_bias": self.fold_bias}
-        for name in ("word_basis", "word_rows", "hub"):
+        for name in ("word_basis", "word_rows", "hub", "l2", "l2_papers"):
             if getattr(self, name) is not None:
-                optional[name] = getattr(self, name)
+                optional[name] = np.asarray(getattr(self, name))
         np.savez(
             buf,
             weights=self.weights,
@@ -254,7 +256,11 @@ class Blend:
             lexical_dim = int(z["lexical_dim"]) if "lexical_dim" in z.files else 0
             folds = (z["fold_weights"], z["fold_bias"]) if "fold_weights" in z.files else (None, None)
             words = [z[name] if name in z.files else None for name in ("word_basis", "word_rows", "hub")]
-            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds, *words)
+            l2 = float(z["l2"]) if "l2" in z.files else None
+            l2_papers = int(z["l2_papers"]) if "l2_papers" in z.files else None
+            return Blend(
+                weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds, *words, l2, l2_papers
+            )
 
 
 @dataclass(frozen=True)
@@ -699,6 +705,8 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress
         return out
 
     best_l2, best_lr, best_nll = l2_grid[0], None, np.inf
+    # Searched here, or chosen on another catalog and handed in (a one-value grid).
+    searched_on = len(catalog.labels) if len(l2_grid) > 1 else None
     if len(sample) and len(l2_grid) > 1:
         for l2 in l2_grid:
             logp = crossfit(l2)
@@ -719,7 +727,7 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress
     if n_folds:
         folds = {"fold_weights": np.stack([w for w, _ in final[1:]]), "fold_bias": np.stack([b for _, b in final[1:]])}
 
-    words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub}
+    words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub, "l2": best_l2, "l2_papers": searched_on}
     if len(sample) == 0:
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
         weights = np.zeros(len(CHANNELS))

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
@@ -20,7 +20,7 @@ from bot.scores.progress import logged_steps
 from scoring.embedder import Embedder, load_embedder, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.progress import Steps, begin_step
-from scoring.scorer import CHANNELS, Catalog, Scorer, fit
+from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
@@ -29,6 +29,9 @@ WARM_CHUNK = 256
 # Below this many stored preprints the background sample is too thin to stand for
 # "published somewhere else"; the scorer then uses its fixed pseudo-background.
 MIN_BACKGROUND = 30
+# A refit after a catalog change keeps the last fit's classifier penalty while the number
+# of reference papers stays within this share of what it was (see _penalty_to_keep).
+KEEP_PENALTY_CHANGE = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,7 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     fingerprint = current_fingerprint(ctx.model_name, profiles)
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
+    asked = refit
     refit = refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx)
     background_ids = _choose_background(session, ctx.background_size) if refit else list(run.background_ids)
     unscored = ~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists()
@@ -155,7 +159,8 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     # (the web app, a standby clock) on SQLite.
     vectors = _warm_cache(session, ctx, profiles, background_ids, pending)
     if refit:
-        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, vectors)
+        penalty = None if asked or run is None else _penalty_to_keep(run, sum(len(p.papers) for p in profiles))
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, vectors, penalty)
         session.execute(delete(Score))
     else:
         fitted = load_scorer(session, ctx, run, profiles, vectors)
@@ -253,6 +258,22 @@ def _profiles(session: Session) -> list[Profile]:
     return list(session.scalars(select(Profile).options(selectinload(Profile.papers)).order_by(Profile.id)))
 
 
+def _penalty_to_keep(run: ScoringRun, papers: int) -> tuple[float, int] | None:
+    """The classifier penalty of the last fit and the catalog size it was searched on, while
+    the catalog stays within KEEP_PENALTY_CHANGE of that size (None: search again).
+
+    Searching costs 9 of a fit's 12 regressions (3 penalties x 3 folds), and one more
+    profile among hundreds does not move the choice; `scout score --refit` searches again."""
+    if not run.model_blob:
+        return None
+    blend = Blend.from_bytes(run.model_blob)
+    if blend.l2 is None or not blend.l2_papers:
+        return None
+    if abs(papers - blend.l2_papers) > KEEP_PENALTY_CHANGE * blend.l2_papers:
+        return None
+    return blend.l2, blend.l2_papers
+
+
 def _background_outgrown(run: ScoringRun, preprint_count: int, ctx: ScoringContext) -> bool:
     """Refit while the background sample is still small next to the stored preprints."""
     have = len(run.background_ids)
@@ -313,9 +334,14 @@ def _fit_run(
     fingerprint: str,
     background_ids: list[int],
     vectors: dict[str, np.ndarray],
+    penalty: tuple[float, int] | None = None,
 ) -> tuple[FittedCatalog, ScoringRun]:
     catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True, vectors=vectors)
-    scorer = fit(catalog, progress=ctx.progress)
+    if penalty is None:
+        scorer = fit(catalog, progress=ctx.progress)
+    else:
+        scorer = fit(catalog, progress=ctx.progress, l2_grid=(penalty[0],))
+        scorer = replace(scorer, blend=replace(scorer.blend, l2_papers=penalty[1])) if scorer.blend else scorer
     cal = scorer.calibration
     run = ScoringRun(
         fingerprint=fingerprint,
