@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, Score
@@ -23,7 +23,7 @@ from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, l
 from scoring.errors import ScoutError
 from scoring.lexical import lexical_features
 from scoring.text import clean_text, document
-from scoring.window import format_lift, format_score, format_top, top_share, window_stats
+from scoring.window import WindowStats, format_lift, format_score, format_top, top_shares_of_best
 
 WHY_COUNT = 3
 
@@ -141,17 +141,16 @@ def rank_profile(
 ) -> Ranking:
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    rows = window_scores(session, profile.id, since, until)
-    scores = np.array([r.score for r in rows], dtype=np.float64)
-    stats = window_stats(scores)
-    shown = rows[: max(top, 0)]
-    preprints = preprints_by_id(session, [r.preprint_id for r in shown])
-    shares = top_share(scores, np.array([r.score for r in shown])) if shown else []
-    chosen = [preprints[r.preprint_id] for r in shown]
-    reasons = reasons_for(session, ctx, profile, chosen) if why and shown else {}
+    best = window_top(session, profile.id, since, until, max(top, 0))
+    scores = [score for _, score in best]
+    stats, reaching = window_summary(session, profile.id, since, until, scores[-1] if scores else None)
+    shares = top_shares_of_best(scores, stats.count, reaching)
+    preprints = preprints_by_id(session, [pid for pid, _ in best])
+    chosen = [preprints[pid] for pid, _ in best]
+    reasons = reasons_for(session, ctx, profile, chosen) if why and best else {}
     items = [
-        ranked_item(i + 1, p, r.score, float(shares[i]), stats.lift(r.score), reasons.get(p.id, []))
-        for i, (p, r) in enumerate(zip(chosen, shown, strict=True))
+        ranked_item(i + 1, p, score, shares[i], stats.lift(score), reasons.get(p.id, []))
+        for i, (p, score) in enumerate(zip(chosen, scores, strict=True))
     ]
     return Ranking(
         profile.name,
@@ -163,6 +162,42 @@ def rank_profile(
         stats.average,
         items,
     )
+
+
+def _in_window(profile_id: int, since: date, until: date):
+    return (Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+
+
+def window_top(session: Session, profile_id: int, since: date, until: date, top: int) -> list[tuple[int, float]]:
+    """(preprint id, score) of the window's `top` best for one profile, best first (ties:
+    the newest, then the first stored): read down the (profile, score) index, not sorted
+    from the whole window."""
+    if top <= 0:
+        return []
+    rows = session.execute(
+        select(Score.preprint_id, Score.score)
+        .join(Preprint, Score.preprint_id == Preprint.id)
+        .where(*_in_window(profile_id, since, until))
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+        .limit(top)
+    ).all()
+    return [(pid, float(score)) for pid, score in rows]
+
+
+def window_summary(
+    session: Session, profile_id: int, since: date, until: date, at_least: float | None = None
+) -> tuple[WindowStats, int]:
+    """The window's count and average score for one profile, computed by the database
+    (the average is the mean up to floating-point summation order), and how many
+    preprints score `at_least` (0 without it)."""
+    reaching = func.count().filter(Score.score >= at_least) if at_least is not None else literal(0)
+    count, average, n = session.execute(
+        select(func.count(), func.avg(Score.score), reaching)
+        .select_from(Score)
+        .join(Preprint, Score.preprint_id == Preprint.id)
+        .where(*_in_window(profile_id, since, until))
+    ).one()
+    return WindowStats(int(count), float(average) if count else 0.0), int(n or 0)
 
 
 class WindowRow(NamedTuple):
@@ -261,18 +296,9 @@ def match_preprint(
     since, until = window_bounds(days, until)
     matches = []
     for profile_id, name, score in rows[:limit]:
-        window = np.array(
-            list(
-                session.scalars(
-                    select(Score.score)
-                    .join(Preprint, Preprint.id == Score.preprint_id)
-                    .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
-                )
-            )
-        )
-        stats = window_stats(window)
-        share = float(top_share(window, np.array([score]))[0]) if len(window) else None
-        matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if len(window) else None))
+        stats, reaching = window_summary(session, profile_id, since, until, score)
+        share = reaching / stats.count if stats.count else None
+        matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if stats.count else None))
     background = max(0.0, 1.0 - sum(s for _, _, s in rows))
     return Match(preprint.identifier, preprint.title, preprint.identifier, preprint.server, background, matches)
 
