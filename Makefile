@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench-quality bench-speed clean
+.PHONY: install demo test lint bench-quality bench-speed bench-scale clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ bench-speed: install
 	$(BIN)/python benchmarks/pipeline_speed.py --preprints 3000
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/slack_latency.py
+
+# Preprint Match's size on PostgreSQL (127.0.0.1:5432); smaller runs: make bench-scale SCALE="--profiles 100 --preprints 10000"
+SCALE ?=
+bench-scale: install
+	$(BIN)/python benchmarks/scale.py $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -167,7 +167,8 @@ class ScoringRun(Base):
 
 class Score(Base):
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_profile_score", "profile_id", "score"),)
+    # With the preprint id, a ranking reads a profile's window from the index alone.
+    __table_args__ = (Index("ix_scores_profile_score", "profile_id", "score", "preprint_id"),)
 
     preprint_id: Mapped[int] = mapped_column(ForeignKey("preprints.id", ondelete="CASCADE"), primary_key=True)
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)

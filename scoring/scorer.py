@@ -52,9 +52,11 @@ from threadpoolctl import threadpool_limits
 
 from scoring.lexical import fit_word_space, word_vectors
 from scoring.metrics import expected_calibration_error, stratified_folds
+from scoring.progress import Advance, Steps, begin_step
 
 CHUNK = 1024
 SCORING_THREADS = 2  # blocks of CHUNK preprints scored at once
+FIT_WORKERS = 2  # regressions fitted at once, one thread each
 TAUS = (0.02, 0.03, 0.05, 0.08)
 DEFAULT_TAU = 0.05
 # Cosine at which the fallback background is as likely as a profile paper: MiniLM
@@ -223,15 +225,17 @@ class Blend:
     word_basis: np.ndarray | None = None
     word_rows: np.ndarray | None = None
     hub: np.ndarray | None = None  # (R,) hubness of each stacked row
+    l2: float | None = None  # the classifier penalty the fit chose (blobs from before: None)
+    l2_papers: int | None = None  # reference papers of the catalog that penalty was searched on
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         optional = {}
         if self.fold_weights is not None:
             optional |= {"fold_weights": self.fold_weights, "fold_bias": self.fold_bias}
-        for name in ("word_basis", "word_rows", "hub"):
+        for name in ("word_basis", "word_rows", "hub", "l2", "l2_papers"):
             if getattr(self, name) is not None:
-                optional[name] = getattr(self, name)
+                optional[name] = np.asarray(getattr(self, name))
         np.savez(
             buf,
             weights=self.weights,
@@ -252,7 +256,11 @@ class Blend:
             lexical_dim = int(z["lexical_dim"]) if "lexical_dim" in z.files else 0
             folds = (z["fold_weights"], z["fold_bias"]) if "fold_weights" in z.files else (None, None)
             words = [z[name] if name in z.files else None for name in ("word_basis", "word_rows", "hub")]
-            return Blend(weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds, *words)
+            l2 = float(z["l2"]) if "l2" in z.files else None
+            l2_papers = int(z["l2_papers"]) if "l2_papers" in z.files else None
+            return Blend(
+                weights, z["lr_weights"], z["lr_bias"], float(z["tau"]), lexical_dim, *folds, *words, l2, l2_papers
+            )
 
 
 @dataclass(frozen=True)
@@ -291,6 +299,7 @@ class Scorer:
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
         lexical: np.ndarray | sparse.spmatrix | None = None,
+        progress: Advance | None = None,
     ) -> np.ndarray:
         """(N, K+1) log-probabilities; `exclude_background[i]` is a background row to ignore
         for query i (the preprint itself, when it is part of the background sample), or -1.
@@ -311,10 +320,14 @@ class Scorer:
                 subj = None if subjects is None else subjects[start:stop]
                 lex = None if lexical is None or not self.blend.lexical_dim else lexical[start:stop]
                 out[start:stop] = self._blend_log_posterior(x[start:stop], excl, subj, lex)
+                if progress:
+                    progress(len(x[start:stop]))
                 return
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
             logit = (logit + _log_priors(self.catalog)) / self.temperature
             out[start:stop] = logit - _logsumexp(logit)[:, None]
+            if progress:
+                progress(len(x[start:stop]))
 
         starts = range(0, len(x), CHUNK)
         if len(starts) == 1:
@@ -333,9 +346,11 @@ class Scorer:
         exclude_background: np.ndarray | None = None,
         subjects: np.ndarray | None = None,
         lexical: np.ndarray | sparse.spmatrix | None = None,
+        progress: Advance | None = None,
     ) -> np.ndarray:
-        """(N, K+1) probabilities, each row summing to 1; the last column is background."""
-        return np.exp(self.log_posterior(x, exclude_background, subjects, lexical))
+        """(N, K+1) probabilities, each row summing to 1; the last column is background.
+        `progress` hears how many preprints each finished block held."""
+        return np.exp(self.log_posterior(x, exclude_background, subjects, lexical, progress))
 
     def to_bytes(self) -> bytes:
         """The fitted parameters (not the catalog): store them with the run and rebuild
@@ -372,6 +387,7 @@ def fit(
     seed: int = 0,
     method: str = "auto",
     l2_grid: tuple[float, ...] = L2_GRID,
+    progress: Steps | None = None,
 ) -> Scorer:
     """Fit the scoring model: "auto" (the default) is the blend once the catalog is large
     enough to fit it and the kernel-density model before; "blend" and "kde" force one
@@ -386,7 +402,7 @@ def fit(
         return _fit_kde(catalog, taus, seed)
     if method != "blend":
         raise ValueError(f"unknown scoring method {method!r}: use 'blend' or 'kde'")
-    return _fit_blend(catalog, seed, l2_grid)
+    return _fit_blend(catalog, seed, l2_grid, progress)
 
 
 def _fit_kde(catalog: Catalog, taus: tuple[float, ...], seed: int) -> Scorer:
@@ -643,7 +659,7 @@ def train_logistic(
     return weights.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
-def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Scorer:
+def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress: Steps | None = None) -> Scorer:
     x, y, subj = catalog.stacked()
     lexical = catalog.stacked_lexical()
     basis = None if lexical is None else fit_word_space(lexical, seed=seed)
@@ -664,19 +680,33 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
         sample = np.sort(rng.choice(eligible, MAX_CALIBRATION_POINTS, replace=False))
     folds = stratified_folds(y, INNER_FOLDS, seed)
 
+    # Every regression below is independent of the others: run them side by side, each
+    # on one thread (see `_fit_jobs`).
+    heldout = [np.flatnonzero(folds[sample] == f) for f in range(INNER_FOLDS)]
+    grid = l2_grid if len(sample) else ()
+    jobs = [(l2, f) for l2 in grid for f in range(INNER_FOLDS) if len(heldout[f])]
+    n_folds = BACKGROUND_FOLDS if catalog.has_background else 0
+    advance = begin_step(progress, "fitting (regressions)", len(jobs) + 1 + n_folds)
+
+    def fold_fit(job: tuple[float, int]) -> tuple[np.ndarray, np.ndarray]:
+        l2, f = job
+        train = np.flatnonzero(folds != f)
+        return train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
+
+    fitted_folds = dict(zip(jobs, _fit_jobs(fold_fit, jobs, advance), strict=True))
+
     def crossfit(l2: float) -> np.ndarray:
         out = np.full((len(sample), n_classes), FLOOR)
-        for f in range(INNER_FOLDS):
-            train = np.flatnonzero(folds != f)
-            held = np.flatnonzero(folds[sample] == f)
-            if len(held) == 0:
-                continue
-            w, b = train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
-            z = _linear(features[sample[held]], words(sample[held]), w, b)
-            out[held] = z - _logsumexp(z)[:, None]
+        for f, held in enumerate(heldout):
+            if len(held):
+                w, b = fitted_folds[(l2, f)]
+                z = _linear(features[sample[held]], words(sample[held]), w, b)
+                out[held] = z - _logsumexp(z)[:, None]
         return out
 
     best_l2, best_lr, best_nll = l2_grid[0], None, np.inf
+    # Searched here, or chosen on another catalog and handed in (a one-value grid).
+    searched_on = len(catalog.labels) if len(l2_grid) > 1 else None
     if len(sample) and len(l2_grid) > 1:
         for l2 in l2_grid:
             logp = crossfit(l2)
@@ -685,13 +715,19 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
                 best_l2, best_lr, best_nll = l2, logp, nll
     elif len(sample):
         best_lr = crossfit(best_l2)
-    lr_w, lr_b = train_logistic(features, y, n_classes, best_l2, sparse_x=words())
+    # The classifier on every row, and (with a background) one without each share of it.
+    first = len(catalog.vectors)
+    final = _fit_jobs(
+        lambda fold: _fit_without_background_share(features, lexical, y, n_classes, best_l2, first, fold),
+        [None, *range(n_folds)],
+        advance,
+    )
+    lr_w, lr_b = final[0]
     folds = {}
-    if catalog.has_background:
-        fitted = _background_folds(features, lexical, y, n_classes, best_l2, len(catalog.vectors))
-        folds = {"fold_weights": fitted[0], "fold_bias": fitted[1]}
+    if n_folds:
+        folds = {"fold_weights": np.stack([w for w, _ in final[1:]]), "fold_bias": np.stack([b for _, b in final[1:]])}
 
-    words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub}
+    words_and_hubs = {"word_basis": basis, "word_rows": word_rows, "hub": hub, "l2": best_l2, "l2_papers": searched_on}
     if len(sample) == 0:
         # Every profile has a single paper: nothing to hold out; trust the kernel vote.
         weights = np.zeros(len(CHANNELS))
@@ -733,21 +769,54 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...]) -> Score
     return Scorer(catalog, tau=DEFAULT_TAU, temperature=1.0, calibration=cal, blend=blend, _index=index)
 
 
-def _background_folds(
-    features: np.ndarray, words: sparse.csr_matrix | None, y: np.ndarray, n_classes: int, l2: float, first: int
+def _fit_without_background_share(
+    features: np.ndarray,
+    words: sparse.csr_matrix | None,
+    y: np.ndarray,
+    n_classes: int,
+    l2: float,
+    first: int,
+    fold: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(folds, D, C) weights and (folds, C) biases of the classifier refitted without each
-    share of the background rows (stacked rows `first` onward); see `Blend`."""
-    fitted = []
+    """The classifier on every row (`fold` None), or refitted without one share of the
+    background rows (stacked rows `first` onward, j % BACKGROUND_FOLDS == fold); see `Blend`."""
+    if fold is None:
+        return train_logistic(features, y, n_classes, l2, sparse_x=words)
     row = np.arange(len(y))
-    for fold in range(BACKGROUND_FOLDS):
-        keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
-        sub = None if words is None else words[keep]
-        w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
-        # Less background is a smaller prior for it: restore the full sample's odds.
-        b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
-        fitted.append((w, b))
-    return np.stack([w for w, _ in fitted]), np.stack([b for _, b in fitted])
+    keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
+    sub = None if words is None else words[keep]
+    w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
+    # Less background is a smaller prior for it: restore the full sample's odds.
+    b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
+    return w, b
+
+
+def _fit_jobs(fn, jobs: list, progress: Advance | None = None) -> list:
+    """`[fn(job) for job in jobs]`, FIT_WORKERS at a time, PyTorch on one thread each;
+    `progress` hears of each one done.
+
+    A regression's L-BFGS is thousands of small tensor operations; with PyTorch's thread
+    pool spread over every core, each one waits for all of them, and on a shared machine
+    that wait is for cores other processes hold: 14 s quiet became 136-191 s at load 3-5
+    (one thread: 22 s). One thread per regression, and as many regressions at once as
+    workers, keeps both cores busy without that wait."""
+    import torch
+
+    def one(job):
+        result = fn(job)
+        if progress:
+            progress(1)
+        return result
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if len(jobs) <= 1 or FIT_WORKERS <= 1:
+            return [one(job) for job in jobs]
+        with ThreadPoolExecutor(max_workers=FIT_WORKERS) as pool:
+            return list(pool.map(one, jobs))
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fit_weights(feats: np.ndarray, valid: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -35,6 +35,18 @@ def top_share(window_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (n - below) / n
 
 
+def top_shares_of_best(best: list[float], count: int, reaching_last: int) -> list[float]:
+    """`top_share` of the window's best scores (best first) without the rest of the
+    window: every score at least as high as one shown is shown, except ties with the
+    last, whose number (`reaching_last`, scores >= the last shown) the caller counts.
+    The same numbers as `top_share(window, best)`."""
+    shares = []
+    for i, score in enumerate(best):
+        last_tie = max(j for j in range(i, len(best)) if best[j] == score)
+        shares.append((reaching_last if last_tie == len(best) - 1 else last_tie + 1) / count)
+    return shares
+
+
 def format_top(share: float) -> str:
     """'Top 0.1%', 'Top 12%': enough digits to tell the leaders apart, no more."""
     pct = 100.0 * share

@@ -96,15 +96,17 @@ def _db_reason(exc: BaseException) -> str:
 
 
 def scoring_context(settings: Settings, progress: Progress | None = None) -> ScoringContext:
-    """The configured model, announced on stderr when it loads, embedding with a progress bar."""
+    """The configured model, announced on stderr when it loads; long steps (embedding,
+    fitting, scoring, writing) as bars on a terminal, else as log lines now and then."""
 
-    def bar(total: int):
-        if progress is None:
-            return None
-        task = progress.add_task("embedding", total=total)
+    def bar(name: str, total: int):
+        assert progress is not None
+        task = progress.add_task(name, total=total)
         return lambda n: progress.advance(task, n)
 
-    return ScoringContext.from_settings(settings, lambda message: err.print(f"[dim]{esc(message)}[/dim]"), bar)
+    return ScoringContext.from_settings(
+        settings, lambda message: err.print(f"[dim]{esc(message)}[/dim]"), bar if progress is not None else None
+    )
 
 
 @contextmanager

@@ -22,8 +22,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
-from bot.scores.rankings import RankedPreprint, ranked_item, reasons_for, window_bounds, window_scores
+from bot.db import Database, Delivery, Digest, Subscription, utcnow
+from bot.scores.rankings import (
+    RankedPreprint,
+    preprints_by_id,
+    ranked_item,
+    reasons_for,
+    window_bounds,
+    window_scores,
+)
 from bot.scores.update import ScoringContext
 from scoring.errors import InputError
 from scoring.thresholds import Threshold
@@ -77,7 +84,7 @@ def plan_digest(
     """
     since, until = window_bounds(window_days, now.date())
     rows = window_scores(session, sub.profile_id, since, until)
-    scores = np.array([s for _, s in rows], dtype=np.float64)
+    scores = np.array([r.score for r in rows], dtype=np.float64)
     stats = window_stats(scores)
     shares = top_share(scores, scores) if len(scores) else np.array([])
     delivered = set(session.scalars(select(Delivery.preprint_id).where(Delivery.subscription_id == sub.id)))
@@ -85,14 +92,16 @@ def plan_digest(
     room = sub.max_items - _sent_in_open_digest(session, sub.id)
     fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
     threshold = threshold_of(sub)
-    chosen: list[tuple[Preprint, float, float]] = []
-    for (preprint, score), share in zip(rows, shares, strict=True):
-        if preprint.id in delivered or _as_utc(preprint.first_seen_at) < fresh_from:
+    picked: list[tuple[int, float, float]] = []
+    for row, share in zip(rows, shares, strict=True):
+        if row.preprint_id in delivered or _as_utc(row.first_seen_at) < fresh_from:
             continue
-        if len(chosen) >= room:
+        if len(picked) >= room:
             break
-        if threshold.passes(score, float(share), stats.lift(score)):
-            chosen.append((preprint, score, float(share)))
+        if threshold.passes(row.score, float(share), stats.lift(row.score)):
+            picked.append((row.preprint_id, row.score, float(share)))
+    preprints = preprints_by_id(session, [pid for pid, _, _ in picked])
+    chosen = [(preprints[pid], score, share) for pid, score, share in picked]
     reasons = reasons_for(session, ctx, sub.profile, [p for p, _, _ in chosen]) if ctx and chosen else {}
     items = [
         ranked_item(i + 1, p, score, share, stats.lift(score), reasons.get(p.id, []))

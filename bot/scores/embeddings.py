@@ -12,7 +12,8 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import Embedding, Preprint, ReferencePaper
-from scoring.embedder import Embedder, Progress, vector_key
+from scoring.embedder import Embedder, vector_key
+from scoring.progress import Steps, begin_step
 
 # SQLite caps bound parameters per statement; stay well under it.
 LOOKUP_BATCH = 500
@@ -38,14 +39,14 @@ def ensure_vectors(
     embedder: Callable[[], Embedder],
     model: str,
     texts: dict[str, str],
-    progress: Callable[[int], Progress | None] | None = None,
+    progress: Steps | None = None,
     *,
     commit_every: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Vectors for every hash in `texts` (hash -> document), embedding only the missing ones.
 
     `embedder` is called only when something is missing, so a warm cache never loads
-    the model; `progress(total)` returns a per-batch callback for a progress bar. With
+    the model; `progress` reports the embedding as a step (scoring.progress). With
     `commit_every`, the session is committed after each chunk: embedding thousands of
     texts takes minutes, and neither a crash nor a long-held write lock (SQLite) should
     cost that work.
@@ -54,7 +55,7 @@ def ensure_vectors(
     missing = [key for key in texts if key not in vectors]
     if not missing:
         return vectors
-    tick = progress(len(missing)) if progress else None
+    tick = begin_step(progress, "embedding", len(missing))
     chunk = commit_every or len(missing)
     key_of_model = vector_key(model)
     for start in range(0, len(missing), chunk):

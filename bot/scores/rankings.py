@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, Score
@@ -22,7 +23,7 @@ from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, l
 from scoring.errors import ScoutError
 from scoring.lexical import lexical_features
 from scoring.text import clean_text, document
-from scoring.window import format_lift, format_score, format_top, top_share, window_stats
+from scoring.window import WindowStats, format_lift, format_score, format_top, top_shares_of_best
 
 WHY_COUNT = 3
 
@@ -140,15 +141,16 @@ def rank_profile(
 ) -> Ranking:
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    rows = window_scores(session, profile.id, since, until)
-    scores = np.array([s for _, s in rows], dtype=np.float64)
-    stats = window_stats(scores)
-    shown = rows[: max(top, 0)]
-    shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
-    reasons = reasons_for(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
+    best = window_top(session, profile.id, since, until, max(top, 0))
+    scores = [score for _, score in best]
+    stats, reaching = window_summary(session, profile.id, since, until, scores[-1] if scores else None)
+    shares = top_shares_of_best(scores, stats.count, reaching)
+    preprints = preprints_by_id(session, [pid for pid, _ in best])
+    chosen = [preprints[pid] for pid, _ in best]
+    reasons = reasons_for(session, ctx, profile, chosen) if why and best else {}
     items = [
-        ranked_item(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
-        for i, (p, s) in enumerate(shown)
+        ranked_item(i + 1, p, score, shares[i], stats.lift(score), reasons.get(p.id, []))
+        for i, (p, score) in enumerate(zip(chosen, scores, strict=True))
     ]
     return Ranking(
         profile.name,
@@ -162,15 +164,67 @@ def rank_profile(
     )
 
 
-def window_scores(session: Session, profile_id: int, since: date, until: date) -> list[tuple[Preprint, float]]:
-    """Every preprint posted in the window with its score for one profile, best first."""
+def _in_window(profile_id: int, since: date, until: date):
+    return (Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+
+
+def window_top(session: Session, profile_id: int, since: date, until: date, top: int) -> list[tuple[int, float]]:
+    """(preprint id, score) of the window's `top` best for one profile, best first (ties:
+    the newest, then the first stored): read down the (profile, score) index, not sorted
+    from the whole window."""
+    if top <= 0:
+        return []
     rows = session.execute(
-        select(Preprint, Score.score)
-        .join(Score, Score.preprint_id == Preprint.id)
+        select(Score.preprint_id, Score.score)
+        .join(Preprint, Score.preprint_id == Preprint.id)
+        .where(*_in_window(profile_id, since, until))
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+        .limit(top)
+    ).all()
+    return [(pid, float(score)) for pid, score in rows]
+
+
+def window_summary(
+    session: Session, profile_id: int, since: date, until: date, at_least: float | None = None
+) -> tuple[WindowStats, int]:
+    """The window's count and average score for one profile, computed by the database
+    (the average is the mean up to floating-point summation order), and how many
+    preprints score `at_least` (0 without it)."""
+    reaching = func.count().filter(Score.score >= at_least) if at_least is not None else literal(0)
+    count, average, n = session.execute(
+        select(func.count(), func.avg(Score.score), reaching)
+        .select_from(Score)
+        .join(Preprint, Score.preprint_id == Preprint.id)
+        .where(*_in_window(profile_id, since, until))
+    ).one()
+    return WindowStats(int(count), float(average) if count else 0.0), int(n or 0)
+
+
+class WindowRow(NamedTuple):
+    preprint_id: int
+    score: float
+    first_seen_at: datetime
+
+
+def window_scores(session: Session, profile_id: int, since: date, until: date) -> list[WindowRow]:
+    """Every preprint posted in the window with its score for one profile, best first.
+
+    Only the columns the window's statistics and a digest's choice need: a ranking shows
+    20 of tens of thousands, and loading each as a full row (title, abstract, authors)
+    took most of its time (`preprints_by_id` loads the shown ones)."""
+    rows = session.execute(
+        select(Score.preprint_id, Score.score, Preprint.first_seen_at)
+        .join(Preprint, Score.preprint_id == Preprint.id)
         .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
         .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
     ).all()
-    return [(p, float(s)) for p, s in rows]
+    return [WindowRow(pid, float(s), seen) for pid, s, seen in rows]
+
+
+def preprints_by_id(session: Session, ids: list[int]) -> dict[int, Preprint]:
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(ids)))}
 
 
 def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
@@ -242,18 +296,9 @@ def match_preprint(
     since, until = window_bounds(days, until)
     matches = []
     for profile_id, name, score in rows[:limit]:
-        window = np.array(
-            list(
-                session.scalars(
-                    select(Score.score)
-                    .join(Preprint, Preprint.id == Score.preprint_id)
-                    .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
-                )
-            )
-        )
-        stats = window_stats(window)
-        share = float(top_share(window, np.array([score]))[0]) if len(window) else None
-        matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if len(window) else None))
+        stats, reaching = window_summary(session, profile_id, since, until, score)
+        share = reaching / stats.count if stats.count else None
+        matches.append(ProfileMatch(name, float(score), share, stats.lift(score) if stats.count else None))
     background = max(0.0, 1.0 - sum(s for _, _, s in rows))
     return Match(preprint.identifier, preprint.title, preprint.identifier, preprint.server, background, matches)
 

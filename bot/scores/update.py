@@ -7,18 +7,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.config import Settings
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.scores.embeddings import ensure_vectors, stack
-from scoring.embedder import Embedder, Progress, load_embedder, vector_key
+from bot.scores.progress import logged_steps
+from scoring.embedder import Embedder, load_embedder, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
-from scoring.scorer import CHANNELS, Catalog, Scorer, fit
+from scoring.progress import Steps, begin_step
+from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
@@ -27,6 +29,9 @@ WARM_CHUNK = 256
 # Below this many stored preprints the background sample is too thin to stand for
 # "published somewhere else"; the scorer then uses its fixed pseudo-background.
 MIN_BACKGROUND = 30
+# A refit after a catalog change keeps the last fit's classifier penalty while the number
+# of reference papers stays within this share of what it was (see _penalty_to_keep).
+KEEP_PENALTY_CHANGE = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +62,13 @@ class FittedCatalog:
 
 @dataclass
 class ScoringContext:
-    """What scoring needs from the outside world: the model (loaded lazily) and a progress bar."""
+    """What scoring needs from the outside world: the model (loaded lazily) and how long
+    steps report progress (scoring.progress; None: silently)."""
 
     model_name: str
     load_embedder: Callable[[], Embedder]
     background_size: int = 2000
-    progress: Callable[[int], Progress | None] | None = None
+    progress: Steps | None = None
     _embedder: Embedder | None = None
     # Slack's worker threads and the preload thread may ask at once: load once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -73,9 +79,10 @@ class ScoringContext:
         cls,
         settings: Settings,
         announce: Callable[[str], None] | None = None,
-        progress: Callable[[int], Progress | None] | None = None,
+        progress: Steps | None = None,
     ) -> ScoringContext:
-        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when."""
+        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when.
+        Without `progress` (a bar), long steps log a line now and then."""
 
         def load() -> Embedder:
             started = time.monotonic()
@@ -90,7 +97,7 @@ class ScoringContext:
             )
             return embedder
 
-        return cls(settings.model, load, settings.background_size, progress)
+        return cls(settings.model, load, settings.background_size, progress or logged_steps())
 
     def embedder(self) -> Embedder:
         with self._lock:
@@ -142,6 +149,7 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     fingerprint = current_fingerprint(ctx.model_name, profiles)
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
+    asked = refit
     refit = refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx)
     background_ids = _choose_background(session, ctx.background_size) if refit else list(run.background_ids)
     unscored = ~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists()
@@ -149,25 +157,27 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     # Embed everything this run needs before writing anything else: embedding is the slow
     # part, and a write transaction held open meanwhile would stall every other process
     # (the web app, a standby clock) on SQLite.
-    _warm_cache(session, ctx, profiles, background_ids, pending)
+    vectors = _warm_cache(session, ctx, profiles, background_ids, pending)
     if refit:
-        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids)
+        penalty = None if asked or run is None else _penalty_to_keep(run, sum(len(p.papers) for p in profiles))
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, vectors, penalty)
         session.execute(delete(Score))
     else:
-        fitted = load_scorer(session, ctx, run, profiles)
-    _score_preprints(session, ctx, fitted, run, profiles, pending)
+        fitted = load_scorer(session, ctx, run, profiles, vectors)
+    _score_preprints(session, ctx, fitted, run, profiles, pending, vectors)
     return ScoreReport(run.id, refit, len(pending), len(profiles), run.ece)
 
 
 def _warm_cache(
     session: Session, ctx: ScoringContext, profiles: list[Profile], background_ids: list[int], pending: list[Preprint]
-) -> None:
+) -> dict[str, np.ndarray]:
+    """Every vector this run needs (content hash -> vector), read or embedded once."""
     background = (
         list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)))) if background_ids else []
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for p in profiles for paper in p.papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in [*background, *pending]})
-    ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
+    return ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
 
 
 def forget_old_runs(session: Session) -> int:
@@ -188,17 +198,34 @@ def current_fingerprint(model_name: str, profiles: list[Profile]) -> str:
     return catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
 
 
+def stored_fingerprint(session: Session, model_name: str) -> str | None:
+    """The fingerprint of the catalog as stored (None without profiles), from its keys
+    alone: asking whether scores are current must not load every reference paper."""
+    rows = session.execute(
+        select(Profile.id, Profile.name, ReferencePaper.content_hash).outerjoin(
+            ReferencePaper, ReferencePaper.profile_id == Profile.id
+        )
+    ).all()
+    if not rows:
+        return None
+    profiles: dict[int, tuple[str, list[str]]] = {}
+    for profile_id, name, key in rows:
+        hashes = profiles.setdefault(profile_id, (name, []))[1]
+        if key is not None:
+            hashes.append(key)
+    return catalog_fingerprint(model_name, [(i, name, hashes) for i, (name, hashes) in profiles.items()])
+
+
 def fingerprint_matches(session: Session, model_name: str, run: ScoringRun) -> bool:
     """Was `run` fitted on the catalog (profiles, papers, model) as it is now?"""
-    return run.fingerprint == current_fingerprint(model_name, _profiles(session))
+    return run.fingerprint == stored_fingerprint(session, model_name)
 
 
 def is_current(session: Session, model_name: str) -> bool:
-    profiles = _profiles(session)
-    run = latest_run(session)
-    if not profiles:
+    fingerprint = stored_fingerprint(session, model_name)
+    if fingerprint is None:
         return True
-    fingerprint = current_fingerprint(model_name, profiles)
+    run = latest_run(session)
     if run is None or run.fingerprint != fingerprint:
         return False
     unscored = session.scalar(
@@ -210,11 +237,15 @@ def is_current(session: Session, model_name: str) -> bool:
 
 
 def load_scorer(
-    session: Session, ctx: ScoringContext, run: ScoringRun, profiles: list[Profile] | None = None
+    session: Session,
+    ctx: ScoringContext,
+    run: ScoringRun,
+    profiles: list[Profile] | None = None,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> FittedCatalog:
     """Rebuild a fitted scorer from its stored run without refitting."""
     profiles = profiles if profiles is not None else _profiles(session)
-    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids))
+    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids), vectors=vectors)
     if run.model_blob:
         scorer = Scorer.from_bytes(catalog, run.model_blob)
     else:  # runs stored before the fitted parameters were (the kernel-density model)
@@ -223,7 +254,24 @@ def load_scorer(
 
 
 def _profiles(session: Session) -> list[Profile]:
-    return list(session.scalars(select(Profile).order_by(Profile.id)))
+    # With their papers in one more query, not one per profile (1,400 at Preprint Match's size).
+    return list(session.scalars(select(Profile).options(selectinload(Profile.papers)).order_by(Profile.id)))
+
+
+def _penalty_to_keep(run: ScoringRun, papers: int) -> tuple[float, int] | None:
+    """The classifier penalty of the last fit and the catalog size it was searched on, while
+    the catalog stays within KEEP_PENALTY_CHANGE of that size (None: search again).
+
+    Searching costs 9 of a fit's 12 regressions (3 penalties x 3 folds), and one more
+    profile among hundreds does not move the choice; `scout score --refit` searches again."""
+    if not run.model_blob:
+        return None
+    blend = Blend.from_bytes(run.model_blob)
+    if blend.l2 is None or not blend.l2_papers:
+        return None
+    if abs(papers - blend.l2_papers) > KEEP_PENALTY_CHANGE * blend.l2_papers:
+        return None
+    return blend.l2, blend.l2_papers
 
 
 def _background_outgrown(run: ScoringRun, preprint_count: int, ctx: ScoringContext) -> bool:
@@ -253,6 +301,7 @@ def _catalog(
     background_ids: list[int],
     *,
     with_words: bool = False,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> tuple[Catalog, list[int]]:
     """The catalog as arrays; word features only when fitting (a stored model needs them
     for the preprints it scores, not for its reference papers)."""
@@ -264,7 +313,8 @@ def _catalog(
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    if vectors is None or any(key not in vectors for key in texts):
+        vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
     dim = len(next(iter(vectors.values())))
     catalog = Catalog(
         names=tuple(p.name for p in profiles),
@@ -278,10 +328,20 @@ def _catalog(
 
 
 def _fit_run(
-    session: Session, ctx: ScoringContext, profiles: list[Profile], fingerprint: str, background_ids: list[int]
+    session: Session,
+    ctx: ScoringContext,
+    profiles: list[Profile],
+    fingerprint: str,
+    background_ids: list[int],
+    vectors: dict[str, np.ndarray],
+    penalty: tuple[float, int] | None = None,
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True)
-    scorer = fit(catalog)
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True, vectors=vectors)
+    if penalty is None:
+        scorer = fit(catalog, progress=ctx.progress)
+    else:
+        scorer = fit(catalog, progress=ctx.progress, l2_grid=(penalty[0],))
+        scorer = replace(scorer, blend=replace(scorer.blend, l2_papers=penalty[1])) if scorer.blend else scorer
     cal = scorer.calibration
     run = ScoringRun(
         fingerprint=fingerprint,
@@ -307,23 +367,62 @@ def _score_preprints(
     run: ScoringRun,
     profiles: list[Profile],
     preprints: list[Preprint],
+    vectors: dict[str, np.ndarray],
 ) -> None:
     if not preprints:
         return
     scorer = fitted.scorer
     texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
     dim = scorer.catalog.vectors.shape[1]
     x = stack(vectors, [p.content_hash for p in preprints], dim)
     lexical = lexical_features([texts[p.content_hash] for p in preprints])
-    probs = scorer.predict_proba(x, exclude_background=fitted.exclusions([p.id for p in preprints]), lexical=lexical)
-    rows = [
-        {"preprint_id": p.id, "profile_id": profile.id, "run_id": run.id, "score": float(probs[i, j])}
-        for i, p in enumerate(preprints)
-        for j, profile in enumerate(profiles)
-    ]
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(Score), rows[start : start + INSERT_BATCH])
+    probs = scorer.predict_proba(
+        x,
+        exclude_background=fitted.exclusions([p.id for p in preprints]),
+        lexical=lexical,
+        progress=begin_step(ctx.progress, "scoring", len(preprints)),
+    )
+    write_scores(session, run.id, [p.id for p in preprints], [p.id for p in profiles], probs, ctx.progress)
+
+
+def write_scores(
+    session: Session,
+    run_id: int,
+    preprint_ids: list[int],
+    profile_ids: list[int],
+    probs: np.ndarray,
+    progress: Steps | None = None,
+) -> None:
+    """Store `probs[i, j]` as the score of preprint i for profile j (the column past the
+    profiles, the background, is not stored).
+
+    PostgreSQL takes the rows by COPY, as text built a block of preprints at a time: as
+    ORM bulk inserts, 4 million rows (20,000 preprints x 200 profiles) spent 760 of a
+    1,100 s refit building and sending rows one by one (benchmarks/scale.py)."""
+    written = begin_step(progress, "writing scores", len(preprint_ids) * len(profile_ids))
+    per_block = max(1, INSERT_BATCH // max(len(profile_ids), 1))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    copy_sql = "COPY scores (preprint_id, profile_id, run_id, score) FROM STDIN"
+    for first in range(0, len(preprint_ids), per_block):
+        block = range(first, min(first + per_block, len(preprint_ids)))
+        if postgres:
+            lines = "".join(
+                f"{preprint_ids[i]}\t{profile_id}\t{run_id}\t{score!r}\n"
+                for i in block
+                for profile_id, score in zip(profile_ids, probs[i].tolist(), strict=False)
+            )
+            cursor = session.connection().connection.driver_connection.cursor()
+            with cursor, cursor.copy(copy_sql) as copy:
+                copy.write(lines)
+        else:
+            rows = [
+                {"preprint_id": preprint_ids[i], "profile_id": profile_id, "run_id": run_id, "score": score}
+                for i in block
+                for profile_id, score in zip(profile_ids, probs[i].tolist(), strict=False)
+            ]
+            session.execute(insert(Score), rows)
+        if written:
+            written(len(block) * len(profile_ids))
     session.flush()
 
 

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 
 from bot.config import BUNDLED_MODEL
 from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score
@@ -119,3 +119,92 @@ def test_settle_without_a_preload_returns_at_once():
     ctx = ScoringContext(BUNDLED_MODEL, lambda: object())
     ctx.settle()
     assert ctx._preloading is None
+
+
+def _add_profile(session, rng, name: str, topic: np.ndarray, papers: int = 5) -> None:
+    profile = Profile(name=name, name_key=normalise_name(name), source="test")
+    for i in range(papers):
+        title, abstract = f"{name} paper {i}", f"On {name.lower()} matters, part {i}."
+        key = content_hash(title, abstract)
+        profile.papers.append(ReferencePaper(title=title, abstract=abstract, content_hash=key))
+        _store_vector(session, key, topic + 0.1 * rng.standard_normal(DIM))
+    session.add(profile)
+
+
+def _statements_of_a_refit(db, ctx) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.session() as session:
+            assert update_scores(session, ctx).refitted
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_refit_after_adding_one_profile_reads_each_thing_once_whatever_the_catalog_size(db, catalog):
+    """Counted, not timed: adding a profile embeds nothing already cached, reads every
+    vector once, costs the same statements with 3 profiles as with 6 (nothing is fetched
+    profile by profile), and fits half the regressions of a first fit (the classifier's
+    penalty is kept); only the scores, which all change, are all rewritten."""
+    rng, topic = catalog
+    regressions: list[int] = []
+
+    def steps(name: str, total: int):
+        if name.startswith("fitting"):
+            regressions.append(total)
+
+    def refuse_model():
+        raise AssertionError("every vector is cached: the model must not load")
+
+    ctx = ScoringContext(BUNDLED_MODEL, refuse_model, background_size=2000, progress=steps)
+    with db.session() as session:
+        update_scores(session, ctx)
+        _add_profile(session, rng, "Third", rng.standard_normal(DIM))
+    small = _statements_of_a_refit(db, ctx)
+    with db.session() as session:
+        for name in ("Fourth", "Fifth"):
+            _add_profile(session, rng, name, rng.standard_normal(DIM))
+        update_scores(session, ctx)
+        _add_profile(session, rng, "Sixth", rng.standard_normal(DIM))
+    large = _statements_of_a_refit(db, ctx)
+
+    def reads(statements: list[str], table: str) -> int:
+        return sum(s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s for s in statements)
+
+    assert reads(large, "embeddings") == reads(small, "embeddings") == 1
+    assert reads(large, "reference_papers") == reads(small, "reference_papers") == 1
+    assert len(large) == len(small)
+    # 3 penalties x 3 folds + the classifier + 2 without a share of the background; then,
+    # the penalty kept, 3 folds + 3. Fourth and Fifth (+12.5% papers) searched again.
+    assert regressions == [12, 6, 12, 6]
+    with db.session() as session:
+        preprints = session.scalar(select(func.count()).select_from(Preprint))
+        assert session.scalar(select(func.count()).select_from(Score)) == preprints * 6
+
+
+def test_every_step_of_a_refit_reports_until_done(db, catalog):
+    seen: dict[str, list[int]] = {}
+
+    def steps(name: str, total: int):
+        seen[name] = [0, total]
+
+        def advance(n: int) -> None:
+            seen[name][0] += n
+
+        return advance
+
+    def refuse_model():
+        raise AssertionError("every vector is cached: the model must not load")
+
+    with db.session() as session:
+        report = update_scores(session, ScoringContext(BUNDLED_MODEL, refuse_model, progress=steps))
+    assert report.refitted
+    assert set(seen) == {"fitting (regressions)", "scoring", "writing scores"}  # nothing to embed
+    assert all(done == total for done, total in seen.values())
+    assert seen["scoring"][1] == report.scored
+    assert seen["writing scores"][1] == report.scored * report.profiles

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scoring.scorer import CHANNELS, Catalog, Scorer, _hubness, expected_calibration_error, fit, nearest_references
-from scoring.window import format_lift, format_score, format_top, top_share, window_stats
+from scoring.window import format_lift, format_score, format_top, top_share, top_shares_of_best, window_stats
 
 DIM = 32
 
@@ -204,3 +204,12 @@ def test_a_stored_model_is_refused_for_a_catalog_with_other_papers(world):
     with pytest.raises(ValueError, match="refit it"):
         Scorer.from_bytes(grown, blob)
     np.testing.assert_allclose(Scorer.from_bytes(catalog, blob).predict_proba(catalog.vectors).sum(axis=1), 1.0)
+
+
+def test_the_shares_of_the_best_alone_are_those_of_the_whole_window():
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        window = rng.choice([0.01, 0.02, 0.1, 0.3, 0.5], size=rng.integers(1, 60))  # ties on purpose
+        best = sorted(window.tolist(), reverse=True)[: rng.integers(1, 25)]
+        reaching_last = int((window >= best[-1]).sum())
+        assert top_shares_of_best(best, len(window), reaching_last) == top_share(window, np.array(best)).tolist()
