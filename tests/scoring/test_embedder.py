@@ -43,7 +43,7 @@ def test_vectors_cached_under_the_old_limit_are_not_reused(db, embedder):
         # A row as an earlier version stored it: keyed by the bare model name.
         session.add(Embedding(model=BUNDLED_MODEL, content_hash="k", dim=embedder.dim, vector=stale.tobytes()))
         session.flush()
-        fresh = ensure_vectors(session, lambda: embedder, BUNDLED_MODEL, {"k": OPENING})["k"]
+        fresh = ensure_vectors(session, lambda: embedder, vector_key(BUNDLED_MODEL), {"k": OPENING})["k"]
         keys = {row.model for row in session.query(Embedding).filter_by(content_hash="k")}
     assert float(fresh @ stale) < 0.99
     assert keys == {BUNDLED_MODEL, vector_key(BUNDLED_MODEL)}
