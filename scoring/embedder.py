@@ -71,6 +71,11 @@ def native_bf16() -> bool:
     emulated: slower than fp32, with nothing gained."""
     import torch
 
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        found = capabilities()
+        return bool(found.get("amx_bf16") or found.get("avx512_bf16"))
+    # Releases before torch.cpu.get_capabilities only have the private checks.
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, check, lambda: False)()) for check in checks)
 
