@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench-quality bench-speed bench-scale clean
+.PHONY: install demo test lint bench-quality bench-speed bench-scale bench-embed clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ bench-speed: install
 SCALE ?=
 bench-scale: install
 	$(BIN)/python benchmarks/scale.py $(SCALE)
+
+# Each SCOUT_BACKEND: abstracts/s, peak memory, agreement with fp32, and scout evaluate
+# (minutes per backend) to say which may be the default.
+bench-embed: install
+	$(BIN)/python benchmarks/embedding_speed.py --texts 240 --quality
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -40,7 +40,7 @@ from bot.profiles.catalog import PaperRecord, add_profile  # noqa: E402
 from bot.scores.embeddings import ensure_vectors  # noqa: E402
 from bot.scores.rankings import rank_profile  # noqa: E402
 from bot.scores.update import ScoringContext, update_scores  # noqa: E402
-from scoring.embedder import load_embedder  # noqa: E402
+from scoring.embedder import load_embedder, vector_key  # noqa: E402
 from scoring.text import content_hash, document  # noqa: E402
 
 CACHE = ROOT / ".cache"
@@ -159,7 +159,7 @@ def main() -> None:
             for r in rows
         }
         before = time.perf_counter()
-        ensure_vectors(session, lambda: embedder, BUNDLED_MODEL, texts)
+        ensure_vectors(session, lambda: embedder, vector_key(BUNDLED_MODEL), texts)
         print(f"embedding cache filled in {time.perf_counter() - before:.1f} s", flush=True)
     db.dispose()
     shutil.copy(db_path, cache_db)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -33,6 +35,17 @@ class Settings(BaseSettings):
         default=BUNDLED_MODEL,
         validation_alias="SCOUT_MODEL",
         description="sentence-transformers model name or path; the bundled MiniLM by default.",
+    )
+    backend: Literal["auto", "torch", "torch-bf16", "openvino"] = Field(
+        default="auto",
+        validation_alias="SCOUT_BACKEND",
+        description="How the model runs: auto (the fastest this machine has that keeps ranking quality), "
+        "torch (fp32), torch-bf16 (CPUs with native bf16) or openvino.",
+    )
+    model_cache: Path | None = Field(
+        default=None,
+        validation_alias="SCOUT_MODEL_CACHE",
+        description="Folder for models converted locally (OpenVINO); $XDG_CACHE_HOME/preprint-scout when unset.",
     )
     http_timeout: float = Field(default=20.0, gt=0, validation_alias="SCOUT_HTTP_TIMEOUT")
     # Bad input never costs good data (bot/ingest/feeds.py, bot/ingest/polling.py): overall deadlines, so a
@@ -203,6 +216,12 @@ class Settings(BaseSettings):
     def _api_url_slash(cls, value: str) -> str:
         # slack_sdk joins method names onto the base URL: it must end with a slash.
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        if self.model_cache is not None:
+            return self.model_cache.expanduser()
+        return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "preprint-scout"
 
     @property
     def digest_lease(self) -> timedelta:

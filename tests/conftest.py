@@ -42,6 +42,9 @@ def hermetic_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("SCOUT_", "SLACK_")) or name in ("DATABASE_URL", "SMTP_URL"):
             monkeypatch.delenv(name)
+    # Every test shares the one session model, PyTorch fp32 (its processes too: they inherit
+    # this); tests/scoring/test_backends.py loads the others.
+    monkeypatch.setenv("SCOUT_BACKEND", "torch")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.render import render
 from bot.scores.rankings import match_preprint, match_text, rank_profile
-from bot.scores.update import is_current
+from bot.scores.update import is_current, vectors_key
 from scoring.errors import ScoutError
 from scoring.text import one_line
 
@@ -69,7 +69,7 @@ def rank(
 
 def _scores_current(settings: Settings, db: Database) -> bool:
     with db.session() as session:
-        return is_current(session, settings.model)
+        return is_current(session, vectors_key(settings))
 
 
 def print_ranking(ranking, abstracts: bool = False) -> None:
@@ -171,6 +171,7 @@ def evaluate(
     from bot.scores import evaluation
 
     try:
+        settings = load_settings()
         results, setup = evaluation.evaluate_files(
             data=data,
             train=train,
@@ -178,9 +179,11 @@ def evaluate(
             folds=folds,
             methods=methods,
             seed=seed,
-            model=model or load_settings().model,
+            model=model or settings.model,
             cache_dir=cache,
             err=err,
+            backend=settings.backend,
+            model_cache=settings.model_cache_dir,
         )
     except ScoutError as exc:
         raise fail(str(exc)) from None

@@ -256,7 +256,7 @@ class Cycle:
         with self.db.session() as session:
             gone = session.execute(delete(Preprint).where(Preprint.posted < cutoff)).rowcount
         with self.db.session() as session:
-            vectors = forget_unused_vectors(session, self.ctx.model_name)
+            vectors = forget_unused_vectors(session, self.ctx.vectors)
             runs = forget_old_runs(session)
         if gone:
             log.info("pruned %d preprints posted before %s", gone, cutoff)

@@ -1,7 +1,7 @@
 """`scout evaluate`: how good are the scores, on labelled preprints, against peer methods.
 
 Reads JSONL (title, abstract, journal, optional category), embeds each paper once per
-model (cached under `.cache/embeddings/`, keyed by model name + text hash), runs
+model and backend (cached under `.cache/embeddings/`, keyed by `vector_key` + text hash), runs
 `scoring.evaluate`, and lays the result out as a terminal table, JSON or Markdown.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.embedder import vector_key
+from scoring.embedder import TORCH, resolve_backend, vector_key
 from scoring.errors import ScoutError
 from scoring.evaluate import MethodResult, Split, cv_splits, evaluate, select_methods
 from scoring.peers import Papers
@@ -86,12 +86,13 @@ def _cache_file(cache_dir: Path, model_name: str) -> Path:
 def cached_embeddings(
     keys: Sequence[str],
     texts: Sequence[str],
-    model_name: str,
+    vectors_key: str,
     embed: Callable[[list[str]], np.ndarray],
     cache_dir: Path = DEFAULT_CACHE,
 ) -> np.ndarray:
-    """Vectors for `texts`, embedding only those whose key is not cached for this model."""
-    path = _cache_file(cache_dir, vector_key(model_name))
+    """Vectors for `texts`, embedding only those whose key is not cached under `vectors_key`
+    (`vector_key(model, backend)`)."""
+    path = _cache_file(cache_dir, vectors_key)
     known: dict[str, np.ndarray] = {}
     if path.exists():
         with np.load(path) as stored:
@@ -162,6 +163,8 @@ def evaluate_files(
     model: str,
     cache_dir: Path = DEFAULT_CACHE,
     err=None,
+    backend: str = TORCH,
+    model_cache: Path | None = None,
 ) -> tuple[list[MethodResult], dict]:
     """Cross-validate on `data`, or fit on `train` and test on `test`; bad input is an
     EvaluationError raised before anything is embedded."""
@@ -175,11 +178,11 @@ def evaluate_files(
         select_methods(methods)
     except ValueError as exc:
         raise EvaluationError(str(exc)) from None
+    backend = resolve_backend(backend)
     started = time.perf_counter()
-    results, setup = run_evaluation(
-        train_rows, test_rows, folds, _embedding_source(model, cache_dir, err), methods, seed
-    )
-    setup.update(model=model, seconds=round(time.perf_counter() - started, 1))
+    source = _embedding_source(model, backend, model_cache, cache_dir, err)
+    results, setup = run_evaluation(train_rows, test_rows, folds, source, methods, seed)
+    setup.update(model=model, backend=backend, seconds=round(time.perf_counter() - started, 1))
     return results, setup
 
 
@@ -191,7 +194,8 @@ def as_markdown(results: list[MethodResult], setup: dict) -> str:
     """The tables of docs/results.md: every method, then MRR / acc@10 by profile size."""
     mode = f"{setup['folds']}-fold cross-validation" if setup["mode"] == "cross-validation" else "train/test"
     lines = [
-        f"{mode}, {setup['papers']} papers, {setup['journals']} journals, model {setup['model']}, "
+        f"{mode}, {setup['papers']} papers, {setup['journals']} journals, model {setup['model']} "
+        f"({setup.get('backend', TORCH)}), "
         f"{setup['seconds']:.0f} s",
         "",
         "| method | acc@1 | acc@5 | acc@10 | MRR | ECE | MAP | P@10 |",
@@ -214,16 +218,20 @@ def as_markdown(results: list[MethodResult], setup: dict) -> str:
     return "\n".join(lines)
 
 
-def _embedding_source(model_name: str, cache_dir: Path, err) -> Callable[[list[Labelled]], np.ndarray]:
+def _embedding_source(
+    model_name: str, backend: str, model_cache: Path | None, cache_dir: Path, err
+) -> Callable[[list[Labelled]], np.ndarray]:
+    key = vector_key(model_name, backend)
+
     def vectors(records: list[Labelled]) -> np.ndarray:
         def embed(texts: list[str]) -> np.ndarray:
             from scoring.embedder import load_embedder
 
             if err is not None:
-                err.print(f"embedding {len(texts)} papers with {model_name} (cached for next time)...")
-            return load_embedder(model_name).embed(texts)
+                err.print(f"embedding {len(texts)} papers with {model_name} ({backend}, cached for next time)...")
+            return load_embedder(model_name, backend, model_cache).embed(texts)
 
-        return cached_embeddings([r.key for r in records], [r.text for r in records], model_name, embed, cache_dir)
+        return cached_embeddings([r.key for r in records], [r.text for r in records], key, embed, cache_dir)
 
     return vectors
 
@@ -233,7 +241,7 @@ def print_table(results: list[MethodResult], setup: dict, console) -> None:
 
     title = (
         f"{setup.get('folds')}-fold cross-validation" if setup.get("mode") == "cross-validation" else "train/test"
-    ) + f": {setup.get('papers')} papers, {setup.get('journals')} journals"
+    ) + f": {setup.get('papers')} papers, {setup.get('journals')} journals, {setup.get('backend', TORCH)}"
     table = Table(title=title)
     for col in ("method", "acc@1", "acc@5", "acc@10", "MRR", "ECE", "MAP", "P@10", "s"):
         table.add_column(col, justify="left" if col == "method" else "right")

@@ -252,7 +252,7 @@ def reasons_for(
     """The reference papers each preprint is closest to: why it matched."""
     papers, refs = profile_vectors(session, ctx, profile)
     texts = {p.content_hash: document(p.title, p.abstract) for p in preprints}
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    vectors = ensure_vectors(session, ctx.embedder, ctx.vectors, texts, ctx.progress)
     out: dict[int, list[Reason]] = {}
     for p in preprints:
         sims = refs @ vectors[p.content_hash]
@@ -310,7 +310,7 @@ def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10
     run = latest_run(session)
     if run is None:
         raise PreprintNotFound("no profiles scored yet: add a profile first (scout profiles add NAME --papers FILE)")
-    if not fingerprint_matches(session, ctx.model_name, run):
+    if not fingerprint_matches(session, ctx.vectors, run):
         # The stored model was fitted on another catalog (a profile was just added or
         # removed, or the model changed); its numbers would belong to other profiles.
         raise PreprintNotFound(

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
 from bot.scores.embeddings import ensure_vectors, stack
 from bot.scores.progress import logged_steps
-from scoring.embedder import Embedder, load_embedder, vector_key
+from scoring.embedder import TORCH, Embedder, load_embedder, resolve_backend, vector_key
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.progress import Steps, begin_step
 from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
@@ -62,13 +62,15 @@ class FittedCatalog:
 
 @dataclass
 class ScoringContext:
-    """What scoring needs from the outside world: the model (loaded lazily) and how long
-    steps report progress (scoring.progress; None: silently)."""
+    """What scoring needs from the outside world: the model (loaded lazily), the backend that
+    runs it (resolved, never `auto`) and how long steps report progress (scoring.progress;
+    None: silently)."""
 
     model_name: str
     load_embedder: Callable[[], Embedder]
     background_size: int = 2000
     progress: Steps | None = None
+    backend: str = TORCH
     _embedder: Embedder | None = None
     # Slack's worker threads and the preload thread may ask at once: load once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -81,23 +83,31 @@ class ScoringContext:
         announce: Callable[[str], None] | None = None,
         progress: Steps | None = None,
     ) -> ScoringContext:
-        """The configured model (SCOUT_MODEL), loaded on first need; `announce` hears when.
+        """The configured model (SCOUT_MODEL) and backend (SCOUT_BACKEND), loaded on first
+        need; `announce` hears when. A backend this machine cannot run fails here, at start.
         Without `progress` (a bar), long steps log a line now and then."""
+        backend = resolve_backend(settings.backend)
 
         def load() -> Embedder:
             started = time.monotonic()
             if announce is not None:
-                announce(f"loading model {settings.model}…")
-            embedder = load_embedder(settings.model)
+                announce(f"loading model {settings.model} ({backend})…")
+            embedder = load_embedder(settings.model, backend, settings.model_cache_dir)
             log.info(
-                "model %s loaded in %.1f s on thread %s",
+                "model %s (%s) loaded in %.1f s on thread %s",
                 settings.model,
+                backend,
                 time.monotonic() - started,
                 threading.current_thread().name,
             )
             return embedder
 
-        return cls(settings.model, load, settings.background_size, progress or logged_steps())
+        return cls(settings.model, load, settings.background_size, progress or logged_steps(), backend)
+
+    @property
+    def vectors(self) -> str:
+        """The key of this model's vectors in the cache (bot/scores/embeddings.py)."""
+        return vector_key(self.model_name, self.backend)
 
     def embedder(self) -> Embedder:
         with self._lock:
@@ -129,12 +139,17 @@ class ScoringContext:
             self._preloading.join()
 
 
-def catalog_fingerprint(model: str, profiles: list[tuple[int, str, list[str]]]) -> str:
+def vectors_key(settings: Settings) -> str:
+    """The cache key of the configured model's vectors, without loading it."""
+    return vector_key(settings.model, resolve_backend(settings.backend))
+
+
+def catalog_fingerprint(key: str, profiles: list[tuple[int, str, list[str]]]) -> str:
     # Keyed like the vectors (the same model reading more of each text is another catalog),
     # by how words become features, which a stored model depends on too, and by the
     # scorer's channels, so an upgrade that adds evidence refits once instead of scoring
     # on without it.
-    digest = hashlib.sha256(f"{vector_key(model)}|{LEXICAL_VERSION}|{','.join(CHANNELS)}".encode())
+    digest = hashlib.sha256(f"{key}|{LEXICAL_VERSION}|{','.join(CHANNELS)}".encode())
     for profile_id, name, hashes in sorted(profiles):
         digest.update(f"|{profile_id}:{name}:".encode())
         digest.update(",".join(sorted(hashes)).encode())
@@ -146,7 +161,7 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     profiles = _profiles(session)
     if not profiles:
         return ScoreReport(None, False, 0, 0)
-    fingerprint = current_fingerprint(ctx.model_name, profiles)
+    fingerprint = current_fingerprint(ctx.vectors, profiles)
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
     asked = refit
@@ -177,7 +192,7 @@ def _warm_cache(
     )
     texts = {paper.content_hash: document(paper.title, paper.abstract) for p in profiles for paper in p.papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in [*background, *pending]})
-    return ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress, commit_every=WARM_CHUNK)
+    return ensure_vectors(session, ctx.embedder, ctx.vectors, texts, ctx.progress, commit_every=WARM_CHUNK)
 
 
 def forget_old_runs(session: Session) -> int:
@@ -194,11 +209,11 @@ def latest_run(session: Session) -> ScoringRun | None:
     return session.scalar(select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
 
 
-def current_fingerprint(model_name: str, profiles: list[Profile]) -> str:
-    return catalog_fingerprint(model_name, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+def current_fingerprint(key: str, profiles: list[Profile]) -> str:
+    return catalog_fingerprint(key, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
 
 
-def stored_fingerprint(session: Session, model_name: str) -> str | None:
+def stored_fingerprint(session: Session, key: str) -> str | None:
     """The fingerprint of the catalog as stored (None without profiles), from its keys
     alone: asking whether scores are current must not load every reference paper."""
     rows = session.execute(
@@ -209,20 +224,20 @@ def stored_fingerprint(session: Session, model_name: str) -> str | None:
     if not rows:
         return None
     profiles: dict[int, tuple[str, list[str]]] = {}
-    for profile_id, name, key in rows:
+    for profile_id, name, paper_hash in rows:
         hashes = profiles.setdefault(profile_id, (name, []))[1]
-        if key is not None:
-            hashes.append(key)
-    return catalog_fingerprint(model_name, [(i, name, hashes) for i, (name, hashes) in profiles.items()])
+        if paper_hash is not None:
+            hashes.append(paper_hash)
+    return catalog_fingerprint(key, [(i, name, hashes) for i, (name, hashes) in profiles.items()])
 
 
-def fingerprint_matches(session: Session, model_name: str, run: ScoringRun) -> bool:
-    """Was `run` fitted on the catalog (profiles, papers, model) as it is now?"""
-    return run.fingerprint == stored_fingerprint(session, model_name)
+def fingerprint_matches(session: Session, key: str, run: ScoringRun) -> bool:
+    """Was `run` fitted on the catalog (profiles, papers, model and backend: `key`) as it is now?"""
+    return run.fingerprint == stored_fingerprint(session, key)
 
 
-def is_current(session: Session, model_name: str) -> bool:
-    fingerprint = stored_fingerprint(session, model_name)
+def is_current(session: Session, key: str) -> bool:
+    fingerprint = stored_fingerprint(session, key)
     if fingerprint is None:
         return True
     run = latest_run(session)
@@ -314,7 +329,7 @@ def _catalog(
     texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
     texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
     if vectors is None or any(key not in vectors for key in texts):
-        vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+        vectors = ensure_vectors(session, ctx.embedder, ctx.vectors, texts, ctx.progress)
     dim = len(next(iter(vectors.values())))
     catalog = Catalog(
         names=tuple(p.name for p in profiles),
@@ -430,6 +445,6 @@ def profile_vectors(session: Session, ctx: ScoringContext, profile: Profile) -> 
     """A profile's reference papers with their vectors (for "why it matched")."""
     papers = list(profile.papers)
     texts = {p.content_hash: document(p.title, p.abstract) for p in papers}
-    vectors = ensure_vectors(session, ctx.embedder, ctx.model_name, texts, ctx.progress)
+    vectors = ensure_vectors(session, ctx.embedder, ctx.vectors, texts, ctx.progress)
     dim = len(next(iter(vectors.values())))
     return papers, stack(vectors, [p.content_hash for p in papers], dim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scoring.embedder import MAX_TOKENS, vector_key
+from scoring.embedder import MAX_TOKENS, token_batches, vector_key
 
 OPENING = " ".join(f"Sentence {i} describes the cohort, the sequencing and the statistics." for i in range(30))
 
@@ -43,7 +43,31 @@ def test_vectors_cached_under_the_old_limit_are_not_reused(db, embedder):
         # A row as an earlier version stored it: keyed by the bare model name.
         session.add(Embedding(model=BUNDLED_MODEL, content_hash="k", dim=embedder.dim, vector=stale.tobytes()))
         session.flush()
-        fresh = ensure_vectors(session, lambda: embedder, BUNDLED_MODEL, {"k": OPENING})["k"]
+        fresh = ensure_vectors(session, lambda: embedder, vector_key(BUNDLED_MODEL), {"k": OPENING})["k"]
         keys = {row.model for row in session.query(Embedding).filter_by(content_hash="k")}
     assert float(fresh @ stale) < 0.99
     assert keys == {BUNDLED_MODEL, vector_key(BUNDLED_MODEL)}
+
+
+def test_batches_hold_every_text_once_within_the_word_piece_budget():
+    lengths = [512, 12, 300, 40, 512, 7, 128, 90] * 9
+    batches = token_batches(lengths, budget=1024, most=8)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 8
+        assert max(lengths[i] for i in batch) * len(batch) <= 1024
+    # Sorted by length: short texts share batches instead of being padded to 512.
+    assert len(batches) < len(lengths) / 3
+
+
+def test_a_text_longer_than_the_budget_goes_alone():
+    assert token_batches([900, 10, 10], budget=512) == [[0], [1, 2]]
+
+
+def test_texts_come_back_in_their_order_whatever_their_length_and_progress_counts_them(embedder):
+    texts = [OPENING, "Short title.", OPENING[:400], "Another short one about bats."]
+    seen: list[int] = []
+    together = embedder.embed(texts, progress=seen.append)
+    alone = np.vstack([embedder.embed([text]) for text in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert sum(seen) == len(texts)
