@@ -164,6 +164,12 @@ def profiles_show(
     )
     votes = data["votes"]
     out.print(f"votes from Slack: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
+    for change in votes["changes"]:
+        out.print(
+            f"  {change['effect']}: {esc(change['title'])} ({esc(change['identifier'])}; "
+            f"{change['relevant']} relevant, {change['not_relevant']} not)",
+            highlight=False,
+        )
     table = Table("year", "title", "doi")
     for p in data["papers"]:
         table.add_row(str(p["year"] or ""), esc(p["title"]), esc(p["doi"] or ""))
@@ -171,17 +177,42 @@ def profiles_show(
 
 
 def _votes(session, profile_id: int) -> dict:
-    """Feedback from the Slack buttons on this profile's delivered matches."""
-    from sqlalchemy import func
+    """Feedback from the Slack buttons on this profile's delivered matches, and what each
+    voted preprint is to the profile's evidence (scoring.feedback)."""
+    from bot.db import Preprint, Vote
+    from scoring.feedback import tally
 
-    from bot.db import Vote
+    rows = session.execute(
+        select(Vote.preprint_id, Vote.relevant).where(Vote.profile_id == profile_id).order_by(Vote.id)
+    ).all()
+    tallies = tally((0, preprint_id, relevant) for preprint_id, relevant in rows)
+    preprints = {
+        p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_([t.preprint for t in tallies])))
+    }
+    changes = [
+        {
+            "identifier": preprints[t.preprint].identifier,
+            "title": preprints[t.preprint].title,
+            "relevant": t.relevant,
+            "not_relevant": t.not_relevant,
+            "effect": _effect(t),
+        }
+        for t in tallies
+        if t.preprint in preprints
+    ]
+    return {
+        "relevant": sum(relevant for _, relevant in rows),
+        "not_relevant": sum(not relevant for _, relevant in rows),
+        "changes": changes,
+    }
 
-    rows = dict(
-        session.execute(
-            select(Vote.relevant, func.count(Vote.id)).where(Vote.profile_id == profile_id).group_by(Vote.relevant)
-        ).all()
-    )
-    return {"relevant": rows.get(True, 0), "not_relevant": rows.get(False, 0)}
+
+def _effect(t) -> str:
+    if t.is_reference:
+        return "added to the papers" + (" (some votes against)" if t.not_relevant else "")
+    if t.relevant:
+        return "negative example (votes split)"
+    return "negative example"
 
 
 @profiles_app.command("remove")

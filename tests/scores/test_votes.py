@@ -56,7 +56,9 @@ def world(db):
             session.add(profile)
         for i in range(120):
             words = f"soil bacteria survey {i % 7}"
-            _preprint(session, f"10.1101/{i}", rng.standard_normal(DIM), f"Preprint {i} on {words}", f"We study {words}.")
+            _preprint(
+                session, f"10.1101/{i}", rng.standard_normal(DIM), f"Preprint {i} on {words}", f"We study {words}."
+            )
     return rng, topics
 
 
@@ -157,3 +159,24 @@ def test_a_changed_vote_refits_and_not_relevant_lowers_the_profile(db, scoring_c
         assert update_scores(session, scoring_ctx).refitted
         after = _fish_scores(session)
     assert np.mean([after[i] for i in ids[5:]]) < np.mean([before[i] for i in ids[5:]])
+
+
+def test_profiles_show_lists_what_the_votes_changed(db, scout):
+    with db.session() as session:
+        profile = Profile(name="Fish Journal", name_key=normalise_name("Fish Journal"), source="test")
+        session.add(profile)
+        voted = [
+            _preprint(session, f"10.1101/v{i}", np.ones(DIM), f"Voted preprint {i}", "About fins.") for i in range(3)
+        ]
+        session.flush()
+        for preprint, users in zip(voted, [("U1", "U2"), ("U1",), ("U1", "U2")], strict=True):
+            for user in users:
+                relevant = preprint is voted[0] or (preprint is voted[2] and user == "U1")
+                session.add(Vote(profile_id=profile.id, preprint_id=preprint.id, user_id=user, relevant=relevant))
+    result = scout("profiles", "show", "fish journal")
+    assert "votes from Slack: 3 relevant, 2 not relevant" in result.stdout
+    assert "added to the papers: Voted preprint 0 (10.1101/v0; 2 relevant, 0 not)" in result.stdout
+    assert "negative example: Voted preprint 1 (10.1101/v1; 0 relevant, 1 not)" in result.stdout
+    assert "negative example (votes split): Voted preprint 2" in result.stdout
+    shown = scout("profiles", "show", "fish journal", "--json").stdout
+    assert '"effect": "added to the papers"' in shown
