@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench-quality bench-speed clean
+.PHONY: install demo test lint bench-quality bench-speed bench-feedback clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ bench-speed: install
 	$(BIN)/python benchmarks/pipeline_speed.py --preprints 3000
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/slack_latency.py
+
+bench-feedback: install
+	$(BIN)/python benchmarks/feedback_replay.py --seeds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

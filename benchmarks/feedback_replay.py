@@ -1,6 +1,6 @@
 """Replay benchmark: do an editor's votes make the next digests better? (`make bench-feedback`)
 
-    .venv/bin/python benchmarks/feedback_replay.py [--seeds 3] [--weeks 8] [--markdown]
+    .venv/bin/python benchmarks/feedback_replay.py [--seeds 3] [--weeks 8]
 
 Labelled bioRxiv preprints (../shared/data/labeled, the journal each was published in)
 stand in for a feed. Each journal with --large papers or more is a profile, built from
@@ -41,7 +41,7 @@ from scoring.duplicates import copy_in, keep_one_copy  # noqa: E402
 from scoring.feedback import VOTE_WEIGHT, tally, with_votes  # noqa: E402
 from scoring.lexical import lexical_features  # noqa: E402
 from scoring.metrics import calibration_error  # noqa: E402
-from scoring.scorer import Catalog, fit  # noqa: E402
+from scoring.scorer import L2_GRID, Catalog, fit  # noqa: E402
 from scoring.text import clean_text, content_hash, document  # noqa: E402
 from scoring.thresholds import DEFAULT, parse_threshold  # noqa: E402
 from scoring.window import top_share  # noqa: E402
@@ -111,13 +111,16 @@ def split(corpus: Corpus, names: list[str], seed: int) -> tuple[np.ndarray, np.n
     return np.array(sorted(refs)), np.array(stream)
 
 
-def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: int) -> list[Week]:
+def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: int, l2_grid) -> tuple[list[Week], float]:
+    """One run over the weeks; the classifier's penalty is chosen from `l2_grid` at the
+    first fit and kept (the grid search is most of a fit's time), and returned."""
     k = len(names)
     label_of = {name: i for i, name in enumerate(names)}
     truth = np.array([label_of.get(j, k) for j in corpus.journals])
     chunks = np.array_split(stream, args.weeks + 1)
     threshold = parse_threshold(DEFAULT)
     rng = np.random.default_rng(seed + 1000)
+    started = time.perf_counter()
     votes: list[tuple[int, int, bool]] = []
     delivered: set[tuple[int, int]] = set()
     weeks = []
@@ -139,7 +142,9 @@ def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: in
             background_lexical=corpus.words[background],
         )
         catalog = with_votes(catalog, tallies, corpus.vectors[voted], corpus.words[voted], weight=args.weight)
-        scorer = fit(catalog)
+        scorer = fit(catalog, l2_grid=l2_grid)
+        l2_grid = (scorer.calibration.l2,)
+        print(f"  week {w}: fitted, {time.perf_counter() - started:.0f} s", file=sys.stderr)
         window = np.concatenate(chunks[max(0, w + 1 - args.window) : w + 1])
         position = {int(b): j for j, b in enumerate(background)}
         own = np.array([position.get(int(i), -1) for i in window])
@@ -171,7 +176,7 @@ def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: in
         week.posted = len(posted_true)
         week.found = sum((truth[i], i) in delivered for i in posted_true)
         weeks.append(week)
-    return weeks
+    return weeks, l2_grid[0]
 
 
 def pooled(runs: list[list[Week]]) -> list[dict]:
@@ -215,7 +220,6 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.1)
     parser.add_argument("--weight", type=float, default=VOTE_WEIGHT, help="a voted preprint's weight")
     parser.add_argument("--after", type=int, default=4, help="weeks of votes before the goal is checked")
-    parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
     corpus = load(args.data, args.cache)
@@ -226,8 +230,11 @@ def main() -> None:
     runs: dict[str, list[list[Week]]] = {c: [] for c in CONDITIONS}
     for seed in range(args.seeds):
         refs, stream = split(corpus, names, seed)
+        l2_grid = L2_GRID  # chosen in the first run's first week (no votes yet: the same in every run)
         for condition, learn, flip in zip(CONDITIONS, (False, True, True), (0.0, 0.0, args.flip), strict=True):
-            runs[condition].append(replay(corpus, names, refs, stream, args, learn, flip, seed))
+            weeks, l2 = replay(corpus, names, refs, stream, args, learn, flip, seed, l2_grid)
+            runs[condition].append(weeks)
+            l2_grid = (l2,)
             print(f"seed {seed}: {condition} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
     report(runs, names, args, time.perf_counter() - started, len(stream))
 
