@@ -97,9 +97,11 @@ def load(path: Path, cache: Path) -> Corpus:
     )
 
 
-def split(corpus: Corpus, names: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split(corpus: Corpus, names: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random half of each profile's papers as its references; the stream is every other
-    dated paper, in posting order."""
+    dated paper, in posting order; the undated rest were stored before the replay began
+    (background for the model, as a bot that has polled for a while has, never in a
+    window)."""
     rng = np.random.default_rng(seed)
     refs = []
     for name in names:
@@ -108,10 +110,13 @@ def split(corpus: Corpus, names: list[str], seed: int) -> tuple[np.ndarray, np.n
     taken = set(refs)
     dated = [i for i, d in enumerate(corpus.posted) if d and i not in taken]
     stream = sorted(dated, key=lambda i: (corpus.posted[i], i))
-    return np.array(sorted(refs)), np.array(stream)
+    earlier = [i for i, d in enumerate(corpus.posted) if not d and i not in taken]
+    return np.array(sorted(refs)), np.array(stream), np.array(earlier, dtype=np.int64)
 
 
-def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: int, l2_grid) -> tuple[list[Week], float]:
+def replay(
+    corpus, names, refs, stream, earlier, args, learn: bool, flip: float, seed: int, l2_grid
+) -> tuple[list[Week], float]:
     """One run over the weeks; the classifier's penalty is chosen from `l2_grid` at the
     first fit and kept (the grid search is most of a fit's time), and returned."""
     k = len(names)
@@ -125,7 +130,7 @@ def replay(corpus, names, refs, stream, args, learn: bool, flip: float, seed: in
     delivered: set[tuple[int, int]] = set()
     weeks = []
     for w in range(1, args.weeks + 1):
-        stored = np.concatenate(chunks[: w + 1])
+        stored = np.concatenate([earlier, *chunks[: w + 1]])
         tallies = tally(votes) if learn else []
         voted_in = {t.preprint for t in tallies if t.is_reference}
         background = np.array([i for i in stored if i not in voted_in][-BACKGROUND:])
@@ -221,6 +226,13 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=VOTE_WEIGHT, help="a voted preprint's weight")
     parser.add_argument("--after", type=int, default=4, help="weeks of votes before the goal is checked")
     args = parser.parse_args()
+    # One thread each for torch and BLAS: on 2 shared cores, their worker threads spin
+    # while waiting for each other, and a fit took 5-25 times longer.
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     started = time.perf_counter()
     corpus = load(args.data, args.cache)
     counts: dict[str, int] = {}
@@ -229,10 +241,10 @@ def main() -> None:
     names = sorted(j for j, n in counts.items() if n >= args.large)
     runs: dict[str, list[list[Week]]] = {c: [] for c in CONDITIONS}
     for seed in range(args.seeds):
-        refs, stream = split(corpus, names, seed)
+        refs, stream, earlier = split(corpus, names, seed)
         l2_grid = L2_GRID  # chosen in the first run's first week (no votes yet: the same in every run)
         for condition, learn, flip in zip(CONDITIONS, (False, True, True), (0.0, 0.0, args.flip), strict=True):
-            weeks, l2 = replay(corpus, names, refs, stream, args, learn, flip, seed, l2_grid)
+            weeks, l2 = replay(corpus, names, refs, stream, earlier, args, learn, flip, seed, l2_grid)
             runs[condition].append(weeks)
             l2_grid = (l2,)
             print(f"seed {seed}: {condition} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -259,23 +271,28 @@ def report(runs: dict[str, list[list[Week]]], names: list[str], args, seconds: f
     print()
     summary = {}
     for c in CONDITIONS:
-        later = tables[c][args.after :]
-        shown = sum(r["shown"] for r in later)
-        hits = sum(r["precision"] * r["shown"] for r in later)
-        worst_ece = max(r["ece"] for r in tables[c])
-        summary[c] = (hits / max(shown, 1), worst_ece)
+        later = [week for run in runs[c] for week in run[args.after :]]
+        shown = sum(x.shown for x in later)
+        confidence = np.concatenate([x.confidence for x in later])
+        correct = np.concatenate([x.correct for x in later])
+        summary[c] = (sum(x.hits for x in later) / max(shown, 1), calibration_error(confidence, correct))
     base = summary[CONDITIONS[0]][0]
     print(
         f"| weeks {args.after + 1}-{args.weeks} (after {args.after} weeks of votes) "
-        "| precision | vs without | worst ECE |"
+        f"| precision | vs without | ECE | final recall |"
     )
-    print("| --- | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for c, (precision, ece) in summary.items():
-        print(f"| {c} | {precision:.3f} | {100 * (precision / base - 1) if base else 0:+.0f}% | {ece:.3f} |")
+        change = f"{100 * (precision / base - 1):+.0f}%" if base else "-"
+        print(f"| {c} | {precision:.3f} | {change} | {ece:.3f} | {tables[c][-1]['recall']:.3f} |")
+    print()
+    profile_rows = {c: per_profile(r, names, args.after) for c, r in runs.items()}
+    worse = {c: [n for n in names if profile_rows[c][n][1] < profile_rows[CONDITIONS[0]][n][1]] for c in CONDITIONS[1:]}
+    for c, names_worse in worse.items():
+        print(f"profiles with fewer true items than without votes, {c}: {', '.join(names_worse) or 'none'}")
     print()
     print(f"| profile: true / shown in weeks {args.after + 1}-{args.weeks} | " + " | ".join(CONDITIONS) + " |")
     print("| --- |" + " ---: |" * len(CONDITIONS))
-    profile_rows = {c: per_profile(r, names, args.after) for c, r in runs.items()}
     for name in names:
         cells = [f"{profile_rows[c][name][1]} / {profile_rows[c][name][0]}" for c in CONDITIONS]
         print(f"| {name} | " + " | ".join(cells) + " |")
