@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.scores.evaluation import DEFAULT_CACHE, cached_embeddings  # noqa: E402
+from bot.scores.update import MIN_BACKGROUND  # noqa: E402
 from scoring.duplicates import copy_in, keep_one_copy  # noqa: E402
 from scoring.feedback import VOTE_WEIGHT, tally, with_votes  # noqa: E402
 from scoring.lexical import lexical_features  # noqa: E402
@@ -115,10 +116,12 @@ def split(corpus: Corpus, names: list[str], seed: int) -> tuple[np.ndarray, np.n
 
 
 def replay(
-    corpus, names, refs, stream, earlier, args, learn: bool, flip: float, seed: int, l2_grid
-) -> tuple[list[Week], float]:
-    """One run over the weeks; the classifier's penalty is chosen from `l2_grid` at the
-    first fit and kept (the grid search is most of a fit's time), and returned."""
+    corpus, names, refs, stream, earlier, args, learn: bool, flip: float, seed: int, first=None
+) -> tuple[list[Week], tuple]:
+    """One run over the weeks. The model is refitted as the bot refits it: when the votes
+    change, or when the stored preprints outgrow the background (bot.scores.update);
+    `first` is the first week's (scorer, background), the same in every run (no votes
+    yet), and is returned for the next run."""
     k = len(names)
     label_of = {name: i for i, name in enumerate(names)}
     truth = np.array([label_of.get(j, k) for j in corpus.journals])
@@ -129,31 +132,25 @@ def replay(
     votes: list[tuple[int, int, bool]] = []
     delivered: set[tuple[int, int]] = set()
     weeks = []
+    model, fitted_on = first, []
     for w in range(1, args.weeks + 1):
         stored = np.concatenate([earlier, *chunks[: w + 1]])
         tallies = tally(votes) if learn else []
-        voted_in = {t.preprint for t in tallies if t.is_reference}
-        background = np.array([i for i in stored if i not in voted_in][-BACKGROUND:])
-        background = background[keep_one_copy(corpus.vectors[background])]
-        voted = np.array([t.preprint for t in tallies], dtype=np.int64)
-        in_refs = voted[[t.is_reference for t in tallies]] if len(voted) else voted
-        background = background[copy_in(corpus.vectors[background], corpus.vectors[in_refs]) < 0]
-        catalog = Catalog(
-            names=tuple(names),
-            vectors=corpus.vectors[refs],
-            labels=truth[refs],
-            background=corpus.vectors[background],
-            lexical=corpus.words[refs],
-            background_lexical=corpus.words[background],
-        )
-        catalog = with_votes(catalog, tallies, corpus.vectors[voted], corpus.words[voted], weight=args.weight)
-        scorer = fit(catalog, l2_grid=l2_grid)
-        l2_grid = (scorer.calibration.l2,)
-        print(f"  week {w}: fitted, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        outgrown = model is not None and _outgrown(len(model[1]), len(stored))
+        if model is None or tallies != fitted_on or outgrown:
+            # The classifier's penalty is chosen at the first fit and kept: the grid search
+            # is most of a fit's time, and the first fit is the same in every run.
+            grid = L2_GRID if model is None else (model[0].calibration.l2,)
+            model = _fit(corpus, names, truth, refs, stored, tallies, args.weight, grid)
+            fitted_on = tallies
+            print(f"  week {w}: fitted, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        if w == 1:
+            first = model
+        scorer, background = model
         window = np.concatenate(chunks[max(0, w + 1 - args.window) : w + 1])
         position = {int(b): j for j, b in enumerate(background)}
         own = np.array([position.get(int(i), -1) for i in window])
-        own = np.where(own >= 0, own, copy_in(corpus.vectors[window], catalog.background))
+        own = np.where(own >= 0, own, copy_in(corpus.vectors[window], scorer.catalog.background))
         probs = scorer.predict_proba(corpus.vectors[window], exclude_background=own, lexical=corpus.words[window])
         week = Week()
         new = np.isin(window, chunks[w])
@@ -181,7 +178,33 @@ def replay(
         week.posted = len(posted_true)
         week.found = sum((truth[i], i) in delivered for i in posted_true)
         weeks.append(week)
-    return weeks, l2_grid[0]
+    return weeks, first
+
+
+def _outgrown(background: int, stored: int) -> bool:
+    """bot.scores.update's rule: refit while the background is small next to the store."""
+    return background < BACKGROUND and stored >= 2 * background + MIN_BACKGROUND
+
+
+def _fit(corpus, names, truth, refs, stored, tallies, weight, l2_grid) -> tuple:
+    """(scorer, background rows) as the bot fits them: the background is the stored
+    preprints but those voted into a profile, one copy of each text."""
+    voted_in = {t.preprint for t in tallies if t.is_reference}
+    background = np.array([i for i in stored if i not in voted_in][-BACKGROUND:])
+    background = background[keep_one_copy(corpus.vectors[background])]
+    voted = np.array([t.preprint for t in tallies], dtype=np.int64)
+    in_refs = voted[[t.is_reference for t in tallies]] if len(voted) else voted
+    background = background[copy_in(corpus.vectors[background], corpus.vectors[in_refs]) < 0]
+    catalog = Catalog(
+        names=tuple(names),
+        vectors=corpus.vectors[refs],
+        labels=truth[refs],
+        background=corpus.vectors[background],
+        lexical=corpus.words[refs],
+        background_lexical=corpus.words[background],
+    )
+    catalog = with_votes(catalog, tallies, corpus.vectors[voted], corpus.words[voted], weight=weight)
+    return fit(catalog, l2_grid=l2_grid), background
 
 
 def pooled(runs: list[list[Week]]) -> list[dict]:
@@ -242,11 +265,10 @@ def main() -> None:
     runs: dict[str, list[list[Week]]] = {c: [] for c in CONDITIONS}
     for seed in range(args.seeds):
         refs, stream, earlier = split(corpus, names, seed)
-        l2_grid = L2_GRID  # chosen in the first run's first week (no votes yet: the same in every run)
+        first = None
         for condition, learn, flip in zip(CONDITIONS, (False, True, True), (0.0, 0.0, args.flip), strict=True):
-            weeks, l2 = replay(corpus, names, refs, stream, earlier, args, learn, flip, seed, l2_grid)
+            weeks, first = replay(corpus, names, refs, stream, earlier, args, learn, flip, seed, first)
             runs[condition].append(weeks)
-            l2_grid = (l2,)
             print(f"seed {seed}: {condition} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
     report(runs, names, args, time.perf_counter() - started, len(stream))
 

@@ -145,7 +145,7 @@ def drift():
         names=("Alpha", "Beta"),
         vectors=np.vstack([cluster(rng, alpha, 60), cluster(rng, beta, 60)]),
         labels=np.repeat([0, 1], 60),
-        background=np.vstack([unit(rng.standard_normal((150, DIM))), cluster(rng, decoy, 10)]),
+        background=unit(rng.standard_normal((150, DIM))),
     )
     return rng, catalog, drifted, decoy
 
@@ -167,8 +167,8 @@ def test_relevant_votes_raise_the_profile_for_more_of_the_same(drift):
 def test_not_relevant_votes_lower_that_profile_only(drift):
     rng, catalog, _, decoy = drift
     before = fit(catalog, method="blend")
-    voted = cluster(rng, decoy, 6)
-    after = fit(with_votes(catalog, [Tally(0, i, 0, 1) for i in range(6)], voted, weight=2.0), method="blend")
+    voted = cluster(rng, decoy, 8)
+    after = fit(with_votes(catalog, [Tally(0, i, 0, 1) for i in range(8)], voted), method="blend")
     fresh = cluster(rng, decoy, 20)
     p0, p1 = before.predict_proba(fresh), after.predict_proba(fresh)
     assert p1[:, 0].mean() < 0.8 * p0[:, 0].mean()
