@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench-quality bench-speed bench-scale bench-embed clean
+.PHONY: install demo test lint bench-quality bench-speed bench-scale bench-embed bench-feedback clean
 
 install: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-scale: install
 # (minutes per backend) to say which may be the default.
 bench-embed: install
 	$(BIN)/python benchmarks/embedding_speed.py --texts 240 --quality
+
+bench-feedback: install
+	$(BIN)/python benchmarks/feedback_replay.py --seeds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

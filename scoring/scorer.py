@@ -95,13 +95,36 @@ FLOOR = -50.0  # logit floor for a channel with no evidence (log 0)
 
 
 @dataclass(frozen=True)
+class Negatives:
+    """Papers known *not* to belong to one profile each (an editor's "not relevant" vote,
+    `scoring.feedback`): nothing says where they belong instead, so the classifier learns
+    them with the likelihood of "any class but this one", log(1 - P(c | x)), and the other
+    profiles are left alone. `subjects` / `lexical` are read like the catalog's own."""
+
+    vectors: np.ndarray  # (m, d) unit rows
+    labels: np.ndarray  # (m,) the profile each row is not
+    weights: np.ndarray  # (m,) how much each row counts next to a reference paper (1)
+    subjects: np.ndarray | None = None
+    lexical: np.ndarray | sparse.spmatrix | None = None
+
+    def __post_init__(self) -> None:
+        if not len(self.vectors) == len(self.labels) == len(self.weights):
+            raise ValueError("one label and one weight per negative example")
+
+
+@dataclass(frozen=True)
 class Catalog:
     """The profiles as arrays: reference vectors with a profile index each, plus background.
 
     `subjects` / `background_subjects` are optional (n, S) one-hot rows (all zero when a
     paper's subject is unknown), e.g. the bioRxiv category. `lexical` /
     `background_lexical` are optional (n, L) word features (`scoring.lexical`), dense or
-    sparse; the blended model's classifier reads them when given."""
+    sparse; the blended model's classifier reads them when given.
+
+    `weights` (n,) say how much each reference counts in the classifier's fit (1 when
+    None; a preprint voted relevant may count for more or less than a published paper),
+    and `negatives` are rows that belong to anything but one profile (`Negatives`); both
+    come from the editors' votes (`scoring.feedback`)."""
 
     names: tuple[str, ...]
     vectors: np.ndarray  # (n, d) unit rows
@@ -111,10 +134,14 @@ class Catalog:
     background_subjects: np.ndarray | None = None
     lexical: np.ndarray | sparse.spmatrix | None = None
     background_lexical: np.ndarray | sparse.spmatrix | None = None
+    weights: np.ndarray | None = None
+    negatives: Negatives | None = None
 
     def __post_init__(self) -> None:
         if len(self.vectors) != len(self.labels):
             raise ValueError("one label per reference vector")
+        if self.weights is not None and len(self.weights) != len(self.vectors):
+            raise ValueError("one weight per reference vector")
         if len(self.names) == 0:
             raise ValueError("a catalog needs at least one profile")
         counts = np.bincount(self.labels, minlength=len(self.names))
@@ -177,6 +204,11 @@ class Catalog:
             y = np.concatenate([y, np.full(len(self.background), k)])
             subj = np.vstack([subj, _subject_rows(self.background_subjects, len(self.background), s)])
         return np.asarray(x, dtype=np.float32), y, subj
+
+    def stacked_weights(self) -> np.ndarray:
+        """The classifier's weight of each row `stacked()` returns (background rows 1)."""
+        refs = np.ones(len(self.vectors)) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+        return np.concatenate([refs, np.ones(self.n_stacked - len(self.vectors))])
 
     def stacked_lexical(self) -> sparse.csr_matrix | None:
         """Word features of the rows `stacked()` returns (sparse), or None."""
@@ -614,6 +646,34 @@ def _fallback_background_logit(logit: np.ndarray, index: _Index, x: np.ndarray) 
     return _logsumexp(logit) + odds + (FALLBACK_BACKGROUND_COSINE - nearest) / FALLBACK_BACKGROUND_WIDTH
 
 
+@dataclass(frozen=True)
+class _NegativeRows:
+    """`Negatives` as the classifier reads them: features (embedding + subject), words."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    words: sparse.csr_matrix | None
+
+    @staticmethod
+    def of(catalog: Catalog) -> _NegativeRows | None:
+        neg = catalog.negatives
+        if neg is None or len(neg.labels) == 0:
+            return None
+        subj = _subject_rows(neg.subjects, len(neg.vectors), catalog.n_subjects)
+        words = None
+        if catalog.lexical is not None:
+            if neg.lexical is None or neg.lexical.shape != (len(neg.vectors), catalog.lexical_dim):
+                raise ValueError("word features for the negatives too: one row each, the references' columns")
+            words = sparse.csr_matrix(neg.lexical, dtype=np.float32)
+        return _NegativeRows(
+            np.hstack([np.asarray(neg.vectors, dtype=np.float32), subj]),
+            np.asarray(neg.labels, dtype=np.int64),
+            np.asarray(neg.weights, dtype=np.float64),
+            words,
+        )
+
+
 def train_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -621,16 +681,29 @@ def train_logistic(
     l2: float,
     max_iter: int = LR_MAX_ITER,
     sparse_x: sparse.spmatrix | None = None,
+    sample_weight: np.ndarray | None = None,
+    negatives: _NegativeRows | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression (L2 on the weights, free biases), full-batch L-BFGS.
 
     `sparse_x` are more columns (word features), multiplied as a sparse matrix: a paper
     uses a few dozen of 2,048, and dense they would make the fit several times slower.
-    Their weights follow `x`'s in the result."""
+    Their weights follow `x`'s in the result. `sample_weight` weighs each row's loss;
+    `negatives` are rows of "not this class" (`Negatives`), learnt as log(1 - p)."""
     import torch
 
+    n_pos = len(x)
+    weight = np.ones(n_pos) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if negatives is not None and len(negatives.labels):
+        x = np.vstack([x, negatives.features])
+        y = np.concatenate([np.asarray(y, dtype=np.int64), negatives.labels])
+        weight = np.concatenate([weight, negatives.weights])
+        if sparse_x is not None:
+            sparse_x = sparse.vstack([sparse.csr_matrix(sparse_x), sparse.csr_matrix(negatives.words)])
     xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    wt = torch.as_tensor(weight / max(weight.sum(), 1e-12), dtype=torch.float32)
+    not_label = torch.nn.functional.one_hot(yt, n_classes).bool()
     w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
     b = torch.zeros(n_classes, requires_grad=True)
     params = [w, b]
@@ -650,7 +723,13 @@ def train_logistic(
         if ws is not None:
             logits = logits + torch.sparse.mm(st, ws)
             penalty = penalty + (ws * ws).sum()
-        loss = torch.nn.functional.cross_entropy(logits, yt) + 0.5 * l2 * penalty
+        log_p = torch.log_softmax(logits, dim=1)
+        nll = -log_p.gather(1, yt[:, None])[:, 0]
+        if n_pos < len(yt):
+            # A negative row's likelihood is that of every other class: log(1 - p_y).
+            rest = torch.logsumexp(log_p[n_pos:].masked_fill(not_label[n_pos:], -torch.inf), dim=1)
+            nll = torch.cat([nll[:n_pos], -rest])
+        loss = (wt * nll).sum() + 0.5 * l2 * penalty
         loss.backward()
         return loss
 
@@ -668,6 +747,8 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress
     index = _Index.build(catalog, word_rows, hub)
     n_classes = len(index.counts)
     features = np.hstack([x, subj]).astype(np.float32)
+    row_weights = catalog.stacked_weights()
+    negatives = _NegativeRows.of(catalog)
 
     def words(rows: np.ndarray | None = None) -> sparse.csr_matrix | None:
         return None if lexical is None else (lexical if rows is None else lexical[rows])
@@ -691,7 +772,15 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress
     def fold_fit(job: tuple[float, int]) -> tuple[np.ndarray, np.ndarray]:
         l2, f = job
         train = np.flatnonzero(folds != f)
-        return train_logistic(features[train], y[train], n_classes, l2, sparse_x=words(train))
+        return train_logistic(
+            features[train],
+            y[train],
+            n_classes,
+            l2,
+            sparse_x=words(train),
+            sample_weight=row_weights[train],
+            negatives=negatives,
+        )
 
     fitted_folds = dict(zip(jobs, _fit_jobs(fold_fit, jobs, advance), strict=True))
 
@@ -718,7 +807,9 @@ def _fit_blend(catalog: Catalog, seed: int, l2_grid: tuple[float, ...], progress
     # The classifier on every row, and (with a background) one without each share of it.
     first = len(catalog.vectors)
     final = _fit_jobs(
-        lambda fold: _fit_without_background_share(features, lexical, y, n_classes, best_l2, first, fold),
+        lambda fold: _fit_without_background_share(
+            features, lexical, y, n_classes, best_l2, first, fold, row_weights, negatives
+        ),
         [None, *range(n_folds)],
         advance,
     )
@@ -777,15 +868,22 @@ def _fit_without_background_share(
     l2: float,
     first: int,
     fold: int | None,
+    row_weights: np.ndarray | None = None,
+    negatives: _NegativeRows | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The classifier on every row (`fold` None), or refitted without one share of the
     background rows (stacked rows `first` onward, j % BACKGROUND_FOLDS == fold); see `Blend`."""
     if fold is None:
-        return train_logistic(features, y, n_classes, l2, sparse_x=words)
+        return train_logistic(
+            features, y, n_classes, l2, sparse_x=words, sample_weight=row_weights, negatives=negatives
+        )
     row = np.arange(len(y))
     keep = np.flatnonzero((row < first) | ((row - first) % BACKGROUND_FOLDS != fold))
     sub = None if words is None else words[keep]
-    w, b = train_logistic(features[keep], y[keep], n_classes, l2, sparse_x=sub)
+    weight = None if row_weights is None else row_weights[keep]
+    w, b = train_logistic(
+        features[keep], y[keep], n_classes, l2, sparse_x=sub, sample_weight=weight, negatives=negatives
+    )
     # Less background is a smaller prior for it: restore the full sample's odds.
     b[-1] += np.log((len(y) - first) / max(len(keep) - first, 1))
     return w, b

@@ -17,7 +17,7 @@ from bot.profiles.catalog import (
     paper_counts,
     read_papers,
 )
-from bot.profiles.votes import vote_counts
+from bot.profiles.votes import vote_changes, vote_counts
 
 profiles_app = typer.Typer(help="Content profiles: named sets of reference papers.", invoke_without_command=True)
 
@@ -154,6 +154,7 @@ def profiles_show(
             "source": profile.source,
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
             "votes": vote_counts(session, profile.id).as_dict(),
+            "voted": [change.as_dict() for change in vote_changes(session, profile.id)],
         }
     if as_json:
         out.print_json(data=data)
@@ -164,6 +165,12 @@ def profiles_show(
     )
     votes = data["votes"]
     out.print(f"readers' votes: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
+    for change in data["voted"]:
+        out.print(
+            f"  {change['effect']}: {esc(change['title'])} ({esc(change['identifier'])}; "
+            f"{change['relevant']} relevant, {change['not_relevant']} not)",
+            highlight=False,
+        )
     table = Table("year", "title", "doi")
     for p in data["papers"]:
         table.add_row(str(p["year"] or ""), esc(p["title"]), esc(p["doi"] or ""))

@@ -7,13 +7,14 @@ user, an address, a name). A later vote by the same voter replaces the earlier o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Vote
+from bot.db import Preprint, Vote
+from scoring.feedback import Tally, tally
 
 FROM_EMAIL = "email"
 FROM_CLI = "cli"
@@ -72,3 +73,42 @@ def vote_counts(session: Session, profile_id: int) -> VoteCounts:
         ).all()
     )
     return VoteCounts(rows.get(True, 0), rows.get(False, 0))
+
+
+@dataclass(frozen=True)
+class VoteChange:
+    """What readers' votes made of one preprint for a profile's evidence (scoring.feedback)."""
+
+    identifier: str
+    title: str
+    relevant: int
+    not_relevant: int
+    effect: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def vote_changes(session: Session, profile_id: int) -> list[VoteChange]:
+    """Each voted preprint of a profile, in the order first voted on, and what it became."""
+    rows = session.execute(
+        select(Vote.preprint_id, Vote.relevant).where(Vote.profile_id == profile_id).order_by(Vote.id)
+    ).all()
+    tallies = tally((0, preprint_id, relevant) for preprint_id, relevant in rows)
+    ids = [t.preprint for t in tallies]
+    preprints = {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(ids)))}
+    return [
+        VoteChange(
+            preprints[t.preprint].identifier, preprints[t.preprint].title, t.relevant, t.not_relevant, _effect(t)
+        )
+        for t in tallies
+        if t.preprint in preprints
+    ]
+
+
+def _effect(t: Tally) -> str:
+    if t.is_reference:
+        return "added to the papers" + (" (some votes against)" if t.not_relevant else "")
+    if t.relevant:
+        return "negative example (votes split)"
+    return "negative example"

@@ -14,10 +14,12 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.config import Settings
-from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
+from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun, Vote
 from bot.scores.embeddings import ensure_vectors, stack
 from bot.scores.progress import logged_steps
+from scoring.duplicates import copy_in, keep_one_copy
 from scoring.embedder import TORCH, Embedder, load_embedder, resolve_backend, vector_key
+from scoring.feedback import Tally, tally, with_votes
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.progress import Steps, begin_step
 from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
@@ -53,11 +55,16 @@ class FittedCatalog:
     scorer: Scorer
     background_ids: list[int]
 
-    def exclusions(self, preprint_ids: list[int]) -> np.ndarray | None:
+    def exclusions(self, preprint_ids: list[int], vectors: np.ndarray | None = None) -> np.ndarray | None:
+        """Each preprint's own background row, found by id or, for a copy of its text under
+        another id (`vectors` given), by the text (scoring.duplicates)."""
         if not self.background_ids:
             return None
         position = {pid: i for i, pid in enumerate(self.background_ids)}
-        return np.array([position.get(pid, -1) for pid in preprint_ids], dtype=np.int64)
+        own = np.array([position.get(pid, -1) for pid in preprint_ids], dtype=np.int64)
+        if vectors is not None:
+            own = np.where(own >= 0, own, copy_in(vectors, self.scorer.catalog.background))
+        return own
 
 
 @dataclass
@@ -144,7 +151,9 @@ def vectors_key(settings: Settings) -> str:
     return vector_key(settings.model, resolve_backend(settings.backend))
 
 
-def catalog_fingerprint(key: str, profiles: list[tuple[int, str, list[str]]]) -> str:
+def catalog_fingerprint(
+    key: str, profiles: list[tuple[int, str, list[str]]], votes: list[tuple[int, int, int, int]] = ()
+) -> str:
     # Keyed like the vectors (the same model reading more of each text is another catalog),
     # by how words become features, which a stored model depends on too, and by the
     # scorer's channels, so an upgrade that adds evidence refits once instead of scoring
@@ -153,6 +162,9 @@ def catalog_fingerprint(key: str, profiles: list[tuple[int, str, list[str]]]) ->
     for profile_id, name, hashes in sorted(profiles):
         digest.update(f"|{profile_id}:{name}:".encode())
         digest.update(",".join(sorted(hashes)).encode())
+    # The editors' votes are evidence too (scoring.feedback): (profile, preprint, relevant, not).
+    for vote in sorted(votes):
+        digest.update(f"|v{vote}".encode())
     return digest.hexdigest()
 
 
@@ -161,12 +173,14 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     profiles = _profiles(session)
     if not profiles:
         return ScoreReport(None, False, 0, 0)
-    fingerprint = current_fingerprint(ctx.vectors, profiles)
+    votes = vote_tallies(session, profiles)
+    fingerprint = current_fingerprint(ctx.vectors, profiles, votes)
     run = latest_run(session)
     preprint_count = session.scalar(select(func.count(Preprint.id))) or 0
     asked = refit
     refit = refit or run is None or run.fingerprint != fingerprint or _background_outgrown(run, preprint_count, ctx)
-    background_ids = _choose_background(session, ctx.background_size) if refit else list(run.background_ids)
+    voted_in = {t.preprint for t in votes if t.is_reference}
+    background_ids = _choose_background(session, ctx.background_size, voted_in) if refit else list(run.background_ids)
     unscored = ~select(Score.preprint_id).where(Score.preprint_id == Preprint.id).exists()
     pending = list(session.scalars(select(Preprint) if refit else select(Preprint).where(unscored)))
     # Embed everything this run needs before writing anything else: embedding is the slow
@@ -175,10 +189,10 @@ def update_scores(session: Session, ctx: ScoringContext, *, refit: bool = False)
     vectors = _warm_cache(session, ctx, profiles, background_ids, pending)
     if refit:
         penalty = None if asked or run is None else _penalty_to_keep(run, sum(len(p.papers) for p in profiles))
-        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, vectors, penalty)
+        fitted, run = _fit_run(session, ctx, profiles, fingerprint, background_ids, votes, vectors, penalty)
         session.execute(delete(Score))
     else:
-        fitted = load_scorer(session, ctx, run, profiles, vectors)
+        fitted = load_scorer(session, ctx, run, profiles, vectors, votes)
     _score_preprints(session, ctx, fitted, run, profiles, pending, vectors)
     return ScoreReport(run.id, refit, len(pending), len(profiles), run.ece)
 
@@ -209,8 +223,20 @@ def latest_run(session: Session) -> ScoringRun | None:
     return session.scalar(select(ScoringRun).order_by(ScoringRun.id.desc()).limit(1))
 
 
-def current_fingerprint(key: str, profiles: list[Profile]) -> str:
-    return catalog_fingerprint(key, [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles])
+def current_fingerprint(key: str, profiles: list[Profile], votes: list[Tally]) -> str:
+    ids = [p.id for p in profiles]
+    return catalog_fingerprint(
+        key,
+        [(p.id, p.name, [r.content_hash for r in p.papers]) for p in profiles],
+        [(ids[t.profile], t.preprint, t.relevant, t.not_relevant) for t in votes],
+    )
+
+
+def vote_tallies(session: Session, profiles: list[Profile]) -> list[Tally]:
+    """Every profile's votes, counted per preprint (scoring.feedback.tally)."""
+    index = {p.id: i for i, p in enumerate(profiles)}
+    rows = session.execute(select(Vote.profile_id, Vote.preprint_id, Vote.relevant).order_by(Vote.id)).all()
+    return tally((index[profile], preprint, relevant) for profile, preprint, relevant in rows if profile in index)
 
 
 def stored_fingerprint(session: Session, key: str) -> str | None:
@@ -228,7 +254,10 @@ def stored_fingerprint(session: Session, key: str) -> str | None:
         hashes = profiles.setdefault(profile_id, (name, []))[1]
         if paper_hash is not None:
             hashes.append(paper_hash)
-    return catalog_fingerprint(key, [(i, name, hashes) for i, (name, hashes) in profiles.items()])
+    # Tallied by profile id, as current_fingerprint names them.
+    voted = session.execute(select(Vote.profile_id, Vote.preprint_id, Vote.relevant).order_by(Vote.id)).all()
+    votes = [(t.profile, t.preprint, t.relevant, t.not_relevant) for t in tally(voted) if t.profile in profiles]
+    return catalog_fingerprint(key, [(i, name, hashes) for i, (name, hashes) in profiles.items()], votes)
 
 
 def fingerprint_matches(session: Session, key: str, run: ScoringRun) -> bool:
@@ -257,10 +286,12 @@ def load_scorer(
     run: ScoringRun,
     profiles: list[Profile] | None = None,
     vectors: dict[str, np.ndarray] | None = None,
+    votes: list[Tally] | None = None,
 ) -> FittedCatalog:
     """Rebuild a fitted scorer from its stored run without refitting."""
     profiles = profiles if profiles is not None else _profiles(session)
-    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids), vectors=vectors)
+    votes = votes if votes is not None else vote_tallies(session, profiles)
+    catalog, background_ids = _catalog(session, ctx, profiles, list(run.background_ids), votes, vectors=vectors)
     if run.model_blob:
         scorer = Scorer.from_bytes(catalog, run.model_blob)
     else:  # runs stored before the fitted parameters were (the kernel-density model)
@@ -298,9 +329,11 @@ def _background_outgrown(run: ScoringRun, preprint_count: int, ctx: ScoringConte
     return available >= MIN_BACKGROUND and available >= 2 * have + MIN_BACKGROUND
 
 
-def _choose_background(session: Session, size: int) -> list[int]:
-    """A deterministic spread of stored preprints, newest first, to stand for "elsewhere"."""
+def _choose_background(session: Session, size: int, voted_in: set[int] = frozenset()) -> list[int]:
+    """A deterministic spread of stored preprints, newest first, to stand for "elsewhere"
+    (but those the editors voted into a profile)."""
     ids = list(session.scalars(select(Preprint.id).order_by(Preprint.posted.desc(), Preprint.id.desc())))
+    ids = [i for i in ids if i not in voted_in]
     if len(ids) < MIN_BACKGROUND or size == 0:
         return []
     if len(ids) <= size:
@@ -314,32 +347,47 @@ def _catalog(
     ctx: ScoringContext,
     profiles: list[Profile],
     background_ids: list[int],
+    votes: list[Tally],
     *,
     with_words: bool = False,
     vectors: dict[str, np.ndarray] | None = None,
 ) -> tuple[Catalog, list[int]]:
-    """The catalog as arrays; word features only when fitting (a stored model needs them
-    for the preprints it scores, not for its reference papers)."""
+    """The catalog as arrays, the votes in; word features only when fitting (a stored
+    model needs them for the preprints it scores, not for its reference papers). When
+    fitting, the background keeps one copy of each text and none of a text voted into a
+    profile (scoring.duplicates); the stored run keeps the ids that are left."""
     papers = [(i, paper) for i, profile in enumerate(profiles) for paper in profile.papers]
-    background = (
-        list(session.scalars(select(Preprint).where(Preprint.id.in_(background_ids)).order_by(Preprint.id)))
-        if background_ids
-        else []
-    )
+    wanted = set(background_ids) | {t.preprint for t in votes}
+    stored = {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(wanted)))} if wanted else {}
+    background = [stored[i] for i in sorted(background_ids) if i in stored]
+    votes = [t for t in votes if t.preprint in stored]  # a pruned preprint takes its votes along
+    voted = [stored[t.preprint] for t in votes]
     texts = {paper.content_hash: document(paper.title, paper.abstract) for _, paper in papers}
-    texts.update({p.content_hash: document(p.title, p.abstract) for p in background})
+    texts.update({p.content_hash: document(p.title, p.abstract) for p in [*background, *voted]})
     if vectors is None or any(key not in vectors for key in texts):
         vectors = ensure_vectors(session, ctx.embedder, ctx.vectors, texts, ctx.progress)
     dim = len(next(iter(vectors.values())))
+    vote_vectors = stack(vectors, [p.content_hash for p in voted], dim)
+    if with_words and background:
+        rows = stack(vectors, [p.content_hash for p in background], dim)
+        keep = keep_one_copy(rows)
+        voted_in = vote_vectors[[t.is_reference for t in votes]] if votes else vote_vectors
+        keep = keep[copy_in(rows[keep], voted_in) < 0]
+        background = [background[i] for i in keep]
+
+    def words(docs: list[str]):
+        return lexical_features(docs) if with_words else None
+
     catalog = Catalog(
         names=tuple(p.name for p in profiles),
         vectors=stack(vectors, [paper.content_hash for _, paper in papers], dim),
         labels=np.array([i for i, _ in papers], dtype=np.int64),
         background=stack(vectors, [p.content_hash for p in background], dim),
-        lexical=lexical_features([texts[paper.content_hash] for _, paper in papers]) if with_words else None,
-        background_lexical=lexical_features([texts[p.content_hash] for p in background]) if with_words else None,
+        lexical=words([texts[paper.content_hash] for _, paper in papers]),
+        background_lexical=words([texts[p.content_hash] for p in background]),
     )
-    return catalog, [p.id for p in background]
+    vote_words = words([texts[p.content_hash] for p in voted]) if votes else None
+    return with_votes(catalog, votes, vote_vectors, lexical=vote_words), [p.id for p in background]
 
 
 def _fit_run(
@@ -348,10 +396,11 @@ def _fit_run(
     profiles: list[Profile],
     fingerprint: str,
     background_ids: list[int],
+    votes: list[Tally],
     vectors: dict[str, np.ndarray],
     penalty: tuple[float, int] | None = None,
 ) -> tuple[FittedCatalog, ScoringRun]:
-    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, with_words=True, vectors=vectors)
+    catalog, background_ids = _catalog(session, ctx, profiles, background_ids, votes, with_words=True, vectors=vectors)
     if penalty is None:
         scorer = fit(catalog, progress=ctx.progress)
     else:
@@ -393,7 +442,7 @@ def _score_preprints(
     lexical = lexical_features([texts[p.content_hash] for p in preprints])
     probs = scorer.predict_proba(
         x,
-        exclude_background=fitted.exclusions([p.id for p in preprints]),
+        exclude_background=fitted.exclusions([p.id for p in preprints], x),
         lexical=lexical,
         progress=begin_step(ctx.progress, "scoring", len(preprints)),
     )
