@@ -62,8 +62,16 @@ ON_TOPIC = 0.7  # share of preprints drawn near some profile; the rest anywhere
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
-def refuse_model():
-    raise RuntimeError("every text has a cached vector; the model should never load")
+class NoModel:
+    """Stands for the model, which nothing here should need: every text has a cached
+    vector. (The Slack app loads the model in the background on start; this lets it.)"""
+
+    def embed(self, *_args, **_kwargs):
+        raise RuntimeError("every text has a cached vector; the model should never embed")
+
+
+def refuse_model() -> NoModel:
+    return NoModel()
 
 
 def percentile(values: list[float], q: float) -> float:
