@@ -1,6 +1,6 @@
 """Replay benchmark: do an editor's votes make the next digests better? (`make bench-feedback`)
 
-    .venv/bin/python benchmarks/feedback_replay.py [--seeds 3] [--weeks 8]
+    .venv/bin/python benchmarks/feedback_replay.py [--seeds 3] [--weeks 6] [--window 3] [--weight 1] [--refit-weekly]
 
 Labelled bioRxiv preprints (../shared/data/labeled, the journal each was published in)
 stand in for a feed. Each journal with --large papers or more is a profile, built from
@@ -137,7 +137,7 @@ def replay(
         stored = np.concatenate([earlier, *chunks[: w + 1]])
         tallies = tally(votes) if learn else []
         outgrown = model is not None and _outgrown(len(model[1]), len(stored))
-        if model is None or tallies != fitted_on or outgrown:
+        if model is None or tallies != fitted_on or outgrown or (args.refit_weekly and w > 1):
             # The classifier's penalty is chosen at the first fit and kept: the grid search
             # is most of a fit's time, and the first fit is the same in every run.
             grid = L2_GRID if model is None else (model[0].calibration.l2,)
@@ -242,12 +242,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--large", type=int, default=30, help="papers a journal needs to be a profile")
-    parser.add_argument("--weeks", type=int, default=8)
-    parser.add_argument("--window", type=int, default=4, help="weeks in the window a digest's top 1%% is of")
+    parser.add_argument("--weeks", type=int, default=6)
+    parser.add_argument("--window", type=int, default=3, help="weeks in the window a digest's top 1%% is of")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--flip", type=float, default=0.1)
     parser.add_argument("--weight", type=float, default=VOTE_WEIGHT, help="a voted preprint's weight")
     parser.add_argument("--after", type=int, default=4, help="weeks of votes before the goal is checked")
+    parser.add_argument("--refit-weekly", action="store_true", help="refit every week in every run (the baseline too)")
     args = parser.parse_args()
     # One thread each for torch and BLAS: on 2 shared cores, their worker threads spin
     # while waiting for each other, and a fit took 5-25 times longer.
@@ -278,7 +279,7 @@ def report(runs: dict[str, list[list[Week]]], names: list[str], args, seconds: f
     print(
         f"{len(names)} profiles (journals with {args.large}+ papers), {stream} stream preprints, "
         f"{args.weeks} weeks, window {args.window} weeks, threshold {DEFAULT}, {args.seeds} seeds, "
-        f"vote weight {args.weight:g}, {seconds:.0f} s"
+        f"vote weight {args.weight:g}{', refitted weekly' if args.refit_weekly else ''}, {seconds:.0f} s"
     )
     print()
     head = "| week | " + " | ".join(f"{c}: precision / recall / ECE (shown)" for c in CONDITIONS) + " |"

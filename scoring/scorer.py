@@ -98,8 +98,8 @@ FLOOR = -50.0  # logit floor for a channel with no evidence (log 0)
 class Negatives:
     """Papers known *not* to belong to one profile each (an editor's "not relevant" vote,
     `scoring.feedback`): nothing says where they belong instead, so the classifier learns
-    them with the likelihood of "any class but this one", log(1 - P(c | x)), and the other
-    profiles are left alone. `subjects` / `lexical` are read like the catalog's own."""
+    them with the likelihood of "any class but this one", log(1 - P(c | x)), which names
+    no other class. `subjects` / `lexical` are read like the catalog's own."""
 
     vectors: np.ndarray  # (m, d) unit rows
     labels: np.ndarray  # (m,) the profile each row is not
