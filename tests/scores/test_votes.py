@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.config import BUNDLED_MODEL
 from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score, Vote
-from bot.delivery.slack.answers import record_vote
+from bot.delivery.slack.answers import vote
 from bot.profiles.catalog import normalise_name
 from bot.scores.update import latest_run, update_scores
 from scoring.embedder import vector_key
@@ -119,8 +119,8 @@ def test_a_slack_vote_then_a_rescoring_moves_similar_preprints_up(db, scoring_ct
         update_scores(session, scoring_ctx)
         before = _fish_scores(session)
     for preprint_id in drifted[:4]:
-        record_vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", True)
-    record_vote(db, f"{fish_id}:{drifted[0]}", "T1", "U2", True)  # a second editor agrees
+        vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", True)
+    vote(db, f"{fish_id}:{drifted[0]}", "T1", "U2", True)  # a second editor agrees
     with db.session() as session:
         assert session.scalar(select(Vote.id).limit(1)) is not None
         report = update_scores(session, scoring_ctx)
@@ -152,9 +152,9 @@ def test_a_changed_vote_refits_and_not_relevant_lowers_the_profile(db, scoring_c
         update_scores(session, scoring_ctx)
         before = _fish_scores(session)
     for preprint_id in ids[:5]:
-        record_vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", True)
+        vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", True)
     for preprint_id in ids[:5]:  # the same editor changes their mind: the later vote counts
-        record_vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", False)
+        vote(db, f"{fish_id}:{preprint_id}", "T1", "U1", False)
     with db.session() as session:
         assert update_scores(session, scoring_ctx).refitted
         after = _fish_scores(session)
@@ -174,7 +174,7 @@ def test_profiles_show_lists_what_the_votes_changed(db, scout):
                 relevant = preprint is voted[0] or (preprint is voted[2] and user == "U1")
                 session.add(Vote(profile_id=profile.id, preprint_id=preprint.id, user_id=user, relevant=relevant))
     result = scout("profiles", "show", "fish journal")
-    assert "votes from Slack: 3 relevant, 2 not relevant" in result.stdout
+    assert "readers' votes: 3 relevant, 2 not relevant" in result.stdout
     assert "added to the papers: Voted preprint 0 (10.1101/v0; 2 relevant, 0 not)" in result.stdout
     assert "negative example: Voted preprint 1 (10.1101/v1; 0 relevant, 1 not)" in result.stdout
     assert "negative example (votes split): Voted preprint 2" in result.stdout
