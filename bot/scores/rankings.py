@@ -137,17 +137,24 @@ def rank_profile(
     top: int = 20,
     until: date | None = None,
     why: bool = True,
+    offset: int = 0,
 ) -> Ranking:
+    """The window's preprints ranked for one profile; `items` holds ranks offset+1 to
+    offset+top (a page of the ranking), the header figures are the whole window's."""
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    rows = window_scores(session, profile.id, since, until)
-    scores = np.array([s for _, s in rows], dtype=np.float64)
+    ranked = window_score_ids(session, profile.id, since, until)
+    scores = np.array([s for _, s in ranked], dtype=np.float64)
     stats = window_stats(scores)
-    shown = rows[: max(top, 0)]
+    start = max(offset, 0)
+    page = ranked[start : start + max(top, 0)]
+    # Only the page's rows are loaded whole: a window of 20,000 preprints stays a light query.
+    loaded = {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_([i for i, _ in page])))}
+    shown = [(loaded[i], s) for i, s in page]
     shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
     reasons = reasons_for(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
     items = [
-        ranked_item(i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
+        ranked_item(start + i + 1, p, s, float(shares[i]), stats.lift(s), reasons.get(p.id, []))
         for i, (p, s) in enumerate(shown)
     ]
     return Ranking(
@@ -171,6 +178,17 @@ def window_scores(session: Session, profile_id: int, since: date, until: date) -
         .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
     ).all()
     return [(p, float(s)) for p, s in rows]
+
+
+def window_score_ids(session: Session, profile_id: int, since: date, until: date) -> list[tuple[int, float]]:
+    """(preprint id, score) for every preprint posted in the window, in `window_scores` order."""
+    rows = session.execute(
+        select(Preprint.id, Score.score)
+        .join(Score, Score.preprint_id == Preprint.id)
+        .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+    ).all()
+    return [(i, float(s)) for i, s in rows]
 
 
 def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:

@@ -1,0 +1,212 @@
+"""The pages of `scout serve`: the index, a profile's ranking, its reference list and a
+preprint's matches, server-rendered from templates/web/.
+
+Every page reads the same records as `scout rank` and `scout match` (bot/scores/rankings.py)
+and renders them with the same filters, so a page says what the terminal says. A request
+that cannot be met gets a page saying why: 404 with names worth trying, 400 with the values
+allowed; never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.db import Database, Preprint
+from bot.render import render
+from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
+from bot.scores.update import ScoringContext
+from bot.web.queries import (
+    NotFound,
+    all_scores,
+    last_poll,
+    prediction_set,
+    preprint_path,
+    profile_by_slug,
+    profile_path,
+    profile_summaries,
+    reference_papers,
+)
+from scoring.errors import ScoutError
+
+PAGE_SIZE = 25
+DAY_CHOICES = (7, 30, 90, 365)
+PREDICTION_LEVELS = (0.5, 0.9)
+# Nothing leaves the page's own origin: no CDN, no web font, no script.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+STYLESHEET = "/static/scout.css"
+
+
+class BadQuery(ScoutError):
+    """A query value outside what a page allows; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Page:
+    template: str
+    context: dict
+    status: int = 200
+
+
+def page_response(page: Page) -> HTMLResponse:
+    html = render(page.template, stylesheet=STYLESHEET, **page.context)
+    return HTMLResponse(html, status_code=page.status, headers=HEADERS)
+
+
+def error_page(status: int, message: str, suggestions: list[tuple[str, str]] | None = None) -> Page:
+    titles = {400: "Bad request", 404: "Not found"}
+    return Page(
+        "web/error.html.j2", {"title": titles[status], "message": message, "suggestions": suggestions or []}, status
+    )
+
+
+def int_choice(request: Request, name: str, allowed: list[int], default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) not in allowed:
+        words = ", ".join(str(a) for a in allowed)
+        raise BadQuery(f"{name}={raw[:40]!r} is not allowed: {name} is one of {words}.")
+    return int(raw)
+
+
+def page_number(request: Request) -> int:
+    raw = request.query_params.get("page")
+    if raw is None or raw == "":
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise BadQuery(f"page={raw[:40]!r} is not allowed: page is a whole number from 1.")
+    return int(raw)
+
+
+@dataclass
+class Pages:
+    settings: Settings
+    db: Database
+    ctx: ScoringContext
+
+    @property
+    def day_choices(self) -> list[int]:
+        return sorted({*DAY_CHOICES, self.settings.window_days})
+
+    def index(self, request: Request) -> Page:
+        days = int_choice(request, "days", self.day_choices, self.settings.window_days)
+        since, until = window_bounds(days)
+        with self.db.session() as session:
+            profiles = profile_summaries(session, since, until)
+            polled = last_poll(session)
+        context = {"profiles": profiles, "days": days, "last_poll": polled}
+        return Page("web/index.html.j2", context)
+
+    def profile(self, request: Request) -> Page:
+        days = int_choice(request, "days", self.day_choices, self.settings.window_days)
+        number = page_number(request)
+        slug = request.path_params["slug"]
+        with self.db.session() as session:
+            profile = profile_by_slug(session, slug)
+            offset = (number - 1) * PAGE_SIZE
+            ranking = rank_profile(session, self.ctx, profile.name, days=days, top=PAGE_SIZE, offset=offset)
+        pages = max(1, math.ceil(ranking.window_count / PAGE_SIZE))
+        if number > pages:
+            raise BadQuery(f"page={number} is not allowed: this ranking has pages 1 to {pages}.")
+
+        def page_link(n: int, d: int = days) -> str:
+            query = {k: v for k, v in (("days", d), ("page", n)) if (k, v) not in (("page", 1),)}
+            if d == self.settings.window_days:
+                query.pop("days", None)
+            return request.url.path + (f"?{urlencode(query)}" if query else "")
+
+        context = {
+            "ranking": ranking,
+            "header": render("cli/ranking_header.txt.j2", ranking=ranking),
+            "slug": slug,
+            "days": days,
+            "day_choices": self.day_choices,
+            "number": number,
+            "pages": pages,
+            "page_link": page_link,
+            "preprint_path": preprint_path,
+        }
+        return Page("web/profile.html.j2", context)
+
+    def papers(self, request: Request) -> Page:
+        slug = request.path_params["slug"]
+        with self.db.session() as session:
+            profile = profile_by_slug(session, slug)
+            papers = reference_papers(session, profile)
+            return Page("web/papers.html.j2", {"profile": profile.name, "slug": slug, "papers": papers})
+
+    def preprint(self, request: Request) -> Page:
+        key = request.path_params["key"]
+        days = self.settings.window_days
+        with self.db.session() as session:
+            try:
+                preprint = find_preprint(session, key)
+            except PreprintNotFound:
+                raise NotFound(f"No stored preprint with id {key[:200]!r}.", close_preprints(session, key)) from None
+            match = match_preprint(session, preprint, days=days, limit=10)
+            scores = all_scores(session, preprint)
+            sets = [prediction_set(scores, match.background, level) for level in PREDICTION_LEVELS]
+            context = {
+                "preprint": preprint,
+                "match": match,
+                "sets": sets,
+                "days": days,
+                "profile_path": profile_path,
+            }
+            return Page("web/preprint.html.j2", context)
+
+
+def close_preprints(session, key: str) -> list[tuple[str, str]]:
+    """Stored preprints whose id starts like the one asked for (a typo near the end)."""
+    stem = key.strip().lower()[: max(8, len(key) - 6)]
+    rows = session.execute(
+        select(Preprint.title, Preprint.doi, Preprint.identifier)
+        .where(Preprint.identifier.startswith(stem, autoescape=True))
+        .order_by(Preprint.identifier)
+        .limit(3)
+    ).all()
+    return [(title, path) for title, doi, ident in rows if (path := preprint_path(doi, ident))]
+
+
+def serve(view: Callable[[Request], Page]) -> Callable:
+    async def endpoint(request: Request) -> Response:
+        try:
+            page = await run_in_threadpool(view, request)
+        except NotFound as exc:
+            page = error_page(404, str(exc), exc.suggestions)
+        except BadQuery as exc:
+            page = error_page(400, str(exc))
+        return page_response(page)
+
+    return endpoint
+
+
+async def stylesheet(_request: Request) -> Response:
+    css = render("web/scout.css")
+    return Response(css, media_type="text/css", headers={**HEADERS, "Cache-Control": "public, max-age=3600"})
+
+
+def routes(settings: Settings, db: Database, ctx: ScoringContext | None = None) -> list[Route]:
+    pages = Pages(settings, db, ctx or ScoringContext.from_settings(settings))
+    return [
+        Route("/", serve(pages.index), methods=["GET"]),
+        Route(STYLESHEET, stylesheet, methods=["GET"]),
+        Route("/profiles/{slug}/papers", serve(pages.papers), methods=["GET"]),
+        Route("/profiles/{slug}", serve(pages.profile), methods=["GET"]),
+        Route("/preprints/{key:path}", serve(pages.preprint), methods=["GET"]),
+    ]
