@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
@@ -25,6 +25,7 @@ from bot.db import Database, Preprint
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
+from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
     NotFound,
     all_scores,
@@ -37,6 +38,7 @@ from bot.web.queries import (
     reference_papers,
 )
 from scoring.errors import ScoutError
+from scoring.thresholds import ThresholdError
 
 PAGE_SIZE = 25
 DAY_CHOICES = (7, 30, 90, 365)
@@ -49,6 +51,9 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 STYLESHEET = "/static/scout.css"
+JSON_LIMIT = 1000
+# Feed readers poll: a few minutes of caching costs nothing, scores change at most per poll.
+FEED_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
 
 
 class BadQuery(ScoutError):
@@ -143,6 +148,45 @@ class Pages:
         }
         return Page("web/profile.html.j2", context)
 
+    def atom(self, request: Request) -> Response:
+        days = int_choice(request, "days", self.day_choices, self.settings.window_days)
+        try:
+            threshold = feed_threshold(request)
+        except ThresholdError as exc:
+            raise BadQuery(str(exc)) from None
+        slug = request.path_params["slug"]
+        base = self.settings.base_url or str(request.base_url).rstrip("/")
+        with self.db.session() as session:
+            profile = profile_by_slug(session, slug)
+            ranking = rank_profile(session, self.ctx, profile.name, days=days, top=FEED_LIMIT, why=False)
+            entries = feed_entries(session, slug, ranking, threshold, base)
+            updated = feed_updated(session, entries)
+        # Re-encoded: a reader may have sent "?top=1%" raw, which is no valid URI in a feed.
+        query = f"?{urlencode(request.query_params.multi_items())}" if request.query_params else ""
+        xml = render(
+            "web/profile.atom.xml.j2",
+            ranking=ranking,
+            header=render("cli/ranking_header.txt.j2", ranking=ranking),
+            threshold=threshold,
+            entries=entries,
+            updated=updated,
+            feed_id=f"{TAG_AUTHORITY}{slug}/{threshold.kind}-{threshold.value:g}",
+            self_url=base + request.url.path + query,
+            page_url=f"{base}/profiles/{slug}",
+        )
+        return Response(xml + "\n", media_type="application/atom+xml", headers=FEED_HEADERS)
+
+    def json(self, request: Request) -> Response:
+        days = int_choice(request, "days", self.day_choices, self.settings.window_days)
+        top = request.query_params.get("top", "20")
+        if not top.isdigit() or not 1 <= int(top) <= JSON_LIMIT:
+            raise BadQuery(f"top={top[:40]!r} is not allowed: top is a whole number from 1 to {JSON_LIMIT}.")
+        slug = request.path_params["slug"]
+        with self.db.session() as session:
+            profile = profile_by_slug(session, slug)
+            ranking = rank_profile(session, self.ctx, profile.name, days=days, top=int(top))
+        return JSONResponse(ranking.to_json(), headers=FEED_HEADERS)
+
     def papers(self, request: Request) -> Page:
         slug = request.path_params["slug"]
         with self.db.session() as session:
@@ -183,7 +227,7 @@ def close_preprints(session, key: str) -> list[tuple[str, str]]:
     return [(title, path) for title, doi, ident in rows if (path := preprint_path(doi, ident))]
 
 
-def serve(view: Callable[[Request], Page]) -> Callable:
+def serve(view: Callable[[Request], Page | Response]) -> Callable:
     async def endpoint(request: Request) -> Response:
         try:
             page = await run_in_threadpool(view, request)
@@ -191,7 +235,7 @@ def serve(view: Callable[[Request], Page]) -> Callable:
             page = error_page(404, str(exc), exc.suggestions)
         except BadQuery as exc:
             page = error_page(400, str(exc))
-        return page_response(page)
+        return page if isinstance(page, Response) else page_response(page)
 
     return endpoint
 
@@ -206,6 +250,8 @@ def routes(settings: Settings, db: Database, ctx: ScoringContext | None = None) 
     return [
         Route("/", serve(pages.index), methods=["GET"]),
         Route(STYLESHEET, stylesheet, methods=["GET"]),
+        Route("/profiles/{slug}.atom", serve(pages.atom), methods=["GET"]),
+        Route("/profiles/{slug}.json", serve(pages.json), methods=["GET"]),
         Route("/profiles/{slug}/papers", serve(pages.papers), methods=["GET"]),
         Route("/profiles/{slug}", serve(pages.profile), methods=["GET"]),
         Route("/preprints/{key:path}", serve(pages.preprint), methods=["GET"]),
