@@ -55,8 +55,11 @@ def entry_id(slug: str, item: RankedPreprint) -> str:
     return f"{TAG_AUTHORITY}{slug}/{quote(item.server, safe='')}/{quote(item.identifier, safe='/.-_~')}"
 
 
-def feed_entries(session, slug: str, ranking: Ranking, threshold: Threshold, base: str) -> list[Entry]:
-    """The ranking's items that pass the threshold, each with its Atom id and dates."""
+def feed_entries(
+    session, slug: str, ranking: Ranking, threshold: Threshold, base: str, pages: bool = True
+) -> list[Entry]:
+    """The ranking's items that pass the threshold, each with its Atom id and dates (and the
+    link to its preprint page when those are served)."""
     items = [i for i in ranking.items if threshold.passes(i.score, i.top_share, i.lift)]
     keys = [(i.server, i.identifier) for i in items]
     changed = {
@@ -71,7 +74,7 @@ def feed_entries(session, slug: str, ranking: Ranking, threshold: Threshold, bas
     for item in items:
         published = datetime.combine(datetime.fromisoformat(item.posted).date(), time(), UTC) if item.posted else None
         updated = changed.get((item.server, item.identifier)) or published or datetime.now(UTC)
-        page = preprint_path(item.doi, item.identifier)
+        page = preprint_path(item.doi, item.identifier) if pages else None
         entries.append(
             Entry(
                 entry_id(slug, item),

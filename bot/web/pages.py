@@ -21,10 +21,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.db import Database, Preprint
+from bot.db import Database, Preprint, Profile
+from bot.delivery.email.tokens import secret_key
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
+from bot.web.access import KEY_PARAM, key_matches
 from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
     NotFound,
@@ -105,6 +107,25 @@ class Pages:
     ctx: ScoringContext
 
     @property
+    def token(self) -> bool:
+        return self.settings.web_access == "token"
+
+    def open_profile(self, session, request: Request) -> tuple[Profile, str]:
+        """The profile a request names, and the query that keeps its key on every link (under
+        `token`). Without the right key it does not exist, and no other name is suggested."""
+        slug = request.path_params["slug"]
+        if not self.token:
+            return profile_by_slug(session, slug), ""
+        given = request.query_params.get(KEY_PARAM)
+        try:
+            profile = profile_by_slug(session, slug)
+        except NotFound:
+            profile = None
+        if profile is None or not key_matches(self.settings, profile.id, given):
+            raise NotFound("No such page: a profile's page opens with the link its owner shares.")
+        return profile, urlencode({KEY_PARAM: given})
+
+    @property
     def day_choices(self) -> list[int]:
         return sorted({*DAY_CHOICES, self.settings.window_days})
 
@@ -122,7 +143,7 @@ class Pages:
         number = page_number(request)
         slug = request.path_params["slug"]
         with self.db.session() as session:
-            profile = profile_by_slug(session, slug)
+            profile, key = self.open_profile(session, request)
             offset = (number - 1) * PAGE_SIZE
             ranking = rank_profile(session, self.ctx, profile.name, days=days, top=PAGE_SIZE, offset=offset)
         pages = max(1, math.ceil(ranking.window_count / PAGE_SIZE))
@@ -133,7 +154,8 @@ class Pages:
             query = {k: v for k, v in (("days", d), ("page", n)) if (k, v) not in (("page", 1),)}
             if d == self.settings.window_days:
                 query.pop("days", None)
-            return request.url.path + (f"?{urlencode(query)}" if query else "")
+            query_text = "&".join(q for q in (urlencode(query), key) if q)
+            return request.url.path + (f"?{query_text}" if query_text else "")
 
         context = {
             "ranking": ranking,
@@ -144,7 +166,9 @@ class Pages:
             "number": number,
             "pages": pages,
             "page_link": page_link,
-            "preprint_path": preprint_path,
+            "key": f"?{key}" if key else "",
+            # Under `token` the preprint pages, which name every profile, are not served.
+            "preprint_path": (lambda doi, ident: None) if self.token else preprint_path,
         }
         return Page("web/profile.html.j2", context)
 
@@ -157,9 +181,9 @@ class Pages:
         slug = request.path_params["slug"]
         base = self.settings.base_url or str(request.base_url).rstrip("/")
         with self.db.session() as session:
-            profile = profile_by_slug(session, slug)
+            profile, key = self.open_profile(session, request)
             ranking = rank_profile(session, self.ctx, profile.name, days=days, top=FEED_LIMIT, why=False)
-            entries = feed_entries(session, slug, ranking, threshold, base)
+            entries = feed_entries(session, slug, ranking, threshold, base, pages=not self.token)
             updated = feed_updated(session, entries)
         # Re-encoded: a reader may have sent "?top=1%" raw, which is no valid URI in a feed.
         query = f"?{urlencode(request.query_params.multi_items())}" if request.query_params else ""
@@ -172,7 +196,7 @@ class Pages:
             updated=updated,
             feed_id=f"{TAG_AUTHORITY}{slug}/{threshold.kind}-{threshold.value:g}",
             self_url=base + request.url.path + query,
-            page_url=f"{base}/profiles/{slug}",
+            page_url=f"{base}/profiles/{slug}" + (f"?{key}" if key else ""),
         )
         return Response(xml + "\n", media_type="application/atom+xml", headers=FEED_HEADERS)
 
@@ -181,18 +205,18 @@ class Pages:
         top = request.query_params.get("top", "20")
         if not top.isdigit() or not 1 <= int(top) <= JSON_LIMIT:
             raise BadQuery(f"top={top[:40]!r} is not allowed: top is a whole number from 1 to {JSON_LIMIT}.")
-        slug = request.path_params["slug"]
         with self.db.session() as session:
-            profile = profile_by_slug(session, slug)
+            profile, _key = self.open_profile(session, request)
             ranking = rank_profile(session, self.ctx, profile.name, days=days, top=int(top))
         return JSONResponse(ranking.to_json(), headers=FEED_HEADERS)
 
     def papers(self, request: Request) -> Page:
         slug = request.path_params["slug"]
         with self.db.session() as session:
-            profile = profile_by_slug(session, slug)
+            profile, key = self.open_profile(session, request)
             papers = reference_papers(session, profile)
-            return Page("web/papers.html.j2", {"profile": profile.name, "slug": slug, "papers": papers})
+            context = {"profile": profile.name, "slug": slug, "papers": papers, "key": f"?{key}" if key else ""}
+            return Page("web/papers.html.j2", context)
 
     def preprint(self, request: Request) -> Page:
         key = request.path_params["key"]
@@ -246,13 +270,23 @@ async def stylesheet(_request: Request) -> Response:
 
 
 def routes(settings: Settings, db: Database, ctx: ScoringContext | None = None) -> list[Route]:
+    """The pages SCOUT_WEB_ACCESS allows: all; a profile's own under `token`; none when `off`."""
+    if settings.web_access == "off":
+        return []
+    if settings.web_access == "token":
+        secret_key(settings)  # no secret, no links: say so at start, not on the first request
     pages = Pages(settings, db, ctx or ScoringContext.from_settings(settings))
-    return [
-        Route("/", serve(pages.index), methods=["GET"]),
+    profile_routes = [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/profiles/{slug}.atom", serve(pages.atom), methods=["GET"]),
         Route("/profiles/{slug}.json", serve(pages.json), methods=["GET"]),
         Route("/profiles/{slug}/papers", serve(pages.papers), methods=["GET"]),
         Route("/profiles/{slug}", serve(pages.profile), methods=["GET"]),
+    ]
+    if settings.web_access == "token":
+        return profile_routes
+    return [
+        Route("/", serve(pages.index), methods=["GET"]),
+        *profile_routes,
         Route("/preprints/{key:path}", serve(pages.preprint), methods=["GET"]),
     ]
