@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
 from bot.delivery.email.tokens import secret_key
-from bot.web.queries import profile_path
+from bot.web.queries import preprint_path, profile_path
 
 KEY_PARAM = "key"
 
@@ -36,3 +37,25 @@ def profile_url(settings: Settings, profile_id: int, name: str) -> str | None:
     if settings.web_access == "token":
         url += f"?{KEY_PARAM}={profile_key(settings, profile_id)}"
     return url
+
+
+@dataclass(frozen=True)
+class WebLinks:
+    """Links from Slack and email to the pages: only with SCOUT_BASE_URL set (else nothing
+    changes), to profile pages unless the pages are off, to preprint pages when public."""
+
+    settings: Settings
+
+    def profile(self, name: str, profile_id: int | None) -> str | None:
+        if not self.settings.base_url or profile_id is None:
+            return None
+        try:
+            return profile_url(self.settings, profile_id, name)
+        except SettingsError:  # token links without SCOUT_SECRET_KEY: `scout serve` refuses to start
+            return None
+
+    def preprint(self, doi: str | None, identifier: str) -> str | None:
+        if not self.settings.base_url or self.settings.web_access != "public":
+            return None
+        path = preprint_path(doi, identifier)
+        return self.settings.base_url + path if path else None
