@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 
 from bot.db import Preprint, ScoringRun
-from bot.scores.rankings import RankedPreprint, Ranking
+from bot.scores.rankings import RankedPreprint
 from bot.web.queries import preprint_path
 from scoring.thresholds import Threshold, ThresholdError, parse_threshold
 
@@ -31,6 +31,7 @@ class Entry:
     published: str | None
     updated: str
     page: str | None
+    profile: str | None = None
 
 
 def feed_threshold(request: Request) -> Threshold:
@@ -51,37 +52,46 @@ def atom_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def entry_id(slug: str, item: RankedPreprint) -> str:
-    return f"{TAG_AUTHORITY}{slug}/{quote(item.server, safe='')}/{quote(item.identifier, safe='/.-_~')}"
+def entry_id(prefix: str, item: RankedPreprint) -> str:
+    return f"{TAG_AUTHORITY}{prefix}/{quote(item.server, safe='')}/{quote(item.identifier, safe='/.-_~')}"
 
 
 def feed_entries(
-    session, slug: str, ranking: Ranking, threshold: Threshold, base: str, pages: bool = True
+    session,
+    prefix: str,
+    items: list[RankedPreprint],
+    threshold: Threshold,
+    base: str,
+    pages: bool = True,
+    profiles: list[str] | None = None,
 ) -> list[Entry]:
-    """The ranking's items that pass the threshold, each with its Atom id and dates (and the
-    link to its preprint page when those are served)."""
-    items = [i for i in ranking.items if threshold.passes(i.score, i.top_share, i.lift)]
-    keys = [(i.server, i.identifier) for i in items]
+    """The items that pass the threshold, each with its Atom id (`prefix` names the feed's
+    profile) and dates, and the link to its preprint page when those are served; `profiles`
+    names each item's profile in a custom feed."""
+    names = profiles or [None] * len(items)
+    chosen = [(i, n) for i, n in zip(items, names, strict=True) if threshold.passes(i.score, i.top_share, i.lift)]
     changed = {
         (server, ident): updated
         for server, ident, updated in session.execute(
             select(Preprint.server, Preprint.identifier, Preprint.updated_at).where(
-                Preprint.identifier.in_([k for _, k in keys])
+                Preprint.identifier.in_([i.identifier for i, _ in chosen])
             )
         )
     }
     entries = []
-    for item in items:
+    for item, name in chosen:
         published = datetime.combine(datetime.fromisoformat(item.posted).date(), time(), UTC) if item.posted else None
         updated = changed.get((item.server, item.identifier)) or published or datetime.now(UTC)
+        updated = updated if updated.tzinfo else updated.replace(tzinfo=UTC)
         page = preprint_path(item.doi, item.identifier) if pages else None
         entries.append(
             Entry(
-                entry_id(slug, item),
+                entry_id(prefix, item),
                 item,
                 atom_time(published) if published else None,
-                atom_time(max(updated if updated.tzinfo else updated.replace(tzinfo=UTC), published or updated)),
+                atom_time(max(updated, published or updated)),
                 base + page if page else None,
+                name,
             )
         )
     return entries

@@ -27,6 +27,7 @@ from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
 from bot.web.access import KEY_PARAM, key_matches
+from bot.web.custom import MAX_PROFILES, MAX_TERMS, CustomFeed, custom_feed
 from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
     NotFound,
@@ -39,6 +40,7 @@ from bot.web.queries import (
     profile_summaries,
     reference_papers,
 )
+from bot.web.search import MAX_QUERY, search_preprints, search_profiles
 from scoring.errors import ScoutError
 from scoring.thresholds import ThresholdError
 
@@ -54,6 +56,7 @@ HEADERS = {
 }
 STYLESHEET = "/static/scout.css"
 JSON_LIMIT = 1000
+CUSTOM_LIMIT = 100
 # Feed readers poll: a few minutes of caching costs nothing, scores change at most per poll.
 FEED_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
 
@@ -183,15 +186,14 @@ class Pages:
         with self.db.session() as session:
             profile, key = self.open_profile(session, request)
             ranking = rank_profile(session, self.ctx, profile.name, days=days, top=FEED_LIMIT, why=False)
-            entries = feed_entries(session, slug, ranking, threshold, base, pages=not self.token)
+            entries = feed_entries(session, slug, ranking.items, threshold, base, pages=not self.token)
             updated = feed_updated(session, entries)
         # Re-encoded: a reader may have sent "?top=1%" raw, which is no valid URI in a feed.
         query = f"?{urlencode(request.query_params.multi_items())}" if request.query_params else ""
         xml = render(
-            "web/profile.atom.xml.j2",
-            ranking=ranking,
-            header=render("cli/ranking_header.txt.j2", ranking=ranking),
-            threshold=threshold,
+            "web/feed.atom.xml.j2",
+            title=f"{ranking.profile}: preprints {threshold.headline()}",
+            subtitle=render("cli/ranking_header.txt.j2", ranking=ranking),
             entries=entries,
             updated=updated,
             feed_id=f"{TAG_AUTHORITY}{slug}/{threshold.kind}-{threshold.value:g}",
@@ -209,6 +211,73 @@ class Pages:
             profile, _key = self.open_profile(session, request)
             ranking = rank_profile(session, self.ctx, profile.name, days=days, top=int(top))
         return JSONResponse(ranking.to_json(), headers=FEED_HEADERS)
+
+    def search(self, request: Request) -> Page:
+        q = request.query_params.get("q", "").strip()
+        if len(q) > MAX_QUERY:
+            raise BadQuery(f"q is {len(q)} characters long: a search is at most {MAX_QUERY}.")
+        with self.db.session() as session:
+            names = search_profiles(session, q) if q else []
+            found = search_preprints(session, q) if q else []
+            preprints = [(p, preprint_path(p.doi, p.identifier)) for p in found]
+            context = {"q": q, "profiles": [(n, profile_path(n)) for n in names], "preprints": preprints}
+            return Page("web/search.html.j2", context)
+
+    def custom_query(self, session, request: Request) -> tuple[list[Profile], list[str], list[str], int]:
+        """The custom feed's profiles (p), keywords (kw), categories (cat) and window (days)."""
+        slugs = request.query_params.getlist("p")
+        if not slugs or len(slugs) > MAX_PROFILES:
+            raise BadQuery(f"p names 1 to {MAX_PROFILES} profiles by their slug, e.g. /feed?p=elife&p=plos-genetics.")
+        terms = {}
+        for name in ("kw", "cat"):
+            values = [v.strip() for v in request.query_params.getlist(name) if v.strip()]
+            if len(values) > MAX_TERMS or any(len(v) > MAX_QUERY for v in values):
+                raise BadQuery(f"{name} is allowed at most {MAX_TERMS} times, each at most {MAX_QUERY} characters.")
+            terms[name] = values
+        days = int_choice(request, "days", self.day_choices, self.settings.window_days)
+        profiles = list({p.id: p for p in (profile_by_slug(session, s) for s in slugs)}.values())
+        return profiles, terms["kw"], terms["cat"], days
+
+    def custom(self, request: Request) -> Page:
+        with self.db.session() as session:
+            profiles, keywords, categories, days = self.custom_query(session, request)
+            feed = custom_feed(session, profiles, keywords, categories, days, CUSTOM_LIMIT)
+        atom_query = urlencode([*request.query_params.multi_items(), ("top", "1%")])
+        context = {
+            "feed": feed,
+            "sentence": custom_sentence(feed),
+            "atom_url": f"/feed.atom?{atom_query}",
+            "preprint_path": preprint_path,
+            "profile_path": profile_path,
+        }
+        return Page("web/custom.html.j2", context)
+
+    def custom_atom(self, request: Request) -> Response:
+        try:
+            threshold = feed_threshold(request)
+        except ThresholdError as exc:
+            raise BadQuery(str(exc)) from None
+        base = self.settings.base_url or str(request.base_url).rstrip("/")
+        with self.db.session() as session:
+            profiles, keywords, categories, days = self.custom_query(session, request)
+            feed = custom_feed(session, profiles, keywords, categories, days, FEED_LIMIT)
+            items = [e.item for e in feed.items]
+            entries = feed_entries(session, "feed", items, threshold, base, profiles=[e.profile for e in feed.items])
+            updated = feed_updated(session, entries)
+        page_query = urlencode(
+            [(k, v) for k, v in request.query_params.multi_items() if k not in ("top", "min", "lift")]
+        )
+        xml = render(
+            "web/feed.atom.xml.j2",
+            title=f"Preprints {threshold.headline()} for {', '.join(feed.profiles)}",
+            subtitle=custom_sentence(feed),
+            entries=entries,
+            updated=updated,
+            feed_id=f"{TAG_AUTHORITY}feed?{urlencode(sorted(request.query_params.multi_items()))}",
+            self_url=f"{base}/feed.atom?{urlencode(request.query_params.multi_items())}",
+            page_url=f"{base}/feed?{page_query}",
+        )
+        return Response(xml + "\n", media_type="application/atom+xml", headers=FEED_HEADERS)
 
     def papers(self, request: Request) -> Page:
         slug = request.path_params["slug"]
@@ -237,6 +306,17 @@ class Pages:
                 "profile_path": profile_path,
             }
             return Page("web/preprint.html.j2", context)
+
+
+def custom_sentence(feed: CustomFeed) -> str:
+    """What a custom feed holds, in one sentence."""
+    names = ", ".join(feed.profiles[:-1]) + (" or " if len(feed.profiles) > 1 else "") + feed.profiles[-1]
+    words = f" mentioning {' or '.join(repr(k) for k in feed.keywords)}" if feed.keywords else ""
+    cats = f" in {' or '.join(feed.categories)}" if feed.categories else ""
+    return (
+        f"Preprints posted in the last {feed.days} days{cats}{words}, each under the profile it fits best of "
+        f"{names}, ranked by match score: {feed.matched:,} in all."
+    )
 
 
 def close_preprints(session, key: str) -> list[tuple[str, str]]:
@@ -287,6 +367,9 @@ def routes(settings: Settings, db: Database, ctx: ScoringContext | None = None) 
         return profile_routes
     return [
         Route("/", serve(pages.index), methods=["GET"]),
+        Route("/search", serve(pages.search), methods=["GET"]),
+        Route("/feed", serve(pages.custom), methods=["GET"]),
+        Route("/feed.atom", serve(pages.custom_atom), methods=["GET"]),
         *profile_routes,
         Route("/preprints/{key:path}", serve(pages.preprint), methods=["GET"]),
     ]
