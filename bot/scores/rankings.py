@@ -7,6 +7,7 @@ percentile, match score, lift and why it matched (docs/scores.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -138,19 +139,22 @@ def rank_profile(
     until: date | None = None,
     why: bool = True,
     offset: int = 0,
+    window: Callable[[Session, int, date, date], list[tuple[int, float]]] | None = None,
 ) -> Ranking:
     """The window's preprints ranked for one profile; `items` holds ranks offset+1 to
-    offset+top (a page of the ranking), the header figures are the whole window's."""
+    offset+top (a page of the ranking), the header figures are the whole window's.
+    `window` reads the window's (id, score) pairs (default `window_score_ids`; the web
+    pages pass a short-lived cache of it)."""
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    ranked = window_score_ids(session, profile.id, since, until)
+    ranked = (window or window_score_ids)(session, profile.id, since, until)
     scores = np.array([s for _, s in ranked], dtype=np.float64)
     stats = window_stats(scores)
     start = max(offset, 0)
     page = ranked[start : start + max(top, 0)]
     # Only the page's rows are loaded whole: a window of 20,000 preprints stays a light query.
     loaded = {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_([i for i, _ in page])))}
-    shown = [(loaded[i], s) for i, s in page]
+    shown = [(loaded[i], s) for i, s in page if i in loaded]  # a cached window may name a pruned row
     shares = top_share(scores, np.array([s for _, s in shown])) if shown else []
     reasons = reasons_for(session, ctx, profile, [p for p, _ in shown]) if why and shown else {}
     items = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
 from bot.web.access import KEY_PARAM, key_matches
+from bot.web.cache import WindowCache
 from bot.web.custom import MAX_PROFILES, MAX_TERMS, CustomFeed, custom_feed
 from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
@@ -42,6 +43,7 @@ from bot.web.queries import (
 )
 from bot.web.search import MAX_QUERY, search_preprints, search_profiles
 from scoring.errors import ScoutError
+from scoring.text import one_line
 from scoring.thresholds import ThresholdError
 
 PAGE_SIZE = 25
@@ -84,11 +86,16 @@ def error_page(status: int, message: str, suggestions: list[tuple[str, str]] | N
     )
 
 
+def is_number(raw: str) -> bool:
+    """ASCII digits only: "²" and "٣" are digits to str.isdigit but not to int()."""
+    return raw.isascii() and raw.isdigit()
+
+
 def int_choice(request: Request, name: str, allowed: list[int], default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) not in allowed:
+    if not is_number(raw) or int(raw) not in allowed:
         words = ", ".join(str(a) for a in allowed)
         raise BadQuery(f"{name}={raw[:40]!r} is not allowed: {name} is one of {words}.")
     return int(raw)
@@ -98,7 +105,7 @@ def page_number(request: Request) -> int:
     raw = request.query_params.get("page")
     if raw is None or raw == "":
         return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+    if not is_number(raw) or not 1 <= int(raw) <= 100_000:
         raise BadQuery(f"page={raw[:40]!r} is not allowed: page is a whole number from 1.")
     return int(raw)
 
@@ -108,6 +115,8 @@ class Pages:
     settings: Settings
     db: Database
     ctx: ScoringContext
+    # The JSON feed reads its window afresh: it is what `scout rank --json` prints, to the digit.
+    windows: WindowCache = field(default_factory=WindowCache)
 
     @property
     def token(self) -> bool:
@@ -148,7 +157,9 @@ class Pages:
         with self.db.session() as session:
             profile, key = self.open_profile(session, request)
             offset = (number - 1) * PAGE_SIZE
-            ranking = rank_profile(session, self.ctx, profile.name, days=days, top=PAGE_SIZE, offset=offset)
+            ranking = rank_profile(
+                session, self.ctx, profile.name, days=days, top=PAGE_SIZE, offset=offset, window=self.windows
+            )
         pages = max(1, math.ceil(ranking.window_count / PAGE_SIZE))
         if number > pages:
             raise BadQuery(f"page={number} is not allowed: this ranking has pages 1 to {pages}.")
@@ -185,7 +196,9 @@ class Pages:
         base = self.settings.base_url or str(request.base_url).rstrip("/")
         with self.db.session() as session:
             profile, key = self.open_profile(session, request)
-            ranking = rank_profile(session, self.ctx, profile.name, days=days, top=FEED_LIMIT, why=False)
+            ranking = rank_profile(
+                session, self.ctx, profile.name, days=days, top=FEED_LIMIT, why=False, window=self.windows
+            )
             entries = feed_entries(session, slug, ranking.items, threshold, base, pages=not self.token)
             updated = feed_updated(session, entries)
         # Re-encoded: a reader may have sent "?top=1%" raw, which is no valid URI in a feed.
@@ -205,7 +218,7 @@ class Pages:
     def json(self, request: Request) -> Response:
         days = int_choice(request, "days", self.day_choices, self.settings.window_days)
         top = request.query_params.get("top", "20")
-        if not top.isdigit() or not 1 <= int(top) <= JSON_LIMIT:
+        if not is_number(top) or not 1 <= int(top) <= JSON_LIMIT:
             raise BadQuery(f"top={top[:40]!r} is not allowed: top is a whole number from 1 to {JSON_LIMIT}.")
         with self.db.session() as session:
             profile, _key = self.open_profile(session, request)
@@ -213,7 +226,7 @@ class Pages:
         return JSONResponse(ranking.to_json(), headers=FEED_HEADERS)
 
     def search(self, request: Request) -> Page:
-        q = request.query_params.get("q", "").strip()
+        q = one_line(request.query_params.get("q", ""))
         if len(q) > MAX_QUERY:
             raise BadQuery(f"q is {len(q)} characters long: a search is at most {MAX_QUERY}.")
         with self.db.session() as session:
@@ -230,7 +243,7 @@ class Pages:
             raise BadQuery(f"p names 1 to {MAX_PROFILES} profiles by their slug, e.g. /feed?p=elife&p=plos-genetics.")
         terms = {}
         for name in ("kw", "cat"):
-            values = [v.strip() for v in request.query_params.getlist(name) if v.strip()]
+            values = [one_line(v) for v in request.query_params.getlist(name) if one_line(v)]
             if len(values) > MAX_TERMS or any(len(v) > MAX_QUERY for v in values):
                 raise BadQuery(f"{name} is allowed at most {MAX_TERMS} times, each at most {MAX_QUERY} characters.")
             terms[name] = values
@@ -290,6 +303,8 @@ class Pages:
     def preprint(self, request: Request) -> Page:
         key = request.path_params["key"]
         days = self.settings.window_days
+        if not key.isprintable():  # a NUL or control character is no identifier (and PostgreSQL refuses it)
+            raise NotFound(f"No stored preprint with id {one_line(key)[:200]!r}.")
         with self.db.session() as session:
             try:
                 preprint = find_preprint(session, key)

@@ -8,10 +8,11 @@ import re
 from html import unescape
 
 import pytest
+from sqlalchemy import delete
 from starlette.testclient import TestClient
 
 from bot.config import BUNDLED_MODEL, load_settings
-from bot.db import Database
+from bot.db import Database, Preprint
 from bot.processes.web import build_app
 from bot.scores.update import ScoringContext
 from bot.web.pages import PAGE_SIZE
@@ -193,3 +194,43 @@ def test_pages_make_no_request_to_another_origin(db: Database):
     css = web.get("/static/scout.css")
     assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
     assert "url(" not in css.text and "@import" not in css.text
+
+
+HOSTILE = [
+    "/preprints/10.1101/%00abc",
+    "/preprints/10.1101/" + "9" * 5000,
+    "/preprints/arxiv:%E2%80%AE2405.01234",
+    "/profiles/%00",
+    "/profiles/neural-networks?days=%C2%B2",
+    "/profiles/neural-networks?page=%D9%A3",
+    "/profiles/neural-networks?days=7&days=abc",
+    "/profiles/neural-networks.json?top=%C2%B2",
+    "/profiles/neural-networks.atom?top=%00",
+    "/profiles/neural-networks.atom?min=1e999%",
+    "/search?q=10.1101/%00abc",
+    "/search?q=%22%2A%3A%5E-NEAR(",
+    "/feed?p=neural-networks&cat=%00",
+    "/feed?p=neural-networks&kw=%00%01",
+    "/feed?p=" + "&p=".join(["neural-networks"] * 11),
+    "/feed.atom?p=neural-networks&top=0%",
+    "/?days=%00",
+]
+
+
+def test_hostile_requests_get_an_answer_never_a_500(db: Database):
+    seed_catalog(db, PROFILES, preprints(3), score_of)
+    web = client(db)
+    for path in HOSTILE:
+        response = web.get(path)
+        assert 200 <= response.status_code < 500, (path, response.status_code)
+
+
+def test_a_page_read_from_a_cached_window_survives_a_pruned_preprint(db: Database):
+    ids = seed_catalog(db, PROFILES, preprints(5), score_of)
+    web = client(db)
+    assert len(cards(web.get("/profiles/neural-networks").text)) == 5
+    with db.session() as session:
+        session.execute(delete(Preprint).where(Preprint.id == ids["preprints"][0]))
+    page = web.get("/profiles/neural-networks")  # the window is cached: it still names the pruned preprint
+    assert page.status_code == 200 and len(cards(page.text)) == 4
+    assert "Synaptic plasticity study 0<" not in page.text and "Synaptic plasticity study 1<" in page.text
