@@ -2,6 +2,9 @@
 box and custom feeds: an FTS5 index kept by triggers on SQLite, a generated tsvector with a
 GIN index on PostgreSQL
 
+A later migration that rebuilds `preprints` on SQLite (batch_alter_table copies the table)
+drops these triggers with the old table: it must create them again and rebuild the index.
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02 10:20:00
