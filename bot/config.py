@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="", validation_alias="SCOUT_MAIL_FROM")
     base_url: str = Field(default="", validation_alias="SCOUT_BASE_URL")
     secret_key: SecretStr = Field(default=SecretStr(""), validation_alias="SCOUT_SECRET_KEY")
+    # The web pages (bot/web): who may see a profile's ranking.
+    web_access: Literal["public", "token", "off"] = Field(
+        default="public",
+        validation_alias="SCOUT_WEB_ACCESS",
+        description="public: anyone; token: a secret link per profile (scout profiles show); off: no pages.",
+    )
 
     @field_validator("templates_dir")
     @classmethod

@@ -7,6 +7,7 @@ deployment can restyle a digest or a ranking by copying one file and editing it.
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from scoring.window import format_lift, format_score, format_top
 # (an editable install, as `make install` and the Procfile do).
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATES_ENV = "SCOUT_TEMPLATES_DIR"
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def environment(user_dir: str | None = None) -> Environment:
@@ -49,7 +51,9 @@ def _environment(user_dir: str | None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(score=format_score, top=format_top, lift=format_lift, term=terminal_text, shorten=shorten)
+    env.filters.update(
+        score=format_score, top=format_top, lift=format_lift, term=terminal_text, shorten=shorten, xml=xml_text
+    )
     _add_slack_filters(env)
     return env
 
@@ -65,6 +69,12 @@ def _add_slack_filters(env: Environment) -> None:
 def terminal_text(value: object) -> str:
     """Text from data, fit for rich markup on a terminal: one line, no controls, no markup."""
     return escape(one_line(str(value)))
+
+
+def xml_text(value: object) -> str:
+    """Text fit for XML 1.0, which has no place for most control characters (a feed holding
+    one would not parse at all)."""
+    return _NOT_XML.sub("", str(value))
 
 
 def shorten(value: str, width: int) -> str:

@@ -181,7 +181,7 @@ def serve(
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to bind")] = "0.0.0.0",
 ) -> None:
-    """The web process: Slack over HTTP (POST /slack/events, OAuth install), email links, /healthz."""
+    """The web process: Slack over HTTP (POST /slack/events), email links, web pages and feeds, /healthz."""
     import uvicorn
 
     from bot.processes.web import build_app

@@ -147,11 +147,12 @@ def profiles_show(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """A profile's reference papers."""
-    with database() as (_settings, db), db.session() as session:
+    with database() as (settings, db), db.session() as session:
         profile = find_profile(session, name)
         data = {
             "name": profile.name,
             "source": profile.source,
+            "web_page": _web_page(settings, profile),
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
             "votes": vote_counts(session, profile.id).as_dict(),
             "voted": [change.as_dict() for change in vote_changes(session, profile.id)],
@@ -163,6 +164,8 @@ def profiles_show(
         f"[bold]{esc(data['name'])}[/bold]: {len(data['papers'])} papers (from {esc(data['source'])})",
         highlight=False,
     )
+    if data["web_page"]:
+        out.print(f"web page: {esc(data['web_page'])}", highlight=False, soft_wrap=True)
     votes = data["votes"]
     out.print(f"readers' votes: {votes['relevant']} relevant, {votes['not_relevant']} not relevant")
     for change in data["voted"]:
@@ -175,6 +178,19 @@ def profiles_show(
     for p in data["papers"]:
         table.add_row(str(p["year"] or ""), esc(p["title"]), esc(p["doi"] or ""))
     out.print(table)
+
+
+def _web_page(settings, profile) -> str | None:
+    """The link to the profile's page as `scout serve` serves it (its secret link under
+    SCOUT_WEB_ACCESS=token); none when the pages are off or no link can be made."""
+    from bot.config import SettingsError
+    from bot.web.access import profile_url
+
+    try:
+        return profile_url(settings, profile.id, profile.name)
+    except SettingsError as exc:
+        err.print(f"[yellow]no web link:[/yellow] {esc(str(exc))}", highlight=False)
+        return None
 
 
 @profiles_app.command("remove")

@@ -64,6 +64,7 @@ class DigestPlan:
     items: list[RankedPreprint]
     preprint_ids: list[int]
     day: date = field(default_factory=date.today)
+    profile_id: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -118,6 +119,7 @@ def plan_digest(
         items=items,
         preprint_ids=[p.id for p, _, _ in chosen],
         day=now.date(),
+        profile_id=sub.profile_id,
     )
 
 

@@ -14,7 +14,13 @@ if connection is None:
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     # slack_sdk's installation and state stores own their tables (created in 0004);
     # autogenerate must not offer to drop them.
-    return not (type_ == "table" and reflected and compare_to is None and name.startswith("slack_"))
+    if type_ == "table" and reflected and compare_to is None and name.startswith("slack_"):
+        return False
+    # The full-text search index (0012) lives beside the models: an FTS5 table and its
+    # shadow tables on SQLite, a generated column and its index on PostgreSQL.
+    return not (
+        reflected and compare_to is None and (name or "").startswith(("preprints_fts", "search", "ix_preprints_search"))
+    )
 
 
 context.configure(

@@ -73,6 +73,7 @@ def build_app(settings: Settings, db: Database, extra_routes: list | None = None
     """`ctx`: the ScoringContext for Slack answers (default: the configured model, loaded on first need)."""
     from bot.delivery.email.web import routes as mail_routes
     from bot.delivery.slack.app import slack_routes
+    from bot.web.pages import routes as page_routes
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -81,6 +82,7 @@ def build_app(settings: Settings, db: Database, extra_routes: list | None = None
     routes.extend(slack_routes(settings, db, ctx))  # none when Slack is not configured
     routes.extend(mail_routes(settings, db))  # none without SCOUT_SECRET_KEY
     routes.extend(extra_routes or [])
+    routes.extend(page_routes(settings, db, ctx))  # the ranking as web pages: /, /profiles/..., /preprints/...
     app = Starlette(routes=routes, middleware=[Middleware(BodyLimit, limit=MAX_BODY_BYTES)])
     app.state.settings = settings
     app.state.db = db

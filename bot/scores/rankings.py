@@ -138,19 +138,26 @@ def rank_profile(
     top: int = 20,
     until: date | None = None,
     why: bool = True,
+    offset: int = 0,
 ) -> Ranking:
+    """The window's preprints ranked for one profile; `items` holds ranks offset+1 to
+    offset+top (a page of the ranking), the header figures are the whole window's."""
     profile = find_profile(session, name)
     since, until = window_bounds(days, until)
-    best = window_top(session, profile.id, since, until, max(top, 0))
+    start = max(offset, 0)
+    # The best rows down to this page's last, from the index; the figures of the header
+    # (count, average) from one aggregate: a page of a 20,000-preprint window stays light.
+    best = window_top(session, profile.id, since, until, start + max(top, 0))
     scores = [score for _, score in best]
     stats, reaching = window_summary(session, profile.id, since, until, scores[-1] if scores else None)
     shares = top_shares_of_best(scores, stats.count, reaching)
-    preprints = preprints_by_id(session, [pid for pid, _ in best])
-    chosen = [preprints[pid] for pid, _ in best]
-    reasons = reasons_for(session, ctx, profile, chosen) if why and best else {}
+    page = best[start:]
+    preprints = preprints_by_id(session, [pid for pid, _ in page])
+    chosen = [preprints[pid] for pid, _ in page]
+    reasons = reasons_for(session, ctx, profile, chosen) if why and page else {}
     items = [
-        ranked_item(i + 1, p, score, shares[i], stats.lift(score), reasons.get(p.id, []))
-        for i, (p, score) in enumerate(zip(chosen, scores, strict=True))
+        ranked_item(start + i + 1, p, score, shares[start + i], stats.lift(score), reasons.get(p.id, []))
+        for i, (p, (_, score)) in enumerate(zip(chosen, page, strict=True))
     ]
     return Ranking(
         profile.name,
@@ -225,6 +232,17 @@ def preprints_by_id(session: Session, ids: list[int]) -> dict[int, Preprint]:
     if not ids:
         return {}
     return {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(ids)))}
+
+
+def window_score_ids(session: Session, profile_id: int, since: date, until: date) -> list[tuple[int, float]]:
+    """(preprint id, score) for every preprint posted in the window, in `window_scores` order."""
+    rows = session.execute(
+        select(Preprint.id, Score.score)
+        .join(Score, Score.preprint_id == Preprint.id)
+        .where(Score.profile_id == profile_id, Preprint.posted >= since, Preprint.posted <= until)
+        .order_by(Score.score.desc(), Preprint.posted.desc(), Preprint.id)
+    ).all()
+    return [(i, float(s)) for i, s in rows]
 
 
 def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:

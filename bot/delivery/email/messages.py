@@ -17,6 +17,7 @@ from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, VOTE, make_
 from bot.delivery.subscriptions import describe
 from bot.render import render
 from bot.scores.rankings import RankedPreprint
+from bot.web.access import WebLinks
 from scoring.text import one_line
 
 
@@ -133,6 +134,7 @@ def build_digest_message(
         "total": sum(len(s.plan.items) for s in sections),
         "unsubscribe_url": all_url,
         "base_url": settings.base_url,
+        "links": WebLinks(settings),
     }
     text = render("email/digest.txt.j2", **context)
     html = render("email/digest.html.j2", **context)

@@ -42,6 +42,7 @@ from bot.profiles.votes import Voter, record_vote
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
 from bot.scores.update import ScoringContext, update_scores
+from bot.web.access import WebLinks
 from scoring.errors import InputError, ScoutError
 from scoring.thresholds import ThresholdError
 
@@ -123,7 +124,8 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
         ranking = rank_profile(session, ctx, name, days=days, top=cmd.top)
         ids = _ids_for(session, ranking.items)
         header = render("cli/ranking_header.txt.j2", ranking=ranking)
-        return blocks.message("ranking", ranking=ranking, header=header, ids=ids)
+        links, profile_id = WebLinks(settings), find_profile(session, ranking.profile).id
+        return blocks.message("ranking", ranking=ranking, header=header, ids=ids, links=links, profile_id=profile_id)
     if isinstance(cmd, MatchText):
         return _match_message(match_text(session, ctx, cmd.text))
     if isinstance(cmd, Subscribe):

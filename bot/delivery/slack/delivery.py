@@ -48,6 +48,7 @@ from bot.delivery.slack.client import PERMANENT, SERVER_RETRIES, make_client
 from bot.delivery.slack.oauth import TokenSource
 from bot.delivery.subscriptions import pause
 from bot.scores.update import ScoringContext
+from bot.web.access import WebLinks
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class SlackDeliverer:
         keep: Callable[[], None],
     ) -> str:
         title = headline(plan.profile, count, plan)
-        message = blocks.message("digest_parent", plan=plan, headline=title, count=count)
+        message = blocks.message("digest_parent", plan=plan, headline=title, count=count, links=WebLinks(self.settings))
         metadata = {
             "event_type": PARENT_EVENT,
             "event_payload": {"subscription_id": subscription_id, "digest_id": digest_id},
@@ -240,7 +241,7 @@ class SlackDeliverer:
     def _update_parent(self, client: WebClient, channel: str, ts: str, plan: DigestPlan, total: int) -> None:
         """A resumed digest may hold more (or fewer) items than its header first said."""
         title = headline(plan.profile, total, plan)
-        message = blocks.message("digest_parent", plan=plan, headline=title, count=total)
+        message = blocks.message("digest_parent", plan=plan, headline=title, count=total, links=WebLinks(self.settings))
         try:
             self._call(channel, lambda: client.chat_update(channel=channel, ts=ts, **message))
         except PermanentError as exc:  # the next post decides whether the channel is gone
@@ -259,7 +260,12 @@ class SlackDeliverer:
         profile_id: int,
         keep: Callable[[], None],
     ) -> str:
-        context = {"item": item, "preprint_id": preprint_id, "vote": f"{profile_id}:{preprint_id}"}
+        context = {
+            "item": item,
+            "preprint_id": preprint_id,
+            "vote": f"{profile_id}:{preprint_id}",
+            "links": WebLinks(self.settings),
+        }
         message = blocks.message("digest_item", **context)
         metadata = {
             "event_type": ITEM_EVENT,
