@@ -85,7 +85,7 @@ def test_torch_bf16_agrees_with_fp32_where_the_cpu_has_native_bf16(abstracts, re
 
 def test_auto_picks_a_backend_this_machine_runs():
     chosen = resolve_backend(AUTO)
-    expected = OPENVINO if openvino_installed() else TORCH_BF16 if native_bf16() else TORCH
+    expected = OPENVINO if openvino_installed() else TORCH
     assert chosen == expected
 
 
