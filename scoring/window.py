@@ -40,10 +40,15 @@ def top_shares_of_best(best: list[float], count: int, reaching_last: int) -> lis
     window: every score at least as high as one shown is shown, except ties with the
     last, whose number (`reaching_last`, scores >= the last shown) the caller counts.
     The same numbers as `top_share(window, best)`."""
-    shares = []
-    for i, score in enumerate(best):
-        last_tie = max(j for j in range(i, len(best)) if best[j] == score)
-        shares.append((reaching_last if last_tie == len(best) - 1 else last_tie + 1) / count)
+    # Ties sit side by side (best first): walking back from the end, one pass finds each
+    # score's last tie (a scan per score made a deep page of 20,000 take seconds).
+    n = len(best)
+    shares = [0.0] * n
+    last_tie = n - 1
+    for i in range(n - 1, -1, -1):
+        if i < n - 1 and best[i] != best[i + 1]:
+            last_tie = i
+        shares[i] = (reaching_last if last_tie == n - 1 else last_tie + 1) / count
     return shares
 
 
