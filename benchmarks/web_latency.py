@@ -76,7 +76,15 @@ def main() -> None:
     print(f"seeded {args.preprints} preprints x {args.profiles} profiles in {time.perf_counter() - started:.1f}s")
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # The seeded vectors are PyTorch fp32's (seed_catalog): the server reads them under that
+    # backend's key, as a deployment reads what its own clock embedded.
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SCOUT_BACKEND": "torch",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
