@@ -15,6 +15,7 @@ A forged, tampered or expired token gets a 400 page that says what to do; never 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -54,43 +55,40 @@ def routes(settings: Settings, db: Database) -> list[Route]:
             log.error("email links are not served: %s", exc)
         return []
 
-    async def confirm(request: Request) -> HTMLResponse:
-        token = request.query_params.get("token")
-        apply = request.method == "POST"
-        try:
-            result = await run_in_threadpool(confirm_by_token, db, settings, token, apply=apply)
-        except TokenError as exc:
-            return _page(
-                "email/confirmed.html.j2",
-                400,
-                state="invalid",
-                error=str(exc),
-                expired=exc.expired,
-                valid_days=MAX_AGE[CONFIRM].days,
-            )
-        if apply and result.state == "confirmed":
+    def link_page(act, template: str, invalid: Callable[[TokenError], dict], applied=None):
+        """One email link: GET shows what the token covers (a scanner's GET or HEAD changes
+        nothing), POST acts; a bad token is a 400 page, `invalid` adding what it shows."""
+
+        async def page(request: Request) -> HTMLResponse:
+            token = request.query_params.get("token")
+            apply = request.method == "POST"
+            try:
+                result = await run_in_threadpool(act, db, settings, token, apply=apply)
+            except TokenError as exc:
+                return _page(template, 400, state="invalid", error=str(exc), **invalid(exc))
+            if apply and applied is not None:
+                applied(result)
+            return _page(template, state=result.state, result=result, action=_action(request, token))
+
+        return page
+
+    def confirmed(result) -> None:
+        if result.state == "confirmed":
             log.info("email confirmed: %d subscription(s)", len(result.profiles))
-        return _page("email/confirmed.html.j2", state=result.state, result=result, action=_action(request, token))
 
-    async def unsubscribe(request: Request) -> HTMLResponse:
-        token = request.query_params.get("token")
-        apply = request.method == "POST"
-        try:
-            result = await run_in_threadpool(unsubscribe_by_token, db, settings, token, apply=apply)
-        except TokenError as exc:
-            return _page("email/unsubscribe.html.j2", 400, state="invalid", error=str(exc))
-        if apply:
-            log.info("one-click unsubscribe: %d subscription(s)", len(result.profiles))
-        return _page("email/unsubscribe.html.j2", state=result.state, result=result, action=_action(request, token))
-
-    async def vote(request: Request) -> HTMLResponse:
-        token = request.query_params.get("token")
-        apply = request.method == "POST"
-        try:
-            result = await run_in_threadpool(vote_by_token, db, settings, token, apply=apply)
-        except TokenError as exc:
-            return _page("email/vote.html.j2", 400, state="invalid", error=str(exc), result=None)
-        return _page("email/vote.html.j2", state=result.state, result=result, action=_action(request, token))
+    confirm = link_page(
+        confirm_by_token,
+        "email/confirmed.html.j2",
+        lambda exc: {"expired": exc.expired, "valid_days": MAX_AGE[CONFIRM].days},
+        confirmed,
+    )
+    unsubscribe = link_page(
+        unsubscribe_by_token,
+        "email/unsubscribe.html.j2",
+        lambda exc: {},
+        lambda result: log.info("one-click unsubscribe: %d subscription(s)", len(result.profiles)),
+    )
+    vote = link_page(vote_by_token, "email/vote.html.j2", lambda exc: {"result": None})
 
     return [
         Route("/email/confirm", confirm, methods=["GET", "POST"]),
