@@ -53,3 +53,12 @@ def copy_in(queries: np.ndarray, rows: np.ndarray, threshold: float = DUPLICATE_
         hit = sims[np.arange(len(sims)), best] >= threshold
         out[start : start + CHUNK] = np.where(hit, best, -1)
     return out
+
+
+def fold_copies(candidates: np.ndarray, sent: np.ndarray, threshold: float = DUPLICATE_COSINE) -> np.ndarray:
+    """For candidate rows in order (best first), given the rows already sent: (N,) the
+    candidate each one is a copy of (itself when it is the first of its text), or -1 when
+    its text has been sent already under another id."""
+    rows = np.concatenate([np.asarray(sent, dtype=np.float32), np.asarray(candidates, dtype=np.float32)])
+    first = first_copies(rows, threshold)[len(sent) :]
+    return np.where(first < len(sent), -1, first - len(sent))

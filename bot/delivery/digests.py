@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Database, Delivery, Digest, Subscription, utcnow
+from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
 from bot.scores.rankings import (
     RankedPreprint,
     preprints_by_id,
@@ -31,7 +31,9 @@ from bot.scores.rankings import (
     window_bounds,
     window_scores,
 )
+from bot.scores.embeddings import cached_vectors, stack
 from bot.scores.update import ScoringContext
+from scoring.duplicates import fold_copies
 from scoring.errors import InputError
 from scoring.thresholds import Threshold
 from scoring.window import top_share, window_stats
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 SCHEDULES = ("hourly", "daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# A digest looks this many times its room ahead for copies of what it shows (they are
+# folded into one item, so they must not use up the room).
+COPY_ROOM = 3
 PERIOD = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
 
@@ -93,19 +98,25 @@ def plan_digest(
     room = sub.max_items - _sent_in_open_digest(session, sub.id)
     fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
     threshold = threshold_of(sub)
-    picked: list[tuple[int, float, float]] = []
+    passing: list[tuple[int, float, float]] = []
     for row, share in zip(rows, shares, strict=True):
         if row.preprint_id in delivered or _as_utc(row.first_seen_at) < fresh_from:
             continue
-        if len(picked) >= room:
+        if len(passing) >= room * COPY_ROOM:
             break
         if threshold.passes(row.score, float(share), stats.lift(row.score)):
-            picked.append((row.preprint_id, row.score, float(share)))
-    preprints = preprints_by_id(session, [pid for pid, _, _ in picked])
+            passing.append((row.preprint_id, row.score, float(share)))
+    sent_in_window = [row.preprint_id for row in rows if row.preprint_id in delivered]
+    leaders = _fold_copies(session, ctx, [pid for pid, _, _ in passing], sent_in_window)
+    picked = [entry for entry in passing if entry[0] in leaders][: max(room, 0)]
+    copies = {pid: leaders[pid] for pid, _, _ in picked}
+    preprints = preprints_by_id(session, [pid for pid, _, _ in picked] + [c for cs in copies.values() for c in cs])
     chosen = [(preprints[pid], score, share) for pid, score, share in picked]
     reasons = reasons_for(session, ctx, sub.profile, [p for p, _, _ in chosen]) if ctx and chosen else {}
     items = [
-        ranked_item(i + 1, p, score, share, stats.lift(score), reasons.get(p.id, []))
+        ranked_item(
+            i + 1, p, score, share, stats.lift(score), reasons.get(p.id, []), [preprints[c] for c in copies[p.id]]
+        )
         for i, (p, score, share) in enumerate(chosen)
     ]
     return DigestPlan(
@@ -121,6 +132,33 @@ def plan_digest(
         day=now.date(),
         profile_id=sub.profile_id,
     )
+
+
+def _fold_copies(
+    session: Session, ctx: ScoringContext | None, candidates: list[int], sent: list[int]
+) -> dict[int, list[int]]:
+    """The candidates (best first) a digest shows, each with the ids of its copies among
+    the others: one preprint under several ids (a new DOI, a cross-post) is one item, and
+    one whose text went out under another id is not sent again (scoring.duplicates).
+    Without a scoring context there are no vectors to compare, and every candidate stands."""
+    if ctx is None or not candidates:
+        return {pid: [] for pid in candidates}
+    ids = sent + candidates
+    hashes = dict(session.execute(select(Preprint.id, Preprint.content_hash).where(Preprint.id.in_(ids))).all())
+    vectors = cached_vectors(session, ctx.vectors, list(hashes.values()))
+    if len(vectors) < len(set(hashes.values())):  # not embedded yet: nothing to compare
+        return {pid: [] for pid in candidates}
+    dim = len(next(iter(vectors.values())))
+    first = fold_copies(
+        stack(vectors, [hashes[pid] for pid in candidates], dim), stack(vectors, [hashes[pid] for pid in sent], dim)
+    )
+    leaders: dict[int, list[int]] = {}
+    for i, (pid, lead) in enumerate(zip(candidates, first.tolist(), strict=True)):
+        if lead == i:
+            leaders[pid] = []
+        elif lead >= 0:  # a copy points at an earlier candidate, the best-scored of its text
+            leaders[candidates[lead]].append(pid)
+    return leaders
 
 
 def _sent_in_open_digest(session: Session, subscription_id: int) -> int:

@@ -40,6 +40,15 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class OtherCopy:
+    """The same text under another identifier (a new DOI, a cross-post to another server)."""
+
+    server: str
+    identifier: str
+    url: str
+
+
+@dataclass(frozen=True)
 class RankedPreprint:
     rank: int
     title: str
@@ -55,6 +64,7 @@ class RankedPreprint:
     lift: float
     abstract: str
     why: list[Reason] = field(default_factory=list)
+    also: list[OtherCopy] = field(default_factory=list)
 
     @property
     def score_text(self) -> str:
@@ -245,7 +255,15 @@ def window_score_ids(session: Session, profile_id: int, since: date, until: date
     return [(i, float(s)) for i, s in rows]
 
 
-def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float, why: list[Reason]) -> RankedPreprint:
+def ranked_item(
+    rank: int,
+    p: Preprint,
+    score: float,
+    share: float,
+    lift: float,
+    why: list[Reason],
+    also: list[Preprint] = (),
+) -> RankedPreprint:
     return RankedPreprint(
         rank=rank,
         title=p.title,
@@ -261,6 +279,7 @@ def ranked_item(rank: int, p: Preprint, score: float, share: float, lift: float,
         lift=lift,
         abstract=p.abstract,
         why=why,
+        also=[OtherCopy(c.server, c.identifier, c.url) for c in also],
     )
 
 

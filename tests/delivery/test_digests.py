@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import json
+
+import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.db import Delivery, Digest, Preprint, Profile, ReferencePaper, Score, ScoringRun, Subscription, utcnow
+from bot.db import (
+    Delivery,
+    Digest,
+    Embedding,
+    Preprint,
+    Profile,
+    ReferencePaper,
+    Score,
+    ScoringRun,
+    Subscription,
+    utcnow,
+)
 from bot.delivery.digests import (
     ClaimLost,
     Claims,
@@ -20,8 +34,12 @@ from bot.delivery.digests import (
     record_delivery,
     run_due_digests,
 )
+from bot.delivery.email.messages import Section, build_digest_message
+from bot.delivery.slack import blocks
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.web.access import WebLinks
 from scoring.thresholds import ThresholdError
+from tests.mail_data import mail_settings
 
 NOW = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 CHANNEL = Target("slack", team_id="T1", channel_id="C1")
@@ -249,3 +267,87 @@ def test_run_due_digests_reports_a_claimed_subscription_busy_and_leaves_it(db):
     assert run_due_digests(db, [ok], NOW, force=True) == [] and ok.calls == [[sub]]
     with db.session() as session:
         assert session.get(Subscription, sub).claimed_by is None  # released after the run
+
+
+def _store_vectors(db, key: str, vectors: dict[str, np.ndarray]) -> None:
+    with db.session() as session:
+        for content_hash, vector in vectors.items():
+            unit = (vector / np.linalg.norm(vector)).astype(np.float32)
+            session.merge(Embedding(model=key, content_hash=content_hash, dim=len(unit), vector=unit.tobytes()))
+
+
+def _add_copy(db, of: int, identifier: str, server: str) -> None:
+    """Another preprint with the stored text of preprint `of` (nearly the same vector) and its score."""
+    with db.session() as session:
+        original = session.scalar(select(Preprint).where(Preprint.identifier == f"10.1101/{of:06d}"))
+        score = session.scalar(select(Score).where(Score.preprint_id == original.id))
+        copy = Preprint(
+            server=server,
+            identifier=identifier,
+            title=f"Copy of {original.title}",
+            abstract=original.abstract,
+            content_hash=f"copy-{identifier}",
+            posted=original.posted,
+            url=f"https://y/{identifier}",
+            first_seen_at=original.first_seen_at,
+        )
+        session.add(copy)
+        session.flush()
+        session.add(
+            Score(preprint_id=copy.id, profile_id=score.profile_id, run_id=score.run_id, score=score.score - 0.001)
+        )
+
+
+def test_copies_of_one_text_are_one_item_with_their_other_ids_and_are_not_sent_again(db, scoring_ctx):
+    rng = np.random.default_rng(3)
+    seed(db, [0.20, 0.30, 0.40, 0.50])  # four distinct preprints, best first: 3, 2, 1, 0
+    texts = {f"h{i}": rng.standard_normal(384) for i in range(4)}
+    texts |= {f"r{i}": rng.standard_normal(384) for i in range(5)}
+    _add_copy(db, 3, "10.1101/000003v-cross", "medrxiv")
+    _add_copy(db, 3, "2605.00001", "arxiv")
+    texts |= {"copy-10.1101/000003v-cross": texts["h3"] + 0.01 * rng.standard_normal(384)}
+    texts |= {"copy-2605.00001": texts["h3"] + 0.01 * rng.standard_normal(384)}
+    _store_vectors(db, scoring_ctx.vectors, texts)
+    sub_id = make_sub(db, "min 10%", max_items=3)
+
+    with db.session() as session:
+        first = plan_digest(session, scoring_ctx, session.get(Subscription, sub_id), NOW)
+    assert [i.identifier for i in first.items] == ["10.1101/000003", "10.1101/000002", "10.1101/000001"]
+    assert [(c.server, c.identifier) for c in first.items[0].also] == [
+        ("medrxiv", "10.1101/000003v-cross"),
+        ("arxiv", "2605.00001"),
+    ]
+    assert all(not i.also for i in first.items[1:])  # the copies took no room: three texts, three items
+
+    record_delivery(db, sub_id, first.preprint_ids[0], None, 0.5)
+    _add_copy(db, 3, "10.1101/000003-late", "biorxiv")  # the same text again, after it went out
+    _store_vectors(db, scoring_ctx.vectors, {"copy-10.1101/000003-late": texts["h3"]})
+    with db.session() as session:
+        later = plan_digest(session, scoring_ctx, session.get(Subscription, sub_id), NOW)
+    shown = [i.identifier for i in later.items]
+    assert "10.1101/000003-late" not in shown and "2605.00001" not in shown
+    assert shown == ["10.1101/000002", "10.1101/000001", "10.1101/000000"]
+
+
+def test_a_digest_item_names_the_other_ids_of_its_text_in_slack_and_email(db, scoring_ctx):
+    rng = np.random.default_rng(4)
+    seed(db, [0.30, 0.50])
+    _add_copy(db, 1, "2605.00002", "arxiv")
+    texts = {f"h{i}": rng.standard_normal(384) for i in range(2)} | {
+        f"r{i}": rng.standard_normal(384) for i in range(5)
+    }
+    _store_vectors(db, scoring_ctx.vectors, texts | {"copy-2605.00002": texts["h1"]})
+    sub_id = make_sub(db, "min 10%")
+    with db.session() as session:
+        digest = plan_digest(session, scoring_ctx, session.get(Subscription, sub_id), NOW)
+    settings = mail_settings("sqlite://", "smtp://127.0.0.1:1")
+
+    item = blocks.message("digest_item", item=digest.items[0], preprint_id=1, vote="1:1", links=WebLinks(settings))
+    slack = json.dumps(item["blocks"])
+    assert "Also posted as <https://y/2605.00002|2605.00002> (arxiv)" in slack
+    email = build_digest_message(settings, "ada@example.org", [Section(sub_id, digest, "Genetics", "https://u")], NOW)
+    text = email.get_body(("plain",)).get_content()
+    html = email.get_body(("html",)).get_content()
+    assert "Also posted as 2605.00002 (arXiv)" in text
+    assert 'Also posted as <a href="https://y/2605.00002"' in html
+    assert text.count("2605.00002") == 1  # one item, not two

@@ -69,6 +69,7 @@ def readable(item: RankedPreprint) -> RankedPreprint:
         doi=one_line(item.doi) or None,
         abstract=one_line(item.abstract),
         why=[replace(r, title=one_line(r.title)) for r in item.why],
+        also=[replace(c, identifier=one_line(c.identifier), url=web_url(c.url)) for c in item.also],
     )
 
 
