@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
+from bot.scores.embeddings import cached_vectors, stack
 from bot.scores.rankings import (
     RankedPreprint,
     preprints_by_id,
@@ -31,7 +32,6 @@ from bot.scores.rankings import (
     window_bounds,
     window_scores,
 )
-from bot.scores.embeddings import cached_vectors, stack
 from bot.scores.update import ScoringContext
 from scoring.duplicates import fold_copies
 from scoring.errors import InputError
