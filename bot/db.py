@@ -212,6 +212,9 @@ class Subscription(Base):
     # One sender at a time (bot.delivery.digests.Claims): who holds the digest, and until when.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the digest is narrowed to (bot.fulltext.Narrowing), as JSON lists; [] narrows nothing.
+    keywords_json: Mapped[str] = mapped_column(Text, default="[]")
+    categories_json: Mapped[str] = mapped_column(Text, default="[]")
 
     profile: Mapped[Profile] = relationship()
 

@@ -30,16 +30,32 @@ def email_subscribe(
     weekday: Annotated[str, typer.Option(help="For weekly: monday..sunday")] = "monday",
     tz: Annotated[str, typer.Option("--timezone", help="IANA time zone, e.g. Europe/Berlin")] = "UTC",
     max_items: Annotated[int, typer.Option(min=1, max=50, help="At most this many preprints per profile")] = 20,
+    keyword: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keyword", "-k", help='Only preprints mentioning these words ("gene drive"); repeat for any of several'
+        ),
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only preprints in this subject category; repeatable")
+    ] = None,
 ) -> None:
     """Follow a profile by email; the address gets a confirmation link first (double opt-in)."""
     from bot.delivery.email.smtp import MailError
     from bot.delivery.email.subscriptions import subscribe_email
     from bot.delivery.subscriptions import Options
+    from bot.fulltext import Narrowing
 
-    options = Options(
-        threshold=threshold, schedule=schedule, at_time=at, weekday=weekday, timezone=tz, max_items=max_items
-    )
     with database() as (settings, db):
+        options = Options(
+            threshold=threshold,
+            schedule=schedule,
+            at_time=at,
+            weekday=weekday,
+            timezone=tz,
+            max_items=max_items,
+            narrowing=Narrowing.of(keyword or [], category or []),
+        )
         try:
             result = subscribe_email(db, settings, address, profile, options, created_by="cli")
         except MailError as exc:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
+from bot.fulltext import Narrowing, narrowed_ids
 from bot.scores.embeddings import cached_vectors, stack
 from bot.scores.rankings import (
     RankedPreprint,
@@ -70,6 +71,7 @@ class DigestPlan:
     preprint_ids: list[int]
     day: date = field(default_factory=date.today)
     profile_id: int | None = None
+    narrowed: str = ""  # 'mentioning crispr, in genetics': what the subscription narrows to
 
     @property
     def empty(self) -> bool:
@@ -78,6 +80,10 @@ class DigestPlan:
 
 def threshold_of(sub: Subscription) -> Threshold:
     return Threshold(sub.threshold_kind, sub.threshold_value)
+
+
+def narrowing_of(sub: Subscription) -> Narrowing:
+    return Narrowing.from_json(sub.keywords_json, sub.categories_json)
 
 
 def plan_digest(
@@ -97,10 +103,13 @@ def plan_digest(
     # A digest that died halfway resumes with what is left of its cap, not a fresh one.
     room = sub.max_items - _sent_in_open_digest(session, sub.id)
     fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
-    threshold = threshold_of(sub)
+    threshold, narrowing = threshold_of(sub), narrowing_of(sub)
+    narrowed = narrowed_ids(session, narrowing, since, until)
     passing: list[tuple[int, float, float]] = []
     for row, share in zip(rows, shares, strict=True):
         if row.preprint_id in delivered or _as_utc(row.first_seen_at) < fresh_from:
+            continue
+        if narrowed is not None and row.preprint_id not in narrowed:
             continue
         if len(passing) >= room * COPY_ROOM:
             break
@@ -131,6 +140,7 @@ def plan_digest(
         preprint_ids=[p.id for p, _, _ in chosen],
         day=now.date(),
         profile_id=sub.profile_id,
+        narrowed=narrowing.describe(),
     )
 
 

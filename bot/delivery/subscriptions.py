@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import Subscription, utcnow
-from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, next_run, parse_time, threshold_of, zone
+from bot.delivery.digests import (
+    SCHEDULES,
+    WEEKDAYS,
+    ScheduleError,
+    narrowing_of,
+    next_run,
+    parse_time,
+    threshold_of,
+    zone,
+)
+from bot.fulltext import Narrowing
 from bot.profiles.catalog import find_profile
 from scoring.thresholds import parse_threshold
 
@@ -43,6 +54,7 @@ class Options:
     timezone: str = "UTC"
     max_items: int = DEFAULT_MAX_ITEMS
     send_empty: bool = False
+    narrowing: Narrowing = Narrowing()
 
 
 def subscribe(
@@ -87,6 +99,9 @@ def subscribe(
     sub.timezone = options.timezone
     sub.max_items = options.max_items
     sub.send_empty = options.send_empty
+    narrowing = Narrowing.of(options.narrowing.keywords, options.narrowing.categories)
+    sub.keywords_json = json.dumps(list(narrowing.keywords))
+    sub.categories_json = json.dumps(list(narrowing.categories))
     sub.next_run_at = next_run(sub, now or utcnow())
     session.flush()
     return sub, created
@@ -121,8 +136,10 @@ def describe(sub: Subscription) -> str:
         "daily": f"daily at {sub.at_time} {sub.timezone}",
         "weekly": f"weekly on {WEEKDAYS[sub.weekday].title()} at {sub.at_time} {sub.timezone}",
     }[sub.schedule]
+    narrowed = narrowing_of(sub).describe()
+    narrowed = f", {narrowed}" if narrowed else ""
     state = "" if sub.status == "active" else f" [{sub.status}{': ' + sub.status_reason if sub.status_reason else ''}]"
-    return f"{sub.profile.name}: {threshold_of(sub).describe()}, {when}, up to {sub.max_items}{state}"
+    return f"{sub.profile.name}: {threshold_of(sub).describe()}, {when}, up to {sub.max_items}{narrowed}{state}"
 
 
 def _weekday(value: str | int) -> int:

@@ -10,16 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile
+from bot.fulltext import Narrowing, narrowed_ids
 from bot.scores.rankings import RankedPreprint, ranked_item, window_bounds, window_score_ids
-from bot.web.search import matching_ids
 from scoring.window import top_share, window_stats
 
 MAX_PROFILES = 10
-MAX_TERMS = 10
 
 
 @dataclass(frozen=True)
@@ -60,20 +59,9 @@ def custom_feed(
             if pid not in best or score > best[pid][0]:
                 best[pid] = (score, float(share), stats.lift(score), profile.name)
     keep = set(best)
-    if categories:
-        wanted = [c.casefold() for c in categories]
-        keep &= set(
-            session.scalars(
-                select(Preprint.id).where(
-                    Preprint.posted >= since, Preprint.posted <= until, func.lower(Preprint.category).in_(wanted)
-                )
-            )
-        )
-    if keywords:
-        hits: set[int] = set()
-        for keyword in keywords:
-            hits.update(matching_ids(session, keyword))
-        keep &= hits
+    narrowed = narrowed_ids(session, Narrowing(tuple(keywords), tuple(categories)), since, until)
+    if narrowed is not None:
+        keep &= narrowed
     order = sorted(keep, key=lambda pid: (-best[pid][0], pid))
     shown = order[:limit]
     rows = {p.id: p for p in session.scalars(select(Preprint).where(Preprint.id.in_(shown)))} if shown else {}

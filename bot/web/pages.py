@@ -23,11 +23,12 @@ from starlette.routing import Route
 from bot.config import Settings
 from bot.db import Database, Preprint, Profile
 from bot.delivery.email.tokens import secret_key
+from bot.fulltext import MAX_QUERY, MAX_TERMS
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
 from bot.web.access import KEY_PARAM, key_matches
-from bot.web.custom import MAX_PROFILES, MAX_TERMS, CustomFeed, custom_feed
+from bot.web.custom import MAX_PROFILES, CustomFeed, custom_feed
 from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
     NotFound,
@@ -40,7 +41,7 @@ from bot.web.queries import (
     profile_summaries,
     reference_papers,
 )
-from bot.web.search import MAX_QUERY, search_preprints, search_profiles
+from bot.web.search import search_preprints, search_profiles
 from scoring.errors import ScoutError
 from scoring.text import one_line
 from scoring.thresholds import ThresholdError

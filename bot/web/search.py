@@ -1,50 +1,14 @@
-"""Search over profiles and preprints with the database's own full-text index (migration
-0012: FTS5 on SQLite, a tsvector on PostgreSQL), and the keyword filter of custom feeds.
-
-What a person typed is never passed as query syntax: each word becomes a quoted term on
-SQLite and goes through plainto_tsquery on PostgreSQL, so `"`, `*`, `NEAR` or `:` are
-only text.
-"""
+"""The web's search box: profiles by name, preprints by DOI, arXiv id or full text
+(bot/fulltext.py)."""
 
 from __future__ import annotations
 
-import re
-
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile
+from bot.fulltext import matching_ids, words
 from bot.ingest.identifiers import parse_preprint_id
-
-MAX_QUERY = 200
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def words(query: str) -> list[str]:
-    return _WORD.findall(query[:MAX_QUERY].casefold())
-
-
-def matching_ids(session: Session, query: str, limit: int | None = None, within: list[int] | None = None) -> list[int]:
-    """Preprints whose title, abstract, authors or DOI hold every word of `query`, best match
-    first; `within` narrows to those ids."""
-    terms = words(query)
-    if not terms:
-        return []
-    if session.get_bind().dialect.name == "sqlite":
-        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        sql = "SELECT rowid FROM preprints_fts WHERE preprints_fts MATCH :q ORDER BY rank"
-        params: dict = {"q": match}
-    else:
-        sql = (
-            "SELECT id FROM preprints, plainto_tsquery('english', :q) query "
-            "WHERE search @@ query ORDER BY ts_rank(search, query) DESC, id"
-        )
-        params = {"q": " ".join(terms)}
-    ids = [row[0] for row in session.execute(text(sql), params)]
-    if within is not None:
-        keep = set(within)
-        ids = [i for i in ids if i in keep]
-    return ids[:limit] if limit is not None else ids
 
 
 def search_profiles(session: Session, query: str, limit: int = 10) -> list[str]:

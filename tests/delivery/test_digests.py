@@ -36,6 +36,7 @@ from bot.delivery.digests import (
 from bot.delivery.email.messages import Section, build_digest_message
 from bot.delivery.slack import blocks
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
+from bot.fulltext import Narrowing
 from bot.web.access import WebLinks
 from scoring.thresholds import ThresholdError
 from tests.mail_data import mail_settings
@@ -350,3 +351,30 @@ def test_a_digest_item_names_the_other_ids_of_its_text_in_slack_and_email(db, sc
     assert "Also posted as 2605.00002 (arXiv)" in text
     assert 'Also posted as <a href="https://y/2605.00002"' in html
     assert text.count("2605.00002") == 1  # one item, not two
+
+
+def test_a_subscription_narrowed_to_keywords_and_categories_gets_only_those(db):
+    seed(db, [0.20, 0.30, 0.40, 0.50, 0.60])
+    texts = [
+        ("CRISPR screens in yeast", "genetics"),
+        ("A gene drive for malaria mosquitoes", "Ecology"),
+        ("CRISPR in crop plants", "plant biology"),  # a keyword, but not a category asked for
+        ("Gene expression in the liver", "genetics"),  # the category, but only one word of "gene drive"
+        ("Soil microbes", "ecology"),
+    ]
+    with db.session() as session:
+        for i, (title, category) in enumerate(texts):
+            row = session.scalar(select(Preprint).where(Preprint.identifier == f"10.1101/{i:06d}"))
+            row.title, row.category = title, category
+    narrowing = Narrowing.of(["crispr", " gene  drive ", "CRISPR"], ["genetics", "ecology"])
+    sub_id = make_sub(db, "min 10%", narrowing=narrowing)
+
+    digest = plan(db, sub_id)
+    assert [i.title for i in digest.items] == ["A gene drive for malaria mosquitoes", "CRISPR screens in yeast"]
+    assert digest.narrowed == 'mentioning crispr or "gene drive", in genetics or ecology'
+    with db.session() as session:
+        assert describe(session.get(Subscription, sub_id)).endswith(
+            'up to 20, mentioning crispr or "gene drive", in genetics or ecology'
+        )
+    # The percentile is still among every preprint of the profile's window, narrowed or not.
+    assert [round(i.top_share, 2) for i in digest.items] == [0.8, 1.0]  # 4th and 5th of 5

@@ -10,7 +10,7 @@ import feedparser
 from sqlalchemy import delete, select, update
 
 from bot.db import Database, Preprint
-from bot.web.search import matching_ids
+from bot.fulltext import matching_ids
 from tests.fake_slack import seed_catalog
 from tests.web.test_feeds import rfc4287_problems
 from tests.web.test_pages import PROFILES, client, score_of

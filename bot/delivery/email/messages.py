@@ -74,7 +74,8 @@ def readable(item: RankedPreprint) -> RankedPreprint:
 
 
 def readable_plan(plan: DigestPlan) -> DigestPlan:
-    return replace(plan, profile=one_line(plan.profile), items=[readable(i) for i in plan.items])
+    items = [readable(i) for i in plan.items]
+    return replace(plan, profile=one_line(plan.profile), narrowed=one_line(plan.narrowed), items=items)
 
 
 def link(settings: Settings, path: str, token: str) -> str:

@@ -19,6 +19,7 @@ from bot.delivery.email.smtp import (
 )
 from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, VOTE, LinkToken, TokenError, read_token
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
+from bot.fulltext import Narrowing
 from bot.profiles.votes import FROM_EMAIL, Voter, record_vote
 from scoring.errors import InputError
 from scoring.text import one_line
@@ -100,11 +101,12 @@ def subscribe_email_from_slack(
     profile: str,
     schedule: str = "daily",
     threshold: str | None = None,
+    narrowing: Narrowing | None = None,
     user_id: str = "",
     team_id: str = "",
     now: datetime | None = None,
 ) -> str:
-    """`/scout email PROFILE [daily|weekly] [threshold]` for a Slack user, to their own address.
+    """`/scout email PROFILE [daily|weekly] [threshold] [kw:... cat:...]` for a Slack user, to their own address.
 
     `email` is the user's `profile.email` from users.info: Slack verified it, so there is no
     confirmation round trip. Returns the reply for Slack; raises SettingsError, ProfileError,
@@ -119,7 +121,7 @@ def subscribe_email_from_slack(
         settings,
         email,
         profile,
-        Options(threshold=threshold, schedule=schedule),
+        Options(threshold=threshold, schedule=schedule, narrowing=narrowing or Narrowing()),
         created_by=f"slack:{team_id}:{user_id}" if team_id else f"slack:{user_id}",
         verified=True,
         now=now,

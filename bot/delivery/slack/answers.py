@@ -129,7 +129,13 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
     if isinstance(cmd, MatchText):
         return _match_message(match_text(session, ctx, cmd.text))
     if isinstance(cmd, Subscribe):
-        options = Options(threshold=cmd.threshold, schedule=cmd.schedule, at_time=cmd.at_time, weekday=cmd.weekday)
+        options = Options(
+            threshold=cmd.threshold,
+            schedule=cmd.schedule,
+            at_time=cmd.at_time,
+            weekday=cmd.weekday,
+            narrowing=cmd.narrowing,
+        )
         sub, created = subscribe(session, where.target, cmd.profile, options, created_by=where.user_id)
         verb = "Subscribed" if created else "Updated"
         when = sub.next_run_at.strftime("%Y-%m-%d %H:%M UTC") if sub.next_run_at else "soon"
@@ -196,6 +202,7 @@ def email_answer(cmd: Email, db: Database, settings: Settings, where: Where, cli
             profile=cmd.profile,
             schedule=cmd.schedule,
             threshold=cmd.threshold,
+            narrowing=cmd.narrowing,
             user_id=where.user_id,
             team_id=where.team_id,
         )

@@ -3,10 +3,10 @@
 help
 rank PROFILE [N days] [top N] [public]
 match DOI | arXiv id | title and abstract
-subscribe PROFILE [top 1% | min 5% | lift 100] [hourly|daily|weekly] [on DAY] [at HH:MM]
+subscribe PROFILE [top 1% | min 5% | lift 100] [hourly|daily|weekly] [on DAY] [at HH:MM] [kw:WORDS] [cat:CATEGORY]
 unsubscribe PROFILE | all
 subscriptions
-email PROFILE [daily|weekly] [top 1% | min 5% | lift 100]
+email PROFILE [daily|weekly] [top 1% | min 5% | lift 100] [kw:WORDS] [cat:CATEGORY]
 profiles [search]
 """
 
@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from bot.delivery.digests import SCHEDULES, WEEKDAYS, ScheduleError, parse_time
+from bot.fulltext import Narrowing, NarrowingError
 from bot.ingest.identifiers import parse_preprint_id
 from scoring.errors import InputError
 from scoring.thresholds import KINDS, ThresholdError, parse_threshold
@@ -33,12 +34,13 @@ USAGE = {
     "`/scout rank Neural Networks 30 days top 5`",
     "match": "`/scout match DOI|arXiv id|text`: the profiles a preprint fits, e.g. "
     "`/scout match 10.1101/2024.01.01.123456` or `/scout match 2405.01234`",
-    "subscribe": "`/scout subscribe PROFILE [top 1% | min 5% | lift 100] [daily|weekly|hourly] [at HH:MM]`: "
-    "a digest in this channel, e.g. `/scout subscribe Neural Networks top 1% weekly at 09:00`",
+    "subscribe": "`/scout subscribe PROFILE [top 1% | min 5% | lift 100] [daily|weekly|hourly] [at HH:MM] "
+    "[kw:WORDS] [cat:CATEGORY]`: a digest in this channel, e.g. `/scout subscribe Neural Networks top 1% weekly "
+    'at 09:00`; `kw:crispr kw:"gene drive" cat:genetics` keeps only preprints mentioning either, in that category',
     "unsubscribe": "`/scout unsubscribe PROFILE|all`: stop this channel's digests",
     "subscriptions": "`/scout subscriptions`: what this channel follows",
-    "email": "`/scout email PROFILE [daily|weekly] [top 1% | min 5% | lift 100]`: a digest by email to the address "
-    "of your Slack profile, e.g. `/scout email PLOS Genetics weekly top 5%`",
+    "email": "`/scout email PROFILE [daily|weekly] [top 1% | min 5% | lift 100] [kw:WORDS] [cat:CATEGORY]`: a digest "
+    "by email to the address of your Slack profile, e.g. `/scout email PLOS Genetics weekly top 5% kw:crispr`",
     "profiles": "`/scout profiles [search]`: the profiles you can rank and follow",
 }
 SUBCOMMANDS = tuple(USAGE)
@@ -92,6 +94,7 @@ class Subscribe:
     schedule: str = "daily"
     at_time: str = "08:00"
     weekday: int = 0
+    narrowing: Narrowing = Narrowing()
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Email:
     profile: str
     schedule: str = "daily"
     threshold: str | None = None
+    narrowing: Narrowing = Narrowing()
 
 
 Command = Help | Rank | MatchId | MatchText | Subscribe | Unsubscribe | ListSubscriptions | ListProfiles | Email
@@ -131,6 +135,8 @@ _BAD_THRESHOLD = re.compile(rf"\s+({'|'.join(KINDS)})(?:\s+\S+)?$", re.IGNORECAS
 _SCHEDULE = re.compile(r"\s+(" + "|".join(SCHEDULES) + r")$", re.IGNORECASE)
 _AT = re.compile(r"\s+at\s+(\S+)$", re.IGNORECASE)
 _ON = re.compile(r"\s+on\s+([a-z]+)$", re.IGNORECASE)
+# kw:word, kw:"two words" (Slack may send curly quotes), cat:genetics
+_FILTER = re.compile(r'(?:^|(?<=\s))(kw|cat):(?:"([^"]*)"|\u201c([^\u201d]*)\u201d|(\S+))', re.IGNORECASE)
 
 
 def clean(text: str) -> str:
@@ -224,7 +230,23 @@ def _match(rest: str) -> MatchId | MatchText:
     return MatchText(rest)
 
 
+def _narrowing(rest: str, subcommand: str) -> tuple[str, Narrowing]:
+    """`kw:crispr kw:"gene drive" cat:genetics` taken out of the text, wherever they are."""
+    found: dict[str, list[str]] = {"kw": [], "cat": []}
+
+    def take(m: re.Match) -> str:
+        found[m.group(1).lower()].append(next(g for g in m.groups()[1:] if g is not None))
+        return " "
+
+    rest = _FILTER.sub(take, rest)
+    try:
+        return " ".join(rest.split()), Narrowing.of(found["kw"], found["cat"])
+    except NarrowingError as exc:
+        raise UsageError(str(exc).capitalize() + ".", subcommand) from None
+
+
 def _subscribe(rest: str) -> Subscribe:
+    rest, narrowing = _narrowing(rest, "subscribe")
     tail = " " + rest
     threshold: str | None = None
     schedule, at_time, weekday = "daily", "08:00", 0
@@ -258,10 +280,11 @@ def _subscribe(rest: str) -> Subscribe:
         raise UsageError("Which profile should this channel follow?", "subscribe")
     if "on" in seen and schedule != "weekly":
         raise UsageError("`on DAY` goes with `weekly`, e.g. `weekly on monday at 09:00`.", "subscribe")
-    return Subscribe(profile, threshold, schedule, at_time, weekday)
+    return Subscribe(profile, threshold, schedule, at_time, weekday, narrowing)
 
 
 def _email(rest: str) -> Email:
+    rest, narrowing = _narrowing(rest, "email")
     try:
         profile, schedule, threshold = parse_email_command(rest)
     except ValueError:
@@ -273,7 +296,7 @@ def _email(rest: str) -> Email:
             raise UsageError(str(exc).capitalize() + ".", "email") from None
     elif (m := _BAD_THRESHOLD.search(" " + profile)) and profile[: m.start()].strip():
         raise UsageError(f"`{m.group(0).strip()}` is not a threshold.", "email")
-    return Email(profile, schedule, threshold)
+    return Email(profile, schedule, threshold, narrowing)
 
 
 def _weekday(text: str) -> int:

@@ -663,7 +663,9 @@ def test_cli_subscribe_list_unsubscribe(seeded, smtp, scout):
     )
     assert "confirmation sent to ada@example.org" in out.stdout
     assert len(smtp.messages) == 1 and smtp.messages[0].message["Subject"].startswith("Confirm")
-    scout("email", "subscribe", "ada@example.org", "elife")
+    scout(
+        "email", "subscribe", "ada@example.org", "elife", "-k", "gene drive", "-k", "crispr", "--category", "genomics"
+    )
     import json
 
     rows = json.loads(scout("email", "list", "--json").stdout)
@@ -672,6 +674,7 @@ def test_cli_subscribe_list_unsubscribe(seeded, smtp, scout):
         ("ada@example.org", "eLife", "pending"),
     ]
     assert "top 5%, weekly" in rows[0]["description"]
+    assert 'up to 20, mentioning "gene drive" or crispr, in genomics [pending]' in rows[1]["description"]
     assert "pending" in scout("email", "list").stdout
 
     assert "unsubscribed ada@example.org from eLife" in scout("email", "unsubscribe", "ada@example.org", "elife").stdout
@@ -682,6 +685,7 @@ def test_cli_subscribe_list_unsubscribe(seeded, smtp, scout):
     assert "not an email address" in bad.stderr and "Traceback" not in bad.stderr
     assert "Did you mean" in scout("email", "subscribe", "ada@example.org", "genetcs", code=2).stderr
     assert "threshold" in scout("email", "subscribe", "ada@example.org", "elife", "--threshold", "best", code=2).stderr
+    assert "at least one letter" in scout("email", "subscribe", "ada@example.org", "elife", "-k", "?", code=2).stderr
     del scout.env["SCOUT_SECRET_KEY"]
     assert "SCOUT_SECRET_KEY is not set" in scout("email", "subscribe", "ada@example.org", "elife", code=2).stderr
 

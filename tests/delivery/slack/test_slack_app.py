@@ -419,9 +419,11 @@ def test_subscribe_list_unsubscribe(live: Live):
         assert (sub.threshold_kind, sub.threshold_value, sub.schedule, sub.weekday) == ("top", 0.05, "weekly", 4)
     again = answer(live, "subscribe Neural Networks lift 100 daily")
     assert "Updated" in texts(again)
-    answer(live, "subscribe PLOS Genetics min 5%")
+    narrowed = texts(answer(live, 'subscribe PLOS Genetics min 5% kw:"gene drive" cat:genetics'))
+    assert 'PLOS Genetics: min 5%, daily at 08:00 UTC, up to 20, mentioning "gene drive", in genetics' in narrowed
     listed = texts(answer(live, "subscriptions"))
     assert "Neural Networks: lift 100x, daily at 08:00 UTC" in listed and "PLOS Genetics: min 5%" in listed
+    assert 'mentioning "gene drive", in genetics' in listed
     assert "follows no profiles" in texts(answer(live, "subscriptions", channel_id="C2"))
     assert "no longer gets digests for PLOS Genetics" in texts(answer(live, "unsubscribe plos genetics"))
     assert "no longer gets digests for Neural Networks" in texts(answer(live, "unsubscribe all"))

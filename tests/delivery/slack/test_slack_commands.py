@@ -24,6 +24,7 @@ from bot.delivery.slack.commands import (
     clean,
     parse_command,
 )
+from bot.fulltext import Narrowing
 from tests.fake_slack import validate_blocks
 
 
@@ -56,6 +57,17 @@ from tests.fake_slack import validate_blocks
         ("sub eLife at 07:00 daily top 0.5%", Subscribe("eLife", "top 0.5%", "daily", "07:00")),
         ("subscribe eLife weekly on wed", Subscribe("eLife", None, "weekly", "08:00", 2)),
         ("subscribe Top Journal", Subscribe("Top Journal")),
+        (
+            'subscribe PLOS Genetics kw:crispr top 5% weekly kw:"gene  drive" cat:Genetics',
+            Subscribe(
+                "PLOS Genetics", "top 5%", "weekly", narrowing=Narrowing(("crispr", "gene drive"), ("Genetics",))
+            ),
+        ),
+        (
+            "subscribe eLife kw:\u201cgene drive\u201d kw:crispr kw:crispr",
+            Subscribe("eLife", narrowing=Narrowing(("gene drive", "crispr"))),
+        ),
+        ("subscribe Journal of kw:x", Subscribe("Journal of", narrowing=Narrowing(("x",)))),
         ("unsubscribe PLOS Genetics", Unsubscribe("PLOS Genetics")),
         ("unsubscribe ALL", Unsubscribe(None)),
         ("subscriptions", ListSubscriptions()),
@@ -66,6 +78,10 @@ from tests.fake_slack import validate_blocks
         ("email PLOS Genetics weekly top 5%", Email("PLOS Genetics", "weekly", "top 5%")),
         ("EMAIL  eLife   min 2%  daily", Email("eLife", "daily", "min 2%")),
         ("email Top Journal", Email("Top Journal")),
+        (
+            "email PLOS Genetics weekly cat:genomics top 5%",
+            Email("PLOS Genetics", "weekly", "top 5%", Narrowing(categories=("genomics",))),
+        ),
     ],
 )
 def test_parses_what_users_type(text, expected):
@@ -105,6 +121,10 @@ def test_parses_what_users_type(text, expected):
         ("email eLife top 150%", "between 0% and 100%"),
         ("email eLife weekly lift 0.5", "above 1"),
         ("email eLife top many", "not a threshold"),
+        ("subscribe eLife " + " ".join(f"kw:w{i}" for i in range(11)), "most 10 keywords"),
+        ("subscribe eLife kw:?!", "at least one letter"),
+        ("email eLife cat:" + "x" * 201, "at most 200 characters"),
+        ("subscribe kw:crispr", "Which profile"),
     ],
 )
 def test_bad_input_says_what_would_work(text, hint):
