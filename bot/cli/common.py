@@ -19,6 +19,7 @@ from bot.db import Database, DatabaseUnavailable
 from bot.render import terminal_text
 from bot.scores.update import ScoringContext, update_scores
 from scoring.errors import ScoutError
+from scoring.progress import Advance, Steps
 from scoring.text import one_line
 
 # --help lists the panels in the order of the pipeline: set up, fetch, ask, deliver, run.
@@ -99,14 +100,19 @@ def scoring_context(settings: Settings, progress: Progress | None = None) -> Sco
     """The configured model, announced on stderr when it loads; long steps (embedding,
     fitting, scoring, writing) as bars on a terminal, else as log lines now and then."""
 
-    def bar(name: str, total: int):
-        assert progress is not None
+    return ScoringContext.from_settings(
+        settings, lambda message: err.print(f"[dim]{esc(message)}[/dim]"), bar_steps(progress) if progress else None
+    )
+
+
+def bar_steps(progress: Progress) -> Steps:
+    """Long steps (scoring.progress) as bars of one rich Progress."""
+
+    def step(name: str, total: int) -> Advance:
         task = progress.add_task(name, total=total)
         return lambda n: progress.advance(task, n)
 
-    return ScoringContext.from_settings(
-        settings, lambda message: err.print(f"[dim]{esc(message)}[/dim]"), bar if progress is not None else None
-    )
+    return step
 
 
 @contextmanager

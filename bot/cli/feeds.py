@@ -9,11 +9,24 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from bot.cli.common import JSON_HELP, api_bar, app, database, err, esc, fail, out, progress_bar, run_scoring
+from bot.cli.common import (
+    JSON_HELP,
+    api_bar,
+    app,
+    bar_steps,
+    database,
+    err,
+    esc,
+    fail,
+    out,
+    progress_bar,
+    run_scoring,
+)
 from bot.config import display_url
 from bot.db import Feed
 from bot.ingest.feeds import FeedError
 from bot.ingest.polling import add_feed, find_feed, poll_all, preview_feed
+from bot.scores.progress import logged_steps
 from bot.status import feed_health
 from scoring.text import one_line
 
@@ -98,7 +111,8 @@ def feeds_remove(key: Annotated[str, typer.Argument(help="Feed id, URL, shortcut
 def poll(no_score: Annotated[bool, typer.Option("--no-score", help="Only fetch and store")] = False) -> None:
     """Fetch every feed once, store new preprints, and score them."""
     with database() as (settings, db):
-        report = poll_all(db, settings)
+        with progress_bar() as progress:
+            report = poll_all(db, settings, progress=bar_steps(progress) if progress else logged_steps())
         if report.skipped_for:
             err.print(f"another poll is running ({esc(report.skipped_for)}); skipped this one", highlight=False)
             return

@@ -35,6 +35,7 @@ from bot.ingest.feeds import (
     parse_feed,
 )
 from scoring.errors import InputError
+from scoring.progress import Steps, begin_step
 from scoring.text import content_hash, one_line
 
 # The lease row that lets one poll run at a time (two would race to insert the same
@@ -158,10 +159,15 @@ def due_feed_ids(session: Session, now: datetime, default_minutes: int) -> list[
 
 
 def poll_all(
-    db: Database, settings: Settings, client: httpx.Client | None = None, feed_ids: list[int] | None = None
+    db: Database,
+    settings: Settings,
+    client: httpx.Client | None = None,
+    feed_ids: list[int] | None = None,
+    progress: Steps | None = None,
 ) -> PollReport:
     """Poll the given feeds (default: all): fetched a few at a time, each stored in its own
-    transaction as soon as it arrives. One poll at a time: another one running means this
+    transaction as soon as it arrives, counted off as a "fetching feeds" step (a bar on a
+    terminal, log lines in the clock). One poll at a time: another one running means this
     one is skipped (PollReport.skipped_for says whose)."""
     with poll_lease(db, settings) as lease:
         if lease.other is not None:
@@ -172,14 +178,14 @@ def poll_all(
         own = client is None
         client = client or http_client(settings)
         try:
-            return PollReport(_poll_feeds(db, settings, client, feed_ids, lease.mine))
+            return PollReport(_poll_feeds(db, settings, client, feed_ids, lease.mine, progress))
         finally:
             if own:
                 client.close()
 
 
 def _poll_feeds(
-    db: Database, settings: Settings, client: httpx.Client, feed_ids: list[int], holder: str
+    db: Database, settings: Settings, client: httpx.Client, feed_ids: list[int], holder: str, progress: Steps | None
 ) -> list[FeedResult]:
     feeds = {}
     with db.session() as session:
@@ -188,6 +194,7 @@ def _poll_feeds(
             if feed is not None:
                 feeds[feed_id] = (feed.url, feed.etag, feed.last_modified, feed.name)
     results: dict[int, FeedResult] = {}
+    fetched = begin_step(progress, "fetching feeds", len(feeds))
     with ThreadPoolExecutor(max_workers=settings.poll_workers, thread_name_prefix="poll") as pool:
         futures = {
             pool.submit(_fetch_and_parse, client, url, etag, modified, settings.feed_deadline): feed_id
@@ -197,6 +204,8 @@ def _poll_feeds(
             feed_id = futures[future]
             results[feed_id] = _store_outcome(db, feed_id, feeds[feed_id][3], future.result())
             renew_poll_lease(db, settings, holder)
+            if fetched:
+                fetched(1)
     return [results[feed_id] for feed_id in feeds]
 
 

@@ -30,6 +30,7 @@ from bot.db import ClockLease, Database, Preprint, utcnow
 from bot.delivery.digests import Claims, DigestOutcome, run_due_digests
 from bot.ingest.polling import PollReport, due_feed_ids, poll_all
 from bot.scores.embeddings import forget_unused_vectors
+from bot.scores.progress import logged_steps
 from bot.scores.update import ScoreReport, ScoringContext, forget_old_runs, update_scores
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class Cycle:
             ids = None if all_feeds else due_feed_ids(session, now, self.config.poll_minutes)
         report = CycleReport()
         if ids != []:
-            report.poll = poll_all(self.db, self.settings, feed_ids=ids)
+            report.poll = poll_all(self.db, self.settings, feed_ids=ids, progress=logged_steps())
             log.info(
                 "polled %d feeds: %d new, %d updated, %d failed",
                 len(report.poll.feeds),

@@ -85,8 +85,15 @@ def test_one_bad_feed_never_stops_the_others(db, server, settings, route, error)
     with db.session() as session:
         add_feed(session, f"{server.url}/broken", settings, name="broken")
         add_feed(session, "biorxiv:neuroscience", settings)
+    steps: dict[str, list[int]] = {}
+
+    def step(name: str, total: int):
+        steps[name] = [0, total]
+        return lambda n: steps[name].__setitem__(0, steps[name][0] + n)
+
     with client(settings) as http:
-        report = poll_all(db, settings, http)
+        report = poll_all(db, settings, http, progress=step)
+    assert steps == {"fetching feeds": [2, 2]}  # a failed feed is counted off too
     bad, good = report.feeds
     assert not bad.ok and error in bad.error
     assert good.ok and good.new > 0
