@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SCHEDULES = ("hourly", "daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# An interrupted digest is tried again after as long as it has been open, within these.
+RESUME_MIN = timedelta(minutes=1)
+RESUME_MAX = timedelta(hours=1)
 # A digest looks this many times its room ahead for copies of what it shows (they are
 # folded into one item, so they must not use up the room).
 COPY_ROOM = 3
@@ -299,6 +302,19 @@ def finish_digest(db: Database, digest_id: int, subscription_id: int, now: datet
             sub = session.get(Subscription, subscription_id)
             sub.last_run_at = now
             schedule_next(sub, now)
+
+
+def resume_later(db: Database, subscription_id: int, digest_id: int | None, now: datetime) -> datetime:
+    """Move an interrupted digest's next try away, doubling the wait as the outage lasts: it
+    waits as long as it has been open (at least RESUME_MIN, at most RESUME_MAX), so a
+    channel whose posts fail for an hour is tried a handful of times, not once a minute."""
+    with db.session() as session:
+        digest = session.get(Digest, digest_id) if digest_id is not None else None
+        started = _as_utc(digest.started_at) if digest is not None else now
+        wait = min(max(_as_utc(now) - started, RESUME_MIN), RESUME_MAX)
+        sub = session.get(Subscription, subscription_id)
+        sub.next_run_at = _as_utc(now) + wait
+        return sub.next_run_at
 
 
 # -- one sender at a time ----------------------------------------------------------------

@@ -40,6 +40,7 @@ from bot.delivery.digests import (
     open_digest,
     plan_digest,
     record_delivery,
+    resume_later,
     schedule_next,
 )
 from bot.delivery.digests import already_delivered as in_ledger
@@ -179,7 +180,14 @@ class SlackDeliverer:
             # Healing errors that outlasted the retries: the digest stays open and the next
             # run resumes this thread.
             outcome.error = f"will resume: {_error_text(exc)}"
-            log.warning("digest %s for subscription %s interrupted: %s", digest_id, subscription_id, outcome.error)
+            retry_at = resume_later(self.db, subscription_id, digest_id, now)
+            log.warning(
+                "digest %s for subscription %s interrupted: %s; next try at %s",
+                digest_id,
+                subscription_id,
+                outcome.error,
+                retry_at,
+            )
             return outcome
         finish_digest(self.db, digest_id, subscription_id, now)
         return outcome

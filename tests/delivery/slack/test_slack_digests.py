@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -404,6 +405,39 @@ def test_errors_that_outlast_the_retries_leave_the_digest_open(setup: Setup):
         assert session.scalar(select(Subscription)).status == "active"
     setup.run("--force")
     assert len([m for m in setup.fake.posted() if not m["thread_ts"]]) == 1
+
+
+def test_an_interrupted_digest_waits_longer_each_time_the_outage_lasts(setup: Setup):
+    """Without --force, as the clock runs it: a digest that will resume is not tried again at
+    every check, but after as long as it has been open (1 minute at least, 1 hour at most)."""
+    sid = setup.subscribe()
+    with setup.db.session() as session:
+        session.get(Subscription, sid).next_run_at = datetime.now(UTC) - timedelta(minutes=1)
+    setup.fake.fail("chat.postMessage", status=500, times=4)
+    assert "will resume" in setup.run(code=1)
+    tries = len(setup.fake.calls_to("chat.postMessage"))
+    with setup.db.session() as session:
+        wait = _as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
+    assert timedelta(seconds=40) < wait <= timedelta(minutes=1)
+    assert "sent" not in setup.run() and len(setup.fake.calls_to("chat.postMessage")) == tries  # not due yet
+
+    with setup.db.session() as session:  # twenty minutes of outage later
+        session.scalar(select(Digest)).started_at = datetime.now(UTC) - timedelta(minutes=20)
+        session.get(Subscription, sid).next_run_at = datetime.now(UTC) - timedelta(seconds=1)
+    setup.fake.fail("chat.postMessage", status=500, times=4)
+    assert "will resume" in setup.run(code=1)
+    with setup.db.session() as session:
+        wait = _as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
+    assert timedelta(minutes=19) < wait <= timedelta(minutes=20, seconds=5)
+
+    with setup.db.session() as session:  # the outage is over by the next try
+        session.get(Subscription, sid).next_run_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert f"sent {len(setup.expected())}" in setup.run()
+    assert_each_once(setup)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- errors that will not heal -----------------------------------------------------------
