@@ -186,18 +186,6 @@ def follow(world: World, target: Target, profile: str = PROFILES[0]) -> None:
 # -- Slack ---------------------------------------------------------------------------------
 
 
-def slack_env(fake: FakeSlack) -> dict[str, str]:
-    return {
-        "SLACK_API_URL": fake.api_url,
-        "SLACK_BOT_TOKEN": "xoxb-t1",
-        "SLACK_SIGNING_SECRET": "secret",
-        "SLACK_POST_INTERVAL": "0",
-        "SLACK_TIMEOUT": "1",
-        "SLACK_RETRY_BACKOFF": "0.05",
-        "SCOUT_DIGEST_LEASE_SECONDS": f"{LEASE:g}",
-    }
-
-
 def count_slack(world: World, fake: FakeSlack) -> dict[str, object]:
     """What the fake Slack holds, per subscription's channel, against the ledger."""
     channels = {sid: CHANNELS[i] for i, sid in enumerate(world.subs)}
@@ -381,7 +369,8 @@ SLACK_FAULTS: list[tuple[str, Callable[[World, FakeSlack], None], int]] = [
 def slack_row(name: str, fault, channels: int, args, env: dict[str, str]) -> dict[str, object]:
     with fresh_database(args.database_url) as url, FakeSlack() as fake:
         fake.add_team("T1", "xoxb-t1")
-        with seeded(url, args.matches, {**env, **slack_env(fake)}) as world:
+        slack = {**fake.sender_env("xoxb-t1"), "SCOUT_DIGEST_LEASE_SECONDS": f"{LEASE:g}"}
+        with seeded(url, args.matches, {**env, **slack}) as world:
             for i in range(channels):
                 follow(world, Target("slack", "T1", CHANNELS[i]), PROFILES[i])
             fault(world, fake)

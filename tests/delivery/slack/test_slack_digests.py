@@ -70,12 +70,7 @@ def make_setup(db: Database, fake: FakeSlack, specs: list[dict]) -> Setup:
     ids = seed_catalog(db, PROFILES, specs, score_of)
     env = {
         "DATABASE_URL": db.url,
-        "SLACK_API_URL": fake.api_url,
-        "SLACK_BOT_TOKEN": "xoxb-t1",
-        "SLACK_SIGNING_SECRET": "secret",
-        "SLACK_POST_INTERVAL": "0",
-        "SLACK_TIMEOUT": "1",
-        "SLACK_RETRY_BACKOFF": "0.05",
+        **fake.sender_env("xoxb-t1"),
         "SCOUT_DIGEST_LEASE_SECONDS": "2",
         "SLACK_CLIENT_ID": "",
         "SLACK_CLIENT_SECRET": "",
