@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench-quality bench-speed bench-scale bench-embed bench-feedback clean
+.PHONY: install demo test lint bench-quality bench-speed bench-scale bench-embed bench-feedback bench-faults clean
 
 install: $(STAMP)
 
@@ -50,6 +50,14 @@ bench-embed: install
 
 bench-feedback: install
 	$(BIN)/python benchmarks/feedback_replay.py --seeds 3
+
+# Each delivery fault against the test suite's fake Slack and SMTP servers: matches due,
+# posts or sends tried, delivered once, duplicated, lost. SQLite, then PostgreSQL (each
+# fault in a schema of its own in FAULTS_DATABASE_URL, created if missing).
+FAULTS_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/scout_faults
+bench-faults: install
+	$(BIN)/python benchmarks/delivery_faults.py
+	$(BIN)/python benchmarks/delivery_faults.py --database-url $(FAULTS_DATABASE_URL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

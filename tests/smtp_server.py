@@ -11,7 +11,8 @@
 `smtp.answer_data("552 5.3.4 Message too big")` answers DATA with that reply instead of
 250; `smtp.answer_late(seconds)` takes the message and then waits before its 250 (a
 client with a shorter timeout never hears that it was accepted); `smtp.hold_answers()` takes
-messages and answers none until `smtp.release()`; `smtp.drop_after_data()`
+messages and answers none until `smtp.release()` (`hold_answers(1)`: only the next one);
+`smtp.drop_after_data()`
 takes the message and closes the connection unanswered; `smtp.answer_quit_late(s)` delays
 the answer to QUIT.
 With `tls=make_tls(...)` (tests.certificates) the server speaks TLS: `starttls=True`
@@ -64,6 +65,7 @@ class _Handler:
         self.quit_delay = 0.0
         self.drop_after_data = False
         self.held: threading.Event | None = None
+        self.hold_left: int | None = None  # how many more messages to hold (None: all)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's hook name
         with self.lock:
@@ -85,6 +87,9 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
             reply, delay, drop, held = self.data_reply, self.data_delay, self.drop_after_data, self.held
+            if held is not None and self.hold_left is not None:
+                held = held if self.hold_left > 0 else None
+                self.hold_left = max(self.hold_left - 1, 0)
             if reply is None:
                 self.received.append(
                     Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
@@ -165,11 +170,13 @@ class SmtpServer:
         with self.handler.lock:
             self.handler.data_delay = seconds
 
-    def hold_answers(self) -> None:
+    def hold_answers(self, messages: int | None = None) -> None:
         """Keep each message and answer nothing until `release()`: a sender held mid-message
-        for as long as the test needs, however slow the machine."""
+        for as long as the test needs, however slow the machine. With `messages`, only the
+        next that many are held; the ones after are answered at once."""
         with self.handler.lock:
             self.handler.held = threading.Event()
+            self.handler.hold_left = messages
 
     def release(self) -> None:
         with self.handler.lock:

@@ -17,18 +17,9 @@ def seed_catalog(db, profiles: list[str], preprints: list[dict], score) -> dict:
     """
     from datetime import date, timedelta
 
-    import numpy as np
-
-    from bot.config import BUNDLED_MODEL
-    from bot.db import Embedding, Preprint, Profile, ReferencePaper, Score, ScoringRun
+    from bot.db import Preprint, Profile, ReferencePaper, Score, ScoringRun
     from bot.profiles.catalog import normalise_name
-    from scoring.embedder import vector_key
     from scoring.text import content_hash
-
-    def embed(session, key: str) -> None:
-        vector = np.random.default_rng(int(key[:8], 16)).standard_normal(384).astype(np.float32)
-        vector /= np.linalg.norm(vector)
-        session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=384, vector=vector.tobytes()))
 
     with db.session() as session:
         run = ScoringRun(
@@ -75,8 +66,21 @@ def seed_catalog(db, profiles: list[str], preprints: list[dict], score) -> dict:
             preprint_rows.append(row)
         session.flush()
         for key in {r.content_hash for p in profile_rows for r in p.papers} | {p.content_hash for p in preprint_rows}:
-            embed(session, key)
+            cache_embedding(session, key)
         for p, profile in enumerate(profile_rows):
             for q, preprint in enumerate(preprint_rows):
                 session.add(Score(preprint_id=preprint.id, profile_id=profile.id, run_id=run.id, score=score(p, q)))
         return {"profiles": [p.id for p in profile_rows], "preprints": [p.id for p in preprint_rows]}
+
+
+def cache_embedding(session, key: str) -> None:
+    """A fixed pseudo-random unit vector for a text's content hash, as if the model had embedded it."""
+    import numpy as np
+
+    from bot.config import BUNDLED_MODEL
+    from bot.db import Embedding
+    from scoring.embedder import vector_key
+
+    vector = np.random.default_rng(int(key[:8], 16)).standard_normal(384).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=384, vector=vector.tobytes()))

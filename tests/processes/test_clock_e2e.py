@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -168,3 +169,64 @@ def test_sigterm_during_a_digest_finishes_it_and_the_next_clock_sends_the_rest(d
             if again.poll() is None:
                 again.kill()
         assert_exactly_once(db, slack, smtp)
+
+
+def test_a_clock_and_a_digests_run_at_once_send_each_digest_once(db, tmp_path):
+    """A person runs `scout digests run` while the clock is sending (the README suggests it):
+    the clock is held inside its first post until the person's run has finished; that run
+    finds the clock's digest claimed, sends the other, and the clock then finds that one
+    already sent. Each channel gets one thread with each preprint once."""
+    seed_catalog(db, PROFILES, [{"title": f"Preprint {i}", "abstract": f"About {i}."} for i in range(30)], score_of)
+    with FakeSlack() as slack, SmtpServer() as smtp:
+        slack.add_team("T1", "xoxb-t1")
+        with db.session() as session:
+            for channel, profile in zip(CHANNELS, PROFILES, strict=True):
+                target = Target("slack", "T1", channel)
+                subscribe(session, target, profile, Options("min 1%", max_items=ITEMS), created_by="U1")
+            session.execute(update(Subscription).values(next_run_at=utcnow() + timedelta(days=1)))
+        # The hold must end neither the clock's claim nor its wait for Slack's answer.
+        env = {**clock_env(db, slack, smtp), "SCOUT_DIGEST_LEASE_SECONDS": "120", "SLACK_TIMEOUT": "60"}
+        env["SLACK_POST_INTERVAL"] = "0"
+        held, release = threading.Event(), threading.Event()
+
+        def hold_first_post(call, answer):
+            if not held.is_set():
+                held.set()
+                release.wait(90)
+
+        slack.on("chat.postMessage", hold_first_post)
+        log = tmp_path / "clock.log"
+        clock = start_clock(env, log)
+        try:
+            wait_for(lambda: "; active" in log.read_text(), 90, "the clock to be active")
+            make_due(db)
+            assert held.wait(90), "the clock never posted"
+            person = subprocess.run(
+                [sys.executable, "-m", "bot.cli", "digests", "run"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert person.returncode == 0, person.stdout + person.stderr
+            assert "Neural Networks: busy" in person.stdout and "PLOS Genetics: sent 12" in person.stdout, person.stdout
+            assert not [m for m in slack.posted("C1") if m.get("thread_ts")]  # the person's run left C1 alone
+            release.set()
+            wait_for(lambda: all_done(db), 120, "the clock to finish its digest")
+            clock.send_signal(signal.SIGTERM)
+            assert clock.wait(60) == 0
+        finally:
+            release.set()
+            slack.on("chat.postMessage", None)
+            if clock.poll() is None:
+                clock.kill()
+        for channel in CHANNELS:
+            parents = [m for m in slack.posted(channel) if not m.get("thread_ts")]
+            assert len(parents) == 1, f"{channel}: {len(parents)} parent messages"
+            ids = [m["metadata"]["event_payload"]["preprint_id"] for m in slack.replies(parents[0]["ts"])]
+            assert len(ids) == ITEMS and len(set(ids)) == ITEMS, f"{channel}: every preprint exactly once"
+        with db.session() as session:
+            per_sub = Counter(d.subscription_id for d in session.scalars(select(Delivery)))
+            assert sorted(per_sub.values()) == [ITEMS] * 2
+            assert [d.status for d in session.scalars(select(Digest))] == ["done", "done"]

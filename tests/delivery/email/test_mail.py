@@ -472,6 +472,30 @@ def test_deferred_4xx_is_retried_not_paused(seeded, smtp, database_url):
     assert outcome.sent == 4 and len(smtp.messages) == 1
 
 
+@pytest.mark.parametrize(
+    ("reply", "tried"),
+    [("421 4.3.2 Service shutting down", ["ada"]), ("451 4.3.0 Try again later", ["ada", "bob"])],
+    ids=["421", "451"],
+)
+def test_a_4xx_at_data_is_retried_not_paused_and_sent_once(seeded, smtp, database_url, reply, tried):
+    """A 4xx answer to the message keeps nothing and blames no one: 421 (the server is closing)
+    makes the rest of the run wait, another 4xx goes on to the next address; the retry sends
+    each address its digest once."""
+    db, settings = seeded, mail_settings(database_url, smtp.url)
+    ids = [follow(db, f"{name}@example.org", "PLOS Genetics", NOW) for name in ("ada", "bob")]
+    smtp.answer_data(reply)
+    outcomes = run(db, settings)
+    assert [o.paused for o in outcomes] == [False, False] and all(reply[:3] in o.error for o in outcomes)
+    assert smtp.rcpt_attempts == [f"{name}@example.org" for name in tried]
+    assert smtp.messages == [] and [subscription(db, s).status for s in ids] == ["active"] * 2
+    smtp.answer_data(None)
+    outcomes = run(db, settings, when=LATER + RETRY_BASE)
+    assert [o.sent for o in outcomes] == [4, 4]
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["ada@example.org", "bob@example.org"]
+    with db.session() as s:
+        assert s.scalar(select(func.count(Delivery.id))) == 8
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH")
 def test_smtp_login_and_a_bad_password_never_shown(seeded, database_url):
     db = seeded

@@ -13,16 +13,18 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.db import Database, Delivery, Digest, Preprint, Subscription
+from bot.db import Database, Delivery, Digest, Preprint, Score, ScoringRun, Subscription
 from bot.delivery.slack.delivery import REASONS
 from bot.delivery.subscriptions import Options, Target, subscribe
+from scoring.text import content_hash
 from tests.cli import Scout
 from tests.fake_slack import FakeSlack, seed_catalog
+from tests.fake_slack.catalog import cache_embedding
 from tests.paths import ROOT
 
 PROFILES = ["Neural Networks", "PLOS Genetics"]
@@ -68,12 +70,7 @@ def make_setup(db: Database, fake: FakeSlack, specs: list[dict]) -> Setup:
     ids = seed_catalog(db, PROFILES, specs, score_of)
     env = {
         "DATABASE_URL": db.url,
-        "SLACK_API_URL": fake.api_url,
-        "SLACK_BOT_TOKEN": "xoxb-t1",
-        "SLACK_SIGNING_SECRET": "secret",
-        "SLACK_POST_INTERVAL": "0",
-        "SLACK_TIMEOUT": "1",
-        "SLACK_RETRY_BACKOFF": "0.05",
+        **fake.sender_env("xoxb-t1"),
         "SCOUT_DIGEST_LEASE_SECONDS": "2",
         "SLACK_CLIENT_ID": "",
         "SLACK_CLIENT_SECRET": "",
@@ -332,8 +329,9 @@ def test_a_post_slack_accepted_but_answered_badly_is_found_not_sent_again(setup:
     assert len(setup.fake.calls_to(read)) == 1  # it looked once, found it, went on
 
 
-def test_a_kill_during_the_parent_post_adopts_that_parent(setup: Setup):
-    setup.subscribe()
+def kill_during_the_parent_post(setup: Setup) -> None:
+    """A sender in its own process, SIGKILLed once Slack has posted its digest's parent message
+    and before it hears back: the digest is left open with no parent_ts."""
     accepted, release = threading.Event(), threading.Event()
 
     def die_on_parent(call, answer):
@@ -346,11 +344,64 @@ def test_a_kill_during_the_parent_post_adopts_that_parent(setup: Setup):
     with setup.db.session() as session:
         digest = session.scalar(select(Digest))
         assert (digest.status, digest.parent_ts) == ("open", None) and digest.parent_sent_at is not None
+
+
+def test_a_kill_during_the_parent_post_adopts_that_parent(setup: Setup):
+    setup.subscribe()
+    kill_during_the_parent_post(setup)
     time.sleep(2.1)  # the dead sender's claim runs out
     setup.run("--force")
     parent = assert_each_once(setup)  # no orphan parent with an empty thread
     with setup.db.session() as session:
         assert session.scalar(select(Digest)).parent_ts == parent["ts"]
+
+
+def add_match(setup: Setup, score: float, profile: int = 0) -> int:
+    """A preprint posted yesterday, scored `score` for one profile (and no other)."""
+    with setup.db.session() as session:
+        title, abstract = "A late preprint on cortical waves", "It arrived after the digest began."
+        row = Preprint(
+            server="biorxiv",
+            identifier="10.1101/2026.02.01.999999",
+            doi="10.1101/2026.02.01.999999",
+            title=title,
+            abstract=abstract,
+            authors_json='["Late, L."]',
+            category="neuroscience",
+            posted=date.today() - timedelta(days=1),
+            url="https://www.biorxiv.org/content/10.1101/2026.02.01.999999v1",
+            content_hash=content_hash(title, abstract),
+        )
+        session.add(row)
+        session.flush()
+        cache_embedding(session, row.content_hash)
+        run_id = session.scalar(select(ScoringRun.id))
+        session.add(Score(preprint_id=row.id, profile_id=setup.ids["profiles"][profile], run_id=run_id, score=score))
+        return row.id
+
+
+def test_a_resumed_digest_header_counts_every_reply_in_its_thread(setup: Setup):
+    """A digest whose sender was killed during its parent post announces N; a match that
+    arrives before the run that resumes it joins the same thread, and the header is brought
+    to N + 1 (not "13 new" over a 14-reply thread)."""
+    setup.subscribe()
+    count = len(setup.expected())
+    kill_during_the_parent_post(setup)
+    [parent] = setup.fake.posted("C1")
+    assert parent["blocks"][0]["text"]["text"].startswith(f"Neural Networks: {count} new")
+    late = add_match(setup, 0.5)
+    time.sleep(2.1)  # the dead sender's claim runs out
+    setup.run("--force")
+    assert [m["ts"] for m in setup.fake.posted("C1") if not m["thread_ts"]] == [parent["ts"]]
+    replies = setup.fake.replies(parent["ts"])
+    assert item_ids(replies) == [late, *setup.expected()]  # each once, best first
+    header = parent["blocks"][0]["text"]["text"]  # as chat.update left it
+    assert header.startswith(f"Neural Networks: {count + 1} new"), header
+    with setup.db.session() as session:
+        digest = session.scalar(select(Digest))
+        ledger = {d.preprint_id: d.message_ts for d in session.scalars(select(Delivery))}
+    assert (digest.status, digest.items) == ("done", count + 1)
+    assert ledger == {item_ids([r])[0]: r["ts"] for r in replies}
 
 
 @pytest.mark.parametrize("error", ["not_in_channel", "missing_scope"])
