@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -170,13 +171,22 @@ class EmailDeliverer:
             if dry_run:
                 return outcomes, _Batch(email, sections, {}, "")
             digests = {s.id: open_digest(session, s) for s, _ in wanted}
-            # A digest left open by a run that died keeps its Message-ID, so a resend can be recognised.
-            message_id = next((d.message_id for d in digests.values() if d.message_id), None)
-            message_id = message_id or make_msgid(domain=domain(sender(self.settings)[1]))
+            message_id = self._message_id(sections, [d.message_id for d in digests.values()])
             for d in digests.values():
                 d.message_id = message_id
             session.flush()
             return outcomes, _Batch(email, sections, {sid: d.id for sid, d in digests.items()}, message_id)
+
+    def _message_id(self, sections: list[Section], carried: list[str | None]) -> str:
+        """A resend of a message the server may hold keeps its Message-ID, so the receiving
+        side can drop the copy; but only with the same matches. A Message-ID names its
+        matches (a hash in its local part): if new ones came in since, dropping the copy
+        would drop them, so the message is new, and a match it repeats may come twice
+        rather than not at all."""
+        content = ";".join(f"{s.subscription_id}:{','.join(map(str, s.plan.preprint_ids))}" for s in sections)
+        mark = hashlib.sha256(content.encode()).hexdigest()[:12]
+        same = next((m for m in carried if m and f".{mark}@" in m), None)
+        return same or make_msgid(idstring=mark, domain=domain(sender(self.settings)[1]))
 
     def _send(self, client: SmtpClient, batch: _Batch, now: datetime) -> None:
         message = build_digest_message(self.settings, batch.email, batch.sections, now, batch.message_id)

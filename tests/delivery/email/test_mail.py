@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.config import SettingsError, load_settings
-from bot.db import Delivery, Digest, Preprint, Subscription, utcnow
+from bot.db import Delivery, Digest, Preprint, Score, Subscription, utcnow
 from bot.delivery.digests import run_due_digests
 from bot.delivery.email.addresses import normalise_address
 from bot.delivery.email.delivery import RETRY_BASE, EmailDeliverer, make_email_deliverer
@@ -326,6 +326,29 @@ def test_a_lost_answer_to_data_resends_with_the_same_message_id(seeded, smtp, da
         assert s.scalar(select(func.count(Delivery.id))) == 4
         statuses = list(s.scalars(select(Digest.status).order_by(Digest.id)))
         assert statuses == ["failed", "done"]
+
+
+def test_a_resend_with_other_matches_than_the_lost_message_is_a_new_message(seeded, smtp, database_url):
+    """Had the resend kept the Message-ID, a receiving side that drops the copy would drop
+    the match that came in since, which the ledger would then count as delivered."""
+    db = seeded
+    sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW)
+    settings = mail_settings(database_url, smtp.url, SCOUT_SMTP_TIMEOUT=1)
+    smtp.answer_late(2.5)
+    run(db, settings)
+    [first] = smtp.messages
+    with db.session() as s:  # a better match is scored before the retry
+        newcomer = s.scalar(select(Preprint).where(Preprint.content_hash == "pre20"))
+        s.execute(update(Score).where(Score.preprint_id == newcomer.id).values(score=0.9))
+        newcomer_doi = newcomer.doi
+
+    smtp.answer_late(0)
+    [outcome] = run(db, settings, when=LATER + RETRY_BASE)
+    assert outcome.sent == 4
+    _, resent = smtp.messages
+    assert resent.message["Message-ID"] != first.message["Message-ID"]
+    assert newcomer_doi in parts(resent.message)[1] and newcomer_doi not in parts(first.message)[1]
+    assert subscription(db, sub_id).status == "active"
 
 
 def test_no_answer_after_data_costs_one_timeout_for_the_whole_run(seeded, smtp, database_url):
