@@ -31,6 +31,7 @@ RANKING_FIELDS = {
     "lift",
     "abstract",
     "why",
+    "also",
 }
 
 
