@@ -104,6 +104,9 @@ class Profile(Base):
     source: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The Slack workspace that owns it ("" = shared by every workspace and the public web);
+    # who may see which is bot.profiles.catalog.Scope. "" rather than NULL, as on subscriptions.
+    team_id: Mapped[str] = mapped_column(String(50), default="")
 
     papers: Mapped[list[ReferencePaper]] = relationship(
         back_populates="profile",

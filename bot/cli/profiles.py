@@ -16,6 +16,7 @@ from bot.profiles.catalog import (
     find_profile,
     paper_counts,
     read_papers,
+    set_workspace,
 )
 from bot.profiles.votes import vote_changes, vote_counts
 
@@ -27,21 +28,35 @@ app.add_typer(profiles_app, name="profiles", rich_help_panel="Set up")
 
 @profiles_app.callback()
 def profiles_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
-    """List profiles with their paper counts."""
+    """List profiles with their paper counts and the Slack workspace that owns each ("shared": every workspace)."""
     if ctx.invoked_subcommand is not None:
         return
     with database() as (_settings, db), db.session() as session:
-        rows = [{"name": p.name, "papers": n, "source": p.source} for p, n in paper_counts(session)]
+        rows = [
+            {"name": p.name, "papers": n, "source": p.source, "workspace": p.team_id or None}
+            for p, n in paper_counts(session)
+        ]
     if as_json:
         out.print_json(data=rows)
         return
     if not rows:
         out.print("no profiles yet: scout profiles add NAME --papers FILE")
         return
-    table = Table("profile", "papers", "source")
+    table = Table("profile", "papers", "workspace", "source")
     for r in rows:
-        table.add_row(esc(r["name"]), str(r["papers"]), esc(r["source"]))
+        table.add_row(esc(r["name"]), str(r["papers"]), esc(_owner(r["workspace"])), esc(r["source"]))
     out.print(table)
+
+
+def _owner(team_id: str | None) -> str:
+    return team_id or "shared"
+
+
+WORKSPACE_HELP = (
+    "The Slack workspace that owns the profile (its id, e.g. T0123ABCD): only that workspace sees it in "
+    "Slack, and its web page opens only with its secret link. Default: shared by every workspace. With "
+    "--replace, given changes the owner and omitted keeps it"
+)
 
 
 @profiles_app.command("add")
@@ -62,6 +77,7 @@ def profiles_add(
         str | None, typer.Option("--server", help="For --from-preprints: biorxiv or medrxiv (default both)")
     ] = None,
     replace: Annotated[bool, typer.Option(help="Rebuild a profile that exists")] = False,
+    workspace: Annotated[str | None, typer.Option("--workspace", help=WORKSPACE_HELP)] = None,
     no_score: Annotated[bool, typer.Option("--no-score", help="Skip rescoring")] = False,
 ) -> None:
     """Add a profile: from a file of papers, from preprints published in the journal, or by ISSN."""
@@ -83,9 +99,12 @@ def profiles_add(
         if len(skipped) > 10:
             err.print(f"[yellow]skipped[/yellow] {len(skipped) - 10} more")
         with db.session() as session:
-            profile = add_profile(session, name, records, source=origin, replace=replace)
-            count = len(profile.papers)
-        out.print(f"profile {esc(profile.name)}: {count} papers", highlight=False)
+            profile = add_profile(session, name, records, source=origin, replace=replace, team_id=workspace or "")
+            if workspace is not None and profile.team_id != workspace.strip().upper():  # replaced: a new owner
+                _report_ended(set_workspace(session, profile, workspace), profile.team_id)
+            count, owner = len(profile.papers), profile.team_id
+        owned = f" (workspace {owner}: only it sees the profile)" if owner else ""
+        out.print(f"profile {esc(profile.name)}: {count} papers{owned}", highlight=False)
         if count < WARN_PAPERS:
             err.print(
                 f"[yellow]warning:[/yellow] {count} papers is thin (minimum {MIN_PAPERS}); "
@@ -151,6 +170,7 @@ def profiles_show(
         profile = find_profile(session, name)
         data = {
             "name": profile.name,
+            "workspace": profile.team_id or None,
             "source": profile.source,
             "web_page": _web_page(settings, profile),
             "papers": [{"title": p.title, "year": p.year, "doi": p.doi, "journal": p.journal} for p in profile.papers],
@@ -164,6 +184,7 @@ def profiles_show(
         f"[bold]{esc(data['name'])}[/bold]: {len(data['papers'])} papers (from {esc(data['source'])})",
         highlight=False,
     )
+    out.print(f"workspace: {esc(_owner(data['workspace']))}", highlight=False)
     if data["web_page"]:
         out.print(f"web page: {esc(data['web_page'])}", highlight=False, soft_wrap=True)
     votes = data["votes"]
@@ -182,15 +203,49 @@ def profiles_show(
 
 def _web_page(settings, profile) -> str | None:
     """The link to the profile's page as `scout serve` serves it (its secret link under
-    SCOUT_WEB_ACCESS=token); none when the pages are off or no link can be made."""
+    SCOUT_WEB_ACCESS=token, and always for a workspace's profile); none when the pages are
+    off or no link can be made."""
     from bot.config import SettingsError
     from bot.web.access import profile_url
 
     try:
-        return profile_url(settings, profile.id, profile.name)
+        return profile_url(settings, profile.id, profile.name, profile.team_id)
     except SettingsError as exc:
         err.print(f"[yellow]no web link:[/yellow] {esc(str(exc))}", highlight=False)
         return None
+
+
+@profiles_app.command("workspace")
+def profiles_workspace(
+    name: Annotated[str, typer.Argument(help="Profile name (case-insensitive)")],
+    team_id: Annotated[
+        str | None, typer.Argument(help="The Slack workspace id that is to own it, e.g. T0123ABCD")
+    ] = None,
+    shared: Annotated[bool, typer.Option("--shared", help="Share it with every workspace again")] = False,
+) -> None:
+    """Give a profile to one Slack workspace, or share it with every workspace again.
+
+    Other workspaces then no longer see it; their subscriptions to it end (their channels'
+    digests, and email digests their users started with /scout email)."""
+    if team_id is not None and shared:
+        raise fail("give a workspace id or --shared, not both")
+    if team_id is None and not shared:
+        raise fail("give the workspace id that is to own it (scout profiles workspace NAME T0123ABCD) or --shared")
+    with database() as (_settings, db), db.session() as session:
+        profile = find_profile(session, name)
+        ended = set_workspace(session, profile, "" if shared else team_id or "")
+        owner = profile.team_id
+        _report_ended(ended, owner)
+    said = f"belongs to workspace {owner}" if owner else "is shared by every workspace"
+    out.print(f"profile {esc(profile.name)} {said}", highlight=False)
+
+
+def _report_ended(ended: list, owner: str) -> None:
+    for sub in ended:
+        who = f"Slack workspace {sub.team_id}, channel {sub.channel_id}" if sub.kind == "slack" else sub.email
+        err.print(
+            f"[yellow]ended[/yellow] the subscription of {esc(who)}: {owner} owns the profile now", highlight=False
+        )
 
 
 @profiles_app.command("remove")

@@ -74,6 +74,7 @@ class DigestPlan:
     preprint_ids: list[int]
     day: date = field(default_factory=date.today)
     profile_id: int | None = None
+    profile_team: str = ""  # the workspace that owns the profile: its page's link carries the key
     narrowed: str = ""  # 'mentioning crispr, in genetics': what the subscription narrows to
 
     @property
@@ -143,6 +144,7 @@ def plan_digest(
         preprint_ids=[p.id for p, _, _ in chosen],
         day=now.date(),
         profile_id=sub.profile_id,
+        profile_team=sub.profile.team_id,
         narrowed=narrowing.describe(),
     )
 

@@ -21,7 +21,7 @@ from bot.delivery.digests import (
     zone,
 )
 from bot.fulltext import Narrowing
-from bot.profiles.catalog import find_profile
+from bot.profiles.catalog import EVERY, Scope, find_profile
 from scoring.thresholds import parse_threshold
 
 DEFAULT_MAX_ITEMS = 20
@@ -66,9 +66,11 @@ def subscribe(
     created_by: str = "",
     status: str = "active",
     now: datetime | None = None,
+    scope: Scope = EVERY,
 ) -> tuple[Subscription, bool]:
-    """Follow a profile (or update how it is followed); returns (subscription, created)."""
-    profile = find_profile(session, profile_name)
+    """Follow a profile named within `scope` (or update how it is followed); returns
+    (subscription, created)."""
+    profile = find_profile(session, profile_name, scope)
     threshold = parse_threshold(options.threshold)
     if options.schedule not in SCHEDULES:
         raise ScheduleError(f"{options.schedule!r} is not a schedule; use {', '.join(SCHEDULES)}")
@@ -107,11 +109,13 @@ def subscribe(
     return sub, created
 
 
-def unsubscribe(session: Session, target: Target, profile_name: str | None = None) -> list[Subscription]:
+def unsubscribe(
+    session: Session, target: Target, profile_name: str | None = None, scope: Scope = EVERY
+) -> list[Subscription]:
     """End one profile's subscription for a target, or all of them (profile_name None)."""
     query = select(Subscription).where(*target.where(), Subscription.status != "unsubscribed")
     if profile_name is not None:
-        query = query.where(Subscription.profile_id == find_profile(session, profile_name).id)
+        query = query.where(Subscription.profile_id == find_profile(session, profile_name, scope).id)
     subs = list(session.scalars(query))
     for sub in subs:
         sub.status, sub.status_reason = "unsubscribed", None

@@ -6,13 +6,14 @@ import csv
 import difflib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
-from bot.db import Profile, ReferencePaper, utcnow
+from bot.db import Profile, ReferencePaper, Subscription, utcnow
 from bot.ingest.identifiers import MAX_DOI
 from scoring.errors import ScoutError
 from scoring.text import clean_text, content_hash, one_line
@@ -27,6 +28,35 @@ MAX_JOURNAL = 500
 
 class ProfileError(ScoutError):
     """A profile request that cannot be met; the message says what would work."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which profiles a request may name or see.
+
+    A profile is shared (`team_id` "") or belongs to one Slack workspace. A workspace sees
+    the shared profiles and its own; the public web the shared ones only; the operator's
+    CLI every one. A profile outside the scope is answered for exactly as a name that does
+    not exist, so nobody learns of another workspace's profiles."""
+
+    team_id: str | None = None  # None: every profile; "": the shared ones; "T…": shared + that workspace's
+
+    def clause(self) -> ColumnElement[bool]:
+        if self.team_id is None:
+            return true()
+        return Profile.team_id.in_(sorted({"", self.team_id}))
+
+    def sees(self, profile: Profile) -> bool:
+        return self.team_id is None or profile.team_id in ("", self.team_id)
+
+
+EVERY = Scope()  # the operator: `scout` on the command line
+SHARED = Scope("")  # the public: the web's index, search, preprint pages and custom feeds
+
+
+def workspace_scope(team_id: str) -> Scope:
+    """What a Slack workspace sees (a request without a workspace sees the shared ones)."""
+    return Scope(team_id or "")
 
 
 @dataclass(frozen=True)
@@ -142,16 +172,27 @@ def _year(value: object) -> int | None:
     return year if 1800 < year < 2200 else None
 
 
-def find_profile(session: Session, name: str) -> Profile:
-    """Case-insensitive look-up; an unknown name raises with the closest names."""
-    profile = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
+def find_profile(session: Session, name: str, scope: Scope = EVERY) -> Profile:
+    """Case-insensitive look-up within `scope`; an unknown name raises with the closest names."""
+    profile = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name), scope.clause()))
     if profile is not None:
         return profile
-    raise ProfileError(unknown_profile_message(session, name))
+    raise ProfileError(unknown_profile_message(session, name, scope))
 
 
-def unknown_profile_message(session: Session, name: str) -> str:
-    names = list(session.scalars(select(Profile.name).order_by(Profile.name)))
+def visible_profile(session: Session, profile_id: int, scope: Scope) -> Profile | None:
+    """A profile by id (a button's value), or None when it is gone or outside `scope`."""
+    profile = session.get(Profile, profile_id)
+    return profile if profile is not None and scope.sees(profile) else None
+
+
+def visible_names(session: Session, scope: Scope) -> list[str]:
+    return list(session.scalars(select(Profile.name).where(scope.clause()).order_by(Profile.name)))
+
+
+def unknown_profile_message(session: Session, name: str, scope: Scope = EVERY) -> str:
+    """What to say of a name not found: the closest names the asker may see, and only those."""
+    names = visible_names(session, scope)
     if not names:
         return f"no profile named {name!r}: there are no profiles yet (scout profiles add NAME --papers FILE)"
     close = closest_names(name, names)
@@ -169,21 +210,72 @@ def closest_names(name: str, names: list[str], limit: int = 3) -> list[str]:
 
 
 def add_profile(
-    session: Session, name: str, papers: list[PaperRecord], source: str, *, replace: bool = False
+    session: Session,
+    name: str,
+    papers: list[PaperRecord],
+    source: str,
+    *,
+    replace: bool = False,
+    team_id: str = "",
 ) -> Profile:
+    """A new profile (shared, or owned by the workspace `team_id`), or with `replace` new
+    papers for one that exists, which keeps its workspace (set_workspace changes that)."""
     name = check_profile_name(name)
     source = source[:MAX_SOURCE]
     if len(papers) < MIN_PAPERS:
         raise ProfileError(f"a profile needs at least {MIN_PAPERS} papers with a title or abstract; got {len(papers)}")
+    team = check_team_id(team_id)
     existing = session.scalar(select(Profile).where(Profile.name_key == normalise_name(name)))
     if existing is not None and not replace:
         raise ProfileError(f"a profile named {existing.name!r} exists; use --replace to rebuild it")
     if existing is not None:
         # Swap the papers in place: the profile's subscriptions and votes stay.
         return set_papers(session, existing, papers, source)
-    profile = Profile(name=name, name_key=normalise_name(name), source=source)
+    profile = Profile(name=name, name_key=normalise_name(name), source=source, team_id=team)
     session.add(profile)
     return set_papers(session, profile, papers, source)
+
+
+# Slack's workspace ids: T (or E, an Enterprise Grid organisation) and capitals and digits.
+_TEAM_ID = re.compile(r"[TE][A-Z0-9]{1,49}")
+
+
+def check_team_id(team_id: str) -> str:
+    """A Slack workspace id as Slack writes it ("" = shared by every workspace)."""
+    team = team_id.strip().upper()
+    if team and not _TEAM_ID.fullmatch(team):
+        raise ProfileError(
+            f"{team_id[:60]!r} is not a Slack workspace id: it looks like T0123ABCD "
+            "(the T... in app.slack.com/client/T.../ when the workspace is open in a browser)"
+        )
+    return team
+
+
+def set_workspace(session: Session, profile: Profile, team_id: str) -> list[Subscription]:
+    """Give a profile to one workspace ("" shares it again). Other workspaces lose sight of
+    it, so their subscriptions to it end: their Slack channels' digests, and the email
+    digests their users started with /scout email. Returns the subscriptions ended."""
+    team = check_team_id(team_id)
+    profile.team_id = team
+    ended: list[Subscription] = []
+    if team:
+        subs = session.scalars(
+            select(Subscription).where(Subscription.profile_id == profile.id, Subscription.status != "unsubscribed")
+        )
+        ended = [s for s in subs if subscriber_team(s) not in (None, team)]
+        for sub in ended:
+            sub.status, sub.status_reason = "unsubscribed", "the profile now belongs to another workspace"
+    session.flush()
+    return ended
+
+
+def subscriber_team(sub: Subscription) -> str | None:
+    """The workspace a subscription was made from: a Slack channel's, or that of the Slack
+    user who started an email digest with /scout email ("slack:T…:U…"); None for the CLI's."""
+    if sub.kind == "slack":
+        return sub.team_id
+    parts = sub.created_by.split(":")
+    return parts[1] if len(parts) == 3 and parts[0] == "slack" else None
 
 
 def set_papers(session: Session, profile: Profile, papers: list[PaperRecord], source: str | None) -> Profile:
@@ -215,10 +307,11 @@ def paper_count(session: Session, profile_id: int) -> int:
     return session.scalar(select(func.count(ReferencePaper.id)).where(ReferencePaper.profile_id == profile_id)) or 0
 
 
-def paper_counts(session: Session) -> list[tuple[Profile, int]]:
+def paper_counts(session: Session, scope: Scope = EVERY) -> list[tuple[Profile, int]]:
     rows = session.execute(
         select(Profile, func.count(ReferencePaper.id))
         .outerjoin(ReferencePaper)
+        .where(scope.clause())
         .group_by(Profile.id)
         .order_by(Profile.name)
     )

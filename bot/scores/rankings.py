@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Preprint, Profile, Score
 from bot.ingest.identifiers import parse_preprint_id
-from bot.profiles.catalog import find_profile, paper_count
+from bot.profiles.catalog import EVERY, Scope, find_profile, paper_count, visible_names
 from bot.scores.embeddings import ensure_vectors
 from bot.scores.update import ScoringContext, fingerprint_matches, latest_run, load_scorer, profile_vectors
 from scoring.errors import ScoutError
@@ -149,10 +149,11 @@ def rank_profile(
     until: date | None = None,
     why: bool = True,
     offset: int = 0,
+    scope: Scope = EVERY,
 ) -> Ranking:
-    """The window's preprints ranked for one profile; `items` holds ranks offset+1 to
-    offset+top (a page of the ranking), the header figures are the whole window's."""
-    profile = find_profile(session, name)
+    """The window's preprints ranked for one profile (named within `scope`); `items` holds
+    ranks offset+1 to offset+top (a page of the ranking), the header figures are the whole window's."""
+    profile = find_profile(session, name, scope)
     since, until = window_bounds(days, until)
     start = max(offset, 0)
     # The best rows down to this page's last, from the index; the figures of the header
@@ -320,15 +321,23 @@ def find_preprint(session: Session, query: str) -> Preprint:
 
 
 def match_preprint(
-    session: Session, preprint: Preprint, days: int = 90, limit: int = 10, until: date | None = None
+    session: Session,
+    preprint: Preprint,
+    days: int = 90,
+    limit: int = 10,
+    until: date | None = None,
+    scope: Scope = EVERY,
 ) -> Match:
+    """The profiles within `scope` a stored preprint fits best. The scores are one
+    distribution over every profile plus "published elsewhere"; the profiles out of sight
+    count as elsewhere, so what is shown still adds up to 100%."""
     rows = session.execute(
         select(Profile.id, Profile.name, Score.score)
         .join(Score, Score.profile_id == Profile.id)
-        .where(Score.preprint_id == preprint.id)
+        .where(Score.preprint_id == preprint.id, scope.clause())
         .order_by(Score.score.desc())
     ).all()
-    if not rows:
+    if not rows and session.scalar(select(Score.profile_id).where(Score.preprint_id == preprint.id).limit(1)) is None:
         raise PreprintNotFound("this preprint has no scores yet: run scout score")
     since, until = window_bounds(days, until)
     matches = []
@@ -340,7 +349,8 @@ def match_preprint(
     return Match(preprint.identifier, preprint.title, preprint.identifier, preprint.server, background, matches)
 
 
-def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10) -> Match:
+def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10, scope: Scope = EVERY) -> Match:
+    """As `match_preprint`, for a text scored now by the stored model."""
     text = clean_text(text)
     if len(text.split()) < 5:
         raise PreprintNotFound("give a title and abstract to score (at least a few words of text)")
@@ -358,6 +368,8 @@ def match_text(session: Session, ctx: ScoringContext, text: str, limit: int = 10
     x = ctx.embedder().embed([text])
     probs = fitted.scorer.predict_proba(x, lexical=lexical_features([text]))[0]
     names = fitted.scorer.catalog.names
-    order = np.argsort(-probs[:-1])[:limit]
-    matches = [ProfileMatch(names[i], float(probs[i]), None, None) for i in order]
-    return Match(text[:80], text[:200], None, None, float(probs[-1]), matches)
+    seen = set(visible_names(session, scope))
+    shown = [i for i in np.argsort(-probs[:-1]) if names[i] in seen]
+    matches = [ProfileMatch(names[i], float(probs[i]), None, None) for i in shown[:limit]]
+    background = max(0.0, 1.0 - float(sum(probs[i] for i in shown)))
+    return Match(text[:80], text[:200], None, None, background, matches)

@@ -1,4 +1,6 @@
 """Who may see a page (SCOUT_WEB_ACCESS): anyone, or only who holds a profile's secret link.
+A profile that belongs to a Slack workspace is never public: its pages open only with its
+secret link, whatever SCOUT_WEB_ACCESS says (`off` still serves nothing).
 
 A profile's key is an HMAC of its id under SCOUT_SECRET_KEY: nothing to store, the same on
 every web instance, and a new SCOUT_SECRET_KEY revokes every link at once.
@@ -25,16 +27,30 @@ def profile_key(settings: Settings, profile_id: int) -> str:
 
 
 def key_matches(settings: Settings, profile_id: int, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), profile_key(settings, profile_id).encode())
+    """Whether `given` is the profile's key; never without SCOUT_SECRET_KEY (under `public` a
+    workspace's profile then has no link at all, rather than a page for everyone)."""
+    if given is None:
+        return False
+    try:
+        key = profile_key(settings, profile_id)
+    except SettingsError:
+        return False
+    return hmac.compare_digest(given.encode(), key.encode())
 
 
-def profile_url(settings: Settings, profile_id: int, name: str) -> str | None:
-    """The link to a profile's page as this deployment serves it: with its key under `token`,
-    none when the pages are off. Absolute with SCOUT_BASE_URL, a path without."""
+def needs_key(settings: Settings, team_id: str) -> bool:
+    """Whether a profile's pages open only with its key: all of them under `token`, and a
+    Slack workspace's own (`team_id` not "") always."""
+    return settings.web_access == "token" or bool(team_id)
+
+
+def profile_url(settings: Settings, profile_id: int, name: str, team_id: str = "") -> str | None:
+    """The link to a profile's page as this deployment serves it: with its key when the page
+    needs one, none when the pages are off. Absolute with SCOUT_BASE_URL, a path without."""
     if settings.web_access == "off":
         return None
     url = settings.base_url + profile_path(name)
-    if settings.web_access == "token":
+    if needs_key(settings, team_id):
         url += f"?{KEY_PARAM}={profile_key(settings, profile_id)}"
     return url
 
@@ -46,11 +62,13 @@ class WebLinks:
 
     settings: Settings
 
-    def profile(self, name: str, profile_id: int | None) -> str | None:
+    def profile(self, name: str, profile_id: int | None, team_id: str = "") -> str | None:
+        """The profile page; a workspace's own profile's link carries its key (only its
+        workspace's digests and answers, and its email subscribers, ever get one)."""
         if not self.settings.base_url or profile_id is None:
             return None
         try:
-            return profile_url(self.settings, profile_id, name)
+            return profile_url(self.settings, profile_id, name, team_id)
         except SettingsError:  # token links without SCOUT_SECRET_KEY: `scout serve` refuses to start
             return None
 

@@ -24,10 +24,11 @@ from bot.config import Settings
 from bot.db import Database, Preprint, Profile
 from bot.delivery.email.tokens import secret_key
 from bot.fulltext import MAX_QUERY, MAX_TERMS
+from bot.profiles.catalog import EVERY, SHARED
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, find_preprint, match_preprint, rank_profile, window_bounds
 from bot.scores.update import ScoringContext
-from bot.web.access import KEY_PARAM, key_matches
+from bot.web.access import KEY_PARAM, key_matches, needs_key
 from bot.web.custom import MAX_PROFILES, CustomFeed, custom_feed
 from bot.web.feeds import FEED_LIMIT, TAG_AUTHORITY, feed_entries, feed_threshold, feed_updated
 from bot.web.queries import (
@@ -39,7 +40,9 @@ from bot.web.queries import (
     profile_by_slug,
     profile_path,
     profile_summaries,
+    profiles_by_slug,
     reference_papers,
+    unknown_slug,
 )
 from bot.web.search import search_preprints, search_profiles
 from scoring.errors import ScoutError
@@ -122,19 +125,20 @@ class Pages:
         return self.settings.web_access == "token"
 
     def open_profile(self, session, request: Request) -> tuple[Profile, str]:
-        """The profile a request names, and the query that keeps its key on every link (under
-        `token`). Without the right key it does not exist, and no other name is suggested."""
+        """The profile a request names, and the query that keeps its key on every link when
+        its pages need one (all under `token`, a Slack workspace's own always). Without the
+        right key it does not exist: under `token` no name is suggested, otherwise only the
+        shared ones, as for a slug that names nothing."""
         slug = request.path_params["slug"]
-        if not self.token:
-            return profile_by_slug(session, slug), ""
         given = request.query_params.get(KEY_PARAM)
-        try:
-            profile = profile_by_slug(session, slug)
-        except NotFound:
-            profile = None
-        if profile is None or not key_matches(self.settings, profile.id, given):
+        for profile in profiles_by_slug(session, slug, EVERY):
+            if not needs_key(self.settings, profile.team_id):
+                return profile, ""
+            if key_matches(self.settings, profile.id, given):
+                return profile, urlencode({KEY_PARAM: given})
+        if self.token:
             raise NotFound("No such page: a profile's page opens with the link its owner shares.")
-        return profile, urlencode({KEY_PARAM: given})
+        raise unknown_slug(session, slug, SHARED)
 
     @property
     def day_choices(self) -> list[int]:
@@ -144,7 +148,7 @@ class Pages:
         days = int_choice(request, "days", self.day_choices, self.settings.window_days)
         since, until = window_bounds(days)
         with self.db.session() as session:
-            profiles = profile_summaries(session, since, until)
+            profiles = profile_summaries(session, since, until, SHARED)
             polled = last_poll(session)
         context = {"profiles": profiles, "days": days, "last_poll": polled}
         return Page("web/index.html.j2", context)
@@ -225,7 +229,7 @@ class Pages:
         if len(q) > MAX_QUERY:
             raise BadQuery(f"q is {len(q)} characters long: a search is at most {MAX_QUERY}.")
         with self.db.session() as session:
-            names = search_profiles(session, q) if q else []
+            names = search_profiles(session, q, scope=SHARED) if q else []
             found = search_preprints(session, q) if q else []
             preprints = [(p, preprint_path(p.doi, p.identifier)) for p in found]
             context = {"q": q, "profiles": [(n, profile_path(n)) for n in names], "preprints": preprints}
@@ -243,7 +247,8 @@ class Pages:
                 raise BadQuery(f"{name} is allowed at most {MAX_TERMS} times, each at most {MAX_QUERY} characters.")
             terms[name] = values
         days = int_choice(request, "days", self.day_choices, self.settings.window_days)
-        profiles = list({p.id: p for p in (profile_by_slug(session, s) for s in slugs)}.values())
+        # Shared profiles only: a workspace's profile is never part of a public feed.
+        profiles = list({p.id: p for p in (profile_by_slug(session, s, SHARED) for s in slugs)}.values())
         return profiles, terms["kw"], terms["cat"], days
 
     def custom(self, request: Request) -> Page:
@@ -305,8 +310,9 @@ class Pages:
                 preprint = find_preprint(session, key)
             except PreprintNotFound:
                 raise NotFound(f"No stored preprint with id {key[:200]!r}.", close_preprints(session, key)) from None
-            match = match_preprint(session, preprint, days=days, limit=10)
-            scores = all_scores(session, preprint)
+            # Shared profiles only; the workspaces' own count as "published elsewhere".
+            match = match_preprint(session, preprint, days=days, limit=10, scope=SHARED)
+            scores = all_scores(session, preprint, SHARED)
             sets = [prediction_set(scores, match.background, level) for level in PREDICTION_LEVELS]
             context = {
                 "preprint": preprint,

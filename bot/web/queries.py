@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Feed, Preprint, Profile, ReferencePaper, Score
 from bot.ingest.identifiers import parse_preprint_id
-from bot.profiles.catalog import closest_names
+from bot.profiles.catalog import SHARED, Scope, closest_names
 from scoring.errors import ScoutError
 
 ELSEWHERE = "published elsewhere"
@@ -61,21 +61,35 @@ def preprint_path(doi: str | None, identifier: str) -> str | None:
     return "/preprints/" + quote(key, safe="/:")
 
 
-def profile_by_slug(session: Session, slug: str) -> Profile:
-    """The profile whose name gives this slug (the oldest, should two names give the same one)."""
-    profiles = list(session.scalars(select(Profile).order_by(Profile.id)))
-    for profile in profiles:
-        if slugify(profile.name) == slug:
-            return profile
-    names = [p.name for p in profiles]
+def profiles_by_slug(session: Session, slug: str, scope: Scope) -> list[Profile]:
+    """The profiles within `scope` whose name gives this slug, oldest first (two names may
+    give the same one)."""
+    return [
+        p
+        for p in session.scalars(select(Profile).where(scope.clause()).order_by(Profile.id))
+        if slugify(p.name) == slug
+    ]
+
+
+def profile_by_slug(session: Session, slug: str, scope: Scope = SHARED) -> Profile:
+    """The profile within `scope` whose name gives this slug (the oldest, should two give the same one)."""
+    found = profiles_by_slug(session, slug, scope)
+    if found:
+        return found[0]
+    raise unknown_slug(session, slug, scope)
+
+
+def unknown_slug(session: Session, slug: str, scope: Scope = SHARED) -> NotFound:
+    """The 404 of a slug that names nothing within `scope`, suggesting names from it alone."""
+    names = list(session.scalars(select(Profile.name).where(scope.clause()).order_by(Profile.id)))
     close = closest_names(slug.replace("-", " "), names)
     if not names:
-        raise NotFound("There are no profiles yet (scout profiles add NAME --papers FILE).")
-    raise NotFound(f"No profile at {slug!r}.", [(n, profile_path(n)) for n in close or names[:10]])
+        return NotFound("There are no profiles yet (scout profiles add NAME --papers FILE).")
+    return NotFound(f"No profile at {slug!r}.", [(n, profile_path(n)) for n in close or names[:10]])
 
 
-def profile_summaries(session: Session, since: date, until: date) -> list[ProfileSummary]:
-    """Every profile with its paper count and how many scored preprints its window holds."""
+def profile_summaries(session: Session, since: date, until: date, scope: Scope = SHARED) -> list[ProfileSummary]:
+    """Every profile within `scope` with its paper count and how many scored preprints its window holds."""
     papers = dict(
         session.execute(
             select(ReferencePaper.profile_id, func.count(ReferencePaper.id)).group_by(ReferencePaper.profile_id)
@@ -89,7 +103,7 @@ def profile_summaries(session: Session, since: date, until: date) -> list[Profil
             .group_by(Score.profile_id)
         ).all()
     )
-    profiles = session.execute(select(Profile.id, Profile.name).order_by(Profile.name_key)).all()
+    profiles = session.execute(select(Profile.id, Profile.name).where(scope.clause()).order_by(Profile.name_key)).all()
     return [ProfileSummary(name, slugify(name), papers.get(i, 0), window.get(i, 0)) for i, name in profiles]
 
 
@@ -107,12 +121,12 @@ def reference_papers(session: Session, profile: Profile) -> list[ReferencePaper]
     )
 
 
-def all_scores(session: Session, preprint: Preprint) -> list[tuple[str, float]]:
-    """(profile name, score) for every profile, best first."""
+def all_scores(session: Session, preprint: Preprint, scope: Scope = SHARED) -> list[tuple[str, float]]:
+    """(profile name, score) for every profile within `scope`, best first."""
     rows = session.execute(
         select(Profile.name, Score.score)
         .join(Score, Score.profile_id == Profile.id)
-        .where(Score.preprint_id == preprint.id)
+        .where(Score.preprint_id == preprint.id, scope.clause())
         .order_by(Score.score.desc(), Profile.name_key)
     ).all()
     return [(name, float(score)) for name, score in rows]

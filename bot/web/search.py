@@ -9,14 +9,16 @@ from sqlalchemy.orm import Session
 from bot.db import Preprint, Profile
 from bot.fulltext import matching_ids, words
 from bot.ingest.identifiers import parse_preprint_id
+from bot.profiles.catalog import SHARED, Scope
 
 
-def search_profiles(session: Session, query: str, limit: int = 10) -> list[str]:
-    """Profile names holding every word typed (there are few profiles: a scan is enough)."""
+def search_profiles(session: Session, query: str, limit: int = 10, scope: Scope = SHARED) -> list[str]:
+    """Names of the profiles within `scope` holding every word typed (there are few
+    profiles: a scan is enough)."""
     terms = words(query)
     if not terms:
         return []
-    names = session.scalars(select(Profile.name).order_by(Profile.name_key))
+    names = session.scalars(select(Profile.name).where(scope.clause()).order_by(Profile.name_key))
     return [n for n in names if all(t in n.casefold() for t in terms)][:limit]
 
 

@@ -293,13 +293,14 @@ def test_ambiguous_journal_lists_candidates_and_writes_nothing(db, server, sourc
         papers_from_preprints(sources, "elfie", servers=("biorxiv",), today=TODAY)
 
 
-def test_refresh_swaps_papers_and_keeps_subscriptions(db, server, sources):
+def test_refresh_swaps_papers_and_keeps_subscriptions_and_workspace(db, server, sources):
     serve_json(server, "/works", "openalex_works.json")
     with db.session() as session:
         profile = save_new(session, "PLOS Biology", papers_from_issn(sources, "1544-9173", "openalex"))
         session.add(Subscription(kind="email", email="e@x.org", profile_id=profile.id))
         # Pretend it was built from Crossref under another ISSN: a refresh follows the stored spec.
         profile.source = "issn:0270-6474?source=crossref&limit=200"
+        profile.team_id = "T1"
     serve_crossref(server)
     results = refresh_profiles(db, sources)
     assert [(r.profile, r.papers, r.error) for r in results] == [("PLOS Biology", 5, None)]
@@ -307,6 +308,7 @@ def test_refresh_swaps_papers_and_keeps_subscriptions(db, server, sources):
         journals = set(session.scalars(select(ReferencePaper.journal)))
         assert journals == {"Journal of Neuroscience"}
         assert session.scalar(select(func.count(Subscription.id))) == 1
+        assert session.scalar(select(Profile.team_id)) == "T1"
     server.route("/works", status=503, body=b"down")
     results = refresh_profiles(db, sources)
     assert results[0].papers is None and "HTTP 503" in results[0].error

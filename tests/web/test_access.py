@@ -81,3 +81,85 @@ def test_access_off_serves_no_pages_and_public_shows_the_plain_link(db: Database
     assert secret_link(scout, "PLOS Genetics") is None
     scout.env.update(SCOUT_WEB_ACCESS="public")
     assert secret_link(scout, "PLOS Genetics") == "/profiles/plos-genetics"
+
+
+# -- a Slack workspace's own profile -------------------------------------------------------
+
+
+def give_to_workspace(scout, name: str, team: str = "T1") -> None:
+    scout("profiles", "workspace", name, team)
+
+
+def test_a_workspaces_profile_is_left_out_of_every_public_page(db: Database, scout):
+    seed_catalog(db, PROFILES, preprints(30), score_of)
+    give_to_workspace(scout, "PLOS Genetics")
+    web = client(db, SCOUT_SECRET_KEY=SECRET)
+    public = {
+        "/": "Neural Networks",
+        "/?days=30": "Neural Networks",
+        "/search?q=genetics": "No profile",
+        "/search?q=plos": "No profile",
+        "/search?q=synaptic": "Synaptic plasticity study",
+        "/preprints/10.1101/2026.01.01.100001": "Neural Networks",
+        "/feed?p=neural-networks": "Neural Networks",
+        "/feed.atom?p=neural-networks&top=50%25": "Neural Networks",
+    }
+    for path, shown in public.items():
+        page = web.get(path)
+        assert page.status_code == 200 and shown in page.text, path
+        assert "PLOS Genetics" not in page.text and "plos-genetics" not in page.text, path
+    for path in ("/feed?p=plos-genetics", "/feed?p=neural-networks&p=plos-genetics", "/feed.atom?p=plos-genetics"):
+        page = web.get(path)
+        assert page.status_code == 404 and "PLOS Genetics" not in page.text, path
+
+
+def test_the_preprint_page_counts_a_workspaces_profile_as_published_elsewhere(db: Database, scout):
+    seed_catalog(db, PROFILES, preprints(5), score_of)
+    path = "/preprints/10.1101/2026.01.01.100001"
+    before = client(db).get(path).text
+    give_to_workspace(scout, "PLOS Genetics")
+    after = client(db).get(path).text
+
+    def elsewhere(html: str) -> float:
+        return float(re.search(r"published elsewhere[^%]*?([\d.]+)%", html, re.S | re.I).group(1))
+
+    assert "PLOS Genetics" in before and "PLOS Genetics" not in after
+    assert elsewhere(after) == pytest.approx(elsewhere(before) + 100 * score_of(1, 1), abs=0.06)
+
+
+def test_a_workspaces_profile_opens_only_with_its_secret_link_whatever_the_access(db: Database, scout):
+    seed_catalog(db, PROFILES, preprints(30), score_of)
+    scout.env.update(SCOUT_SECRET_KEY=SECRET)
+    give_to_workspace(scout, "PLOS Genetics")
+    link = secret_link(scout, "PLOS Genetics")
+    assert link.startswith("/profiles/plos-genetics?key=")
+    assert secret_link(scout, "Neural Networks") == "/profiles/neural-networks"  # shared: public as before
+    key = link.split("?key=")[1]
+    web = client(db, SCOUT_SECRET_KEY=SECRET)
+    unknown = {}
+    for suffix in ("", ".atom", ".json", "/papers"):
+        for query in ("", "?key=not-the-key"):
+            page = web.get(f"/profiles/plos-genetics{suffix}{query}")
+            assert page.status_code == 404 and "PLOS Genetics" not in page.text, suffix + query
+            unknown[suffix + query] = page.text
+        assert web.get(f"/profiles/plos-genetics{suffix}?key={key}").status_code == 200, suffix
+    page = web.get(link)
+    assert "PLOS Genetics" in page.text
+    links = [unescape_amp(h) for h in re.findall(r'href="(/profiles/[^"]*)"', page.text)]
+    assert links and all(f"key={key}" in h for h in links), links
+    assert re.findall(r'href="/preprints/', page.text)  # public preprint pages: linked as before
+    assert json.loads(web.get(f"/profiles/plos-genetics.json?key={key}").text)["profile"] == "PLOS Genetics"
+    assert client(db, SCOUT_WEB_ACCESS="token", SCOUT_SECRET_KEY=SECRET).get(link).status_code == 200
+    assert client(db, SCOUT_WEB_ACCESS="off", SCOUT_SECRET_KEY=SECRET).get(link).status_code == 404
+    # Without its key the page is answered as a slug that names nothing.
+    scout("profiles", "remove", "PLOS Genetics")
+    assert web.get("/profiles/plos-genetics").text == unknown[""]
+
+
+def test_without_a_secret_key_a_workspaces_profile_has_no_page_and_no_link(db: Database, scout):
+    seed_catalog(db, PROFILES, preprints(3), score_of)
+    give_to_workspace(scout, "PLOS Genetics")
+    assert "no web link: SCOUT_SECRET_KEY is not set" in scout("profiles", "show", "PLOS Genetics").stderr
+    web = client(db)
+    assert web.get("/profiles/plos-genetics?key=anything").status_code == 404
+    assert web.get("/profiles/neural-networks").status_code == 200

@@ -20,6 +20,7 @@ from bot.delivery.email.smtp import (
 from bot.delivery.email.tokens import CONFIRM, MAX_AGE, UNSUBSCRIBE, VOTE, LinkToken, TokenError, read_token
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for
 from bot.fulltext import Narrowing
+from bot.profiles.catalog import EVERY, Scope, workspace_scope
 from bot.profiles.votes import FROM_EMAIL, Voter, record_vote
 from scoring.errors import InputError
 from scoring.text import one_line
@@ -55,6 +56,7 @@ def subscribe_email(
     created_by: str = "cli",
     verified: bool = False,
     now: datetime | None = None,
+    scope: Scope = EVERY,
 ) -> EmailSubscription:
     """Follow a profile by email. An address typed by a person (verified=False) gets a
     confirmation email and nothing else until the signed link in it is followed."""
@@ -70,6 +72,7 @@ def subscribe_email(
             created_by=created_by,
             status="active" if verified else "pending",
             now=now,
+            scope=scope,
         )
         if verified and sub.status == "pending":
             sub.status = "active"
@@ -125,6 +128,7 @@ def subscribe_email_from_slack(
         created_by=f"slack:{team_id}:{user_id}" if team_id else f"slack:{user_id}",
         verified=True,
         now=now,
+        scope=workspace_scope(team_id),
     )
     return f"Email digest for {result.email}: {result.description}. Every email has a one-click unsubscribe link."
 

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db import Database, Preprint, Profile
+from bot.db import Database, Preprint
 from bot.delivery.digests import ScheduleError
 from bot.delivery.email.addresses import require_email_settings
 from bot.delivery.email.subscriptions import subscribe_email_from_slack
@@ -37,7 +37,16 @@ from bot.delivery.slack.commands import (
 )
 from bot.delivery.subscriptions import Options, Target, describe, subscribe, subscriptions_for, unsubscribe
 from bot.ingest.backfill import stored_or_fetched
-from bot.profiles.catalog import ProfileError, closest_names, find_profile, normalise_name, paper_counts
+from bot.profiles.catalog import (
+    ProfileError,
+    Scope,
+    closest_names,
+    find_profile,
+    normalise_name,
+    paper_counts,
+    visible_profile,
+    workspace_scope,
+)
 from bot.profiles.votes import Voter, record_vote
 from bot.render import render
 from bot.scores.rankings import PreprintNotFound, match_preprint, match_text, rank_profile
@@ -60,6 +69,11 @@ class Where:
     @property
     def target(self) -> Target:
         return Target("slack", team_id=self.team_id, channel_id=self.channel_id)
+
+    @property
+    def scope(self) -> Scope:
+        """The profiles this workspace may name and see: the shared ones and its own."""
+        return workspace_scope(self.team_id)
 
 
 def help_message(problem: str | None = None) -> dict:
@@ -84,7 +98,7 @@ def answer(
     fetched from its server first)."""
     try:
         if isinstance(cmd, MatchId):
-            return _match_id(cmd, db, ctx, settings, notify), True
+            return _match_id(cmd, db, ctx, settings, where, notify), True
         with db.session() as session:
             return _answer(cmd, session, ctx, settings, where), True
     except EXPECTED as exc:
@@ -92,7 +106,12 @@ def answer(
 
 
 def _match_id(
-    cmd: MatchId, db: Database, ctx: ScoringContext, settings: Settings, notify: Callable[[dict], None] | None
+    cmd: MatchId,
+    db: Database,
+    ctx: ScoringContext,
+    settings: Settings,
+    where: Where,
+    notify: Callable[[dict], None] | None,
 ) -> dict:
     """As `scout match DOI`: a preprint not stored yet is fetched, stored and scored first
     (how long an unreachable API may take is the SCOUT_HTTP_TIMEOUT/SCOUT_API_RETRIES bound)."""
@@ -107,7 +126,7 @@ def _match_id(
 
     preprint = stored_or_fetched(settings, db, cmd.identifier, score=score, announce=announce)
     with db.session() as session:
-        return _match_message(match_preprint(session, preprint, days=settings.window_days))
+        return _match_message(match_preprint(session, preprint, days=settings.window_days, scope=where.scope))
 
 
 def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, where: Where) -> dict:
@@ -117,17 +136,19 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
         name, days = cmd.profile, cmd.days
         if cmd.alternative:
             try:
-                find_profile(session, name)
+                find_profile(session, name, where.scope)
             except ProfileError:
                 with suppress(ProfileError):  # neither reading: report the first one's error
-                    name, days = find_profile(session, cmd.alternative).name, DEFAULT_DAYS
-        ranking = rank_profile(session, ctx, name, days=days, top=cmd.top)
+                    name, days = find_profile(session, cmd.alternative, where.scope).name, DEFAULT_DAYS
+        ranking = rank_profile(session, ctx, name, days=days, top=cmd.top, scope=where.scope)
         ids = _ids_for(session, ranking.items)
         header = render("cli/ranking_header.txt.j2", ranking=ranking)
-        links, profile_id = WebLinks(settings), find_profile(session, ranking.profile).id
-        return blocks.message("ranking", ranking=ranking, header=header, ids=ids, links=links, profile_id=profile_id)
+        profile = find_profile(session, ranking.profile, where.scope)
+        return blocks.message(
+            "ranking", ranking=ranking, header=header, ids=ids, links=WebLinks(settings), profile=profile
+        )
     if isinstance(cmd, MatchText):
-        return _match_message(match_text(session, ctx, cmd.text))
+        return _match_message(match_text(session, ctx, cmd.text, scope=where.scope))
     if isinstance(cmd, Subscribe):
         options = Options(
             threshold=cmd.threshold,
@@ -136,7 +157,9 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
             weekday=cmd.weekday,
             narrowing=cmd.narrowing,
         )
-        sub, created = subscribe(session, where.target, cmd.profile, options, created_by=where.user_id)
+        sub, created = subscribe(
+            session, where.target, cmd.profile, options, created_by=where.user_id, scope=where.scope
+        )
         verb = "Subscribed" if created else "Updated"
         when = sub.next_run_at.strftime("%Y-%m-%d %H:%M UTC") if sub.next_run_at else "soon"
         return blocks.notice(
@@ -144,7 +167,7 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
             f"First digest: {when}. Private channel? Invite the app first (`/invite @Preprint Scout`)."
         )
     if isinstance(cmd, Unsubscribe):
-        ended = unsubscribe(session, where.target, cmd.profile)
+        ended = unsubscribe(session, where.target, cmd.profile, where.scope)
         if not ended:
             what = "anything" if cmd.profile is None else blocks.escape(cmd.profile)
             return blocks.notice(f"<#{where.channel_id}> was not following {what}; nothing changed.")
@@ -159,7 +182,7 @@ def _answer(cmd: Command, session, ctx: ScoringContext, settings: Settings, wher
         lines = "\n".join(f"• {blocks.escape(describe(s))}" for s in subs)
         return blocks.notice(f"<#{where.channel_id}> follows:\n{lines}")
     if isinstance(cmd, ListProfiles):
-        return _profiles_message(session, cmd.search)
+        return _profiles_message(session, cmd.search, where.scope)
     raise TypeError(f"unhandled command {cmd!r}")  # pragma: no cover - Email goes to email_answer
 
 
@@ -241,8 +264,8 @@ def _top(share: float) -> str:
     return format_top(share)
 
 
-def _profiles_message(session, search: str) -> dict:
-    rows = paper_counts(session)
+def _profiles_message(session, search: str, scope: Scope) -> dict:
+    rows = paper_counts(session, scope)
     if not rows:
         return blocks.notice(
             "There are no profiles yet: an admin adds them with `scout profiles add NAME --papers FILE`."
@@ -277,7 +300,7 @@ def vote(db: Database, value: str, team_id: str, user_id: str, relevant: bool) -
     except ValueError:
         return error_message("That button is out of date.")
     with db.session() as session:
-        profile = session.get(Profile, profile_id)
+        profile = visible_profile(session, profile_id, workspace_scope(team_id))
         if profile is None or session.get(Preprint, preprint_id) is None:
             return error_message("That profile or preprint is no longer stored.")
         record_vote(session, profile_id, preprint_id, Voter(team_id, user_id), relevant)

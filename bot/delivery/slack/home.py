@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.db import Database, Digest, Subscription
+from bot.db import Database, Digest, Profile, Subscription
 from bot.delivery.slack import blocks
 from bot.delivery.subscriptions import describe
+from bot.profiles.catalog import workspace_scope
 
 RECENT_DIGESTS = 10
 
 
 def home_view(db: Database, team_id: str) -> dict:
-    """The view for views.publish; only this workspace's rows (team isolation)."""
+    """The view for views.publish; only this workspace's rows (team isolation), and only
+    of the profiles it may see."""
+    visible = workspace_scope(team_id).clause()
     with db.session() as session:
         subs = list(
             session.scalars(
                 select(Subscription)
-                .where(Subscription.kind == "slack", Subscription.team_id == team_id)
+                .join(Profile, Profile.id == Subscription.profile_id)
+                .where(Subscription.kind == "slack", Subscription.team_id == team_id, visible)
                 .where(Subscription.status != "unsubscribed")
                 .order_by(Subscription.channel_id, Subscription.id)
             )
@@ -35,7 +39,8 @@ def home_view(db: Database, team_id: str) -> dict:
         rows = session.execute(
             select(Digest, Subscription)
             .join(Subscription, Subscription.id == Digest.subscription_id)
-            .where(Subscription.kind == "slack", Subscription.team_id == team_id)
+            .join(Profile, Profile.id == Subscription.profile_id)
+            .where(Subscription.kind == "slack", Subscription.team_id == team_id, visible)
             .order_by(Digest.started_at.desc(), Digest.id.desc())
             .limit(RECENT_DIGESTS)
         ).all()

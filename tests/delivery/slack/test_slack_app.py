@@ -448,6 +448,67 @@ def test_team_isolation(live: Live):
     assert "PLOS Genetics" in home and "Neural Networks" not in home
 
 
+def match_lines(reply: dict) -> tuple[list[str], str]:
+    """The profile names a /scout match answer lists, and its "Published elsewhere" share."""
+    names = re.findall(r"^\*(.+?)\*: match", reply["blocks"][1]["text"]["text"], re.M)
+    return names, re.search(r"Published elsewhere: ([\d.]+)%", texts(reply)).group(1)
+
+
+def test_a_workspaces_own_profile_is_out_of_sight_of_every_other_workspace(live: Live):
+    """PLOS Genetics belongs to T1: T2 is answered as if it did not exist, everywhere; T1 as before."""
+    from bot.db import Digest
+
+    live.fake.add_team("T2", "xoxb-t2")
+    t1, t2 = {"team_id": "T1", "channel_id": "C1"}, {"team_id": "T2", "channel_id": "C9", "user_id": "U2"}
+    answer(live, "subscribe PLOS Genetics", **t2)  # while it is shared
+    with live.db.session() as session:
+        session.add(Digest(subscription_id=session.scalar(select(Subscription.id)), status="done", items=3))
+    scout = Scout({"DATABASE_URL": live.db.url})
+    assert "channel C9" in scout("profiles", "workspace", "PLOS Genetics", "T1").stderr  # T2's digest ends
+
+    hidden = texts(answer(live, "rank PLOS Genetics", **t2))
+    assert "no profile named 'PLOS Genetics'" in hidden
+    assert "PLOS Genetics" not in texts(answer(live, "rank genetics", **t2))
+    assert "Did you mean: PLOS Genetics" in texts(answer(live, "rank genetics", **t1))
+    assert "ranked by how well they match PLOS Genetics" in texts(answer(live, "rank PLOS Genetics", **t1))
+
+    assert "no profile named 'PLOS Genetics'" in texts(answer(live, "subscribe PLOS Genetics weekly", **t2))
+    assert "follows no profiles" in texts(answer(live, "subscriptions", **t2))
+    assert "Subscribed <#C1> to PLOS Genetics" in texts(answer(live, "subscribe PLOS Genetics", **t1))
+    with live.db.session() as session:
+        active = {(s.team_id, s.profile.name) for s in session.scalars(select(Subscription)) if s.status == "active"}
+    assert active == {("T1", "PLOS Genetics")}
+
+    listed = texts(answer(live, "profiles", **t2))
+    assert "2 profiles" in listed and "Neural Networks" in listed and "PLOS Genetics" not in listed
+    assert "PLOS Genetics" not in texts(answer(live, "profiles genetics", **t2))
+    assert "3 profiles" in texts(answer(live, "profiles", **t1))
+
+    with live.db.session() as session:
+        doi = session.get(Preprint, live.ids["preprints"][2]).doi
+    seen, seen_elsewhere = match_lines(answer(live, f"match {doi}", **t1))
+    unseen, unseen_elsewhere = match_lines(answer(live, f"match {doi}", **t2))
+    assert sorted(seen) == sorted(PROFILES) and sorted(unseen) == sorted(set(PROFILES) - {"PLOS Genetics"})
+    # What T2 cannot see counts as published elsewhere: its shares still add up to 100%.
+    assert float(unseen_elsewhere) == pytest.approx(float(seen_elsewhere) + 100 * score_of(1, 2), abs=0.06)
+
+    vote = f"{live.ids['profiles'][1]}:{live.ids['preprints'][2]}"
+    refused = live.slack.click("scout_vote_relevant", vote, team_id="T2", user_id="U2")[1]
+    assert "no longer stored" in texts(live.fake.wait_response(refused)[0])
+    noted = live.slack.click("scout_vote_relevant", vote, team_id="T1")[1]
+    assert "noted as *relevant* for PLOS Genetics" in texts(live.fake.wait_response(noted)[0])
+    with live.db.session() as session:
+        assert [(v.team_id, v.user_id) for v in session.scalars(select(Vote))] == [("T1", "U1")]
+
+    assert live.slack.event({"type": "app_home_opened", "user": "U2", "tab": "home"}, team_id="T2").status_code == 200
+    wait_for(lambda: live.fake.views, what="the App Home view")
+    home = json.dumps(live.fake.views[-1]["view"], ensure_ascii=False)
+    assert "PLOS Genetics" not in home and "No digests sent yet" in home
+
+    scout("profiles", "remove", "PLOS Genetics")  # now it does not exist: T2 was told the same
+    assert texts(answer(live, "rank PLOS Genetics", **t2)) == hidden
+
+
 def test_profiles_with_search(live: Live):
     listed = texts(answer(live, "profiles"))
     assert all(name in listed for name in PROFILES) and "(5 papers)" in listed
@@ -493,6 +554,48 @@ def test_email_subscribes_the_users_own_address(db: Database):
             for s in session.scalars(select(Subscription))
         ]
     assert subs == [("email", "ada.lovelace@example.org", "active", "PLOS Genetics", "weekly", "slack:T1:U1")]
+
+
+def test_email_follows_only_a_profile_the_workspace_sees(db: Database):
+    """Two workspaces installed by OAuth, each asking Slack with its own token; PLOS Genetics is T1's."""
+    from slack_sdk.oauth.installation_store import Installation
+
+    from bot.delivery.slack.oauth import installation_store
+
+    ids = seed_catalog(db, PROFILES, PREPRINTS[:3], score_of)
+    with db.session() as session:
+        session.get(Profile, ids["profiles"][1]).team_id = "T1"  # PLOS Genetics
+    with FakeSlack() as fake, SmtpServer() as smtp:
+        settings = slack_settings(
+            db,
+            fake,
+            SLACK_BOT_TOKEN=None,
+            SLACK_CLIENT_ID=fake.client_id,
+            SLACK_CLIENT_SECRET=fake.client_secret,
+            SMTP_URL=smtp.url,
+            SCOUT_MAIL_FROM=f"Preprint Scout <{MAIL_FROM}>",
+            SCOUT_BASE_URL=MAIL_BASE_URL,
+            SCOUT_SECRET_KEY=MAIL_SECRET,
+        )
+        for team, user, email in (("T1", "U1", "ada@example.org"), ("T2", "U2", "bob@example.org")):
+            token = f"xoxb-{team.lower()}"
+            fake.add_team(team, token)
+            fake.add_user(team, user, email)
+            installation_store(settings, db).save(
+                Installation(app_id="A0SCOUT", team_id=team, bot_token=token, bot_id=f"B{team}", user_id=user)
+            )
+        with serve(build_app(settings, db, ctx=lazy_ctx())) as url:
+            live = Live(fake, SlackSender(url, SECRET, fake), settings, db, {}, url)
+            refused = texts(answer(live, "email PLOS Genetics weekly", team_id="T2", user_id="U2"))
+            assert "No profile named 'PLOS Genetics'" in refused and "Did you mean" not in refused
+            assert "Email digest for ada@example.org: PLOS Genetics" in texts(answer(live, "email PLOS Genetics"))
+            assert {(c.args["user"], c.token) for c in fake.calls_to("users.info")} == {
+                ("U1", "xoxb-t1"),
+                ("U2", "xoxb-t2"),
+            }
+    with db.session() as session:
+        subs = [(s.email, s.profile.name, s.created_by) for s in session.scalars(select(Subscription))]
+    assert subs == [("ada@example.org", "PLOS Genetics", "slack:T1:U1")]
 
 
 def test_email_without_email_settings_names_what_is_missing(live: Live):
