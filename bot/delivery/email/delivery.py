@@ -183,8 +183,7 @@ class EmailDeliverer:
         matches (a hash in its local part): if new ones came in since, dropping the copy
         would drop them, so the message is new, and a match it repeats may come twice
         rather than not at all."""
-        content = ";".join(f"{s.subscription_id}:{','.join(map(str, s.plan.preprint_ids))}" for s in sections)
-        mark = hashlib.sha256(content.encode()).hexdigest()[:12]
+        mark = matches_mark([(s.subscription_id, s.plan.preprint_ids) for s in sections])
         same = next((m for m in carried if m and f".{mark}@" in m), None)
         return same or make_msgid(idstring=mark, domain=domain(sender(self.settings)[1]))
 
@@ -265,6 +264,12 @@ def retry_delay(session, subscription_id: int) -> timedelta:
             break
         failures += 1
     return min(RETRY_BASE * 2 ** max(failures - 1, 0), RETRY_MAX)
+
+
+def matches_mark(matches: list[tuple[int, list[int]]]) -> str:
+    """A short hash of what a digest email holds: (subscription id, preprint ids) per section."""
+    content = ";".join(f"{sid}:{','.join(map(str, ids))}" for sid, ids in matches)
+    return hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 def make_email_deliverer(settings: Settings, db: Database, ctx: ScoringContext | None = None) -> EmailDeliverer | None:

@@ -23,7 +23,7 @@ from bot.config import SettingsError, load_settings
 from bot.db import Delivery, Digest, Preprint, Score, Subscription, utcnow
 from bot.delivery.digests import run_due_digests
 from bot.delivery.email.addresses import normalise_address
-from bot.delivery.email.delivery import RETRY_BASE, EmailDeliverer, make_email_deliverer
+from bot.delivery.email.delivery import RETRY_BASE, EmailDeliverer, make_email_deliverer, matches_mark
 from bot.delivery.email.smtp import MailError
 from bot.delivery.email.subscriptions import (
     confirm_by_token,
@@ -192,15 +192,17 @@ def test_resumes_a_run_that_died_without_sending_twice(seeded, smtp, database_ur
     sub_id = follow(db, "ada@example.org", "PLOS Genetics", NOW, threshold="top 10%")
     with db.session() as s:
         # Preprint 1 went out in an earlier digest; then a run opened a digest and died.
-        from bot.db import Preprint
-
-        first = s.scalar(select(Preprint.id).where(Preprint.content_hash == "pre1"))
-        s.add(Delivery(subscription_id=sub_id, preprint_id=first, score=0.2))
-        s.add(Digest(subscription_id=sub_id, status="open", message_id="<crashed.1@example.org>"))
+        ids = {
+            h: s.scalar(select(Preprint.id).where(Preprint.content_hash == h)) for h in ("pre0", "pre1", "pre2", "pre3")
+        }
+        s.add(Delivery(subscription_id=sub_id, preprint_id=ids["pre1"], score=0.2))
+        # The Message-ID it gave the message names the matches it was sending (matches_mark).
+        crashed = f"<crashed.{matches_mark([(sub_id, [ids['pre0'], ids['pre2'], ids['pre3']])])}@example.org>"
+        s.add(Digest(subscription_id=sub_id, status="open", message_id=crashed))
     outcomes = run(db, settings)
     assert outcomes[0].sent == 3  # the top 4, less the one already delivered
     msg = smtp.messages[0].message
-    assert msg["Message-ID"] == "<crashed.1@example.org>"
+    assert msg["Message-ID"] == crashed
     assert "Preprint number 1 on" not in msg.get_body(("plain",)).get_content()
     with db.session() as s:
         assert s.scalar(select(func.count(Delivery.id))) == 4
