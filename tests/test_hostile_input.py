@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
@@ -142,10 +144,11 @@ def test_escape_sequences_in_a_feed_never_reach_the_terminal(scout, server):
 # -- 4. Stalls -----------------------------------------------------------------------------
 
 
-def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, settings):
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, settings, headers_too):
     body = rss([good_item(n) for n in range(3)])
     server.route("/good.rss", body=body, headers=RSS_HEADERS)
-    with trickle_server(body, interval=0.2) as slow:
+    with trickle_server(body, interval=0.2, headers_too=headers_too) as slow:
         with db.session() as session:
             add_feed(session, slow + "/slow.rss", settings)
             add_feed(session, server.url + "/good.rss", settings)
@@ -170,9 +173,22 @@ def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time():
     assert "timeout" in lines[0].lower()
 
 
-def test_match_with_the_api_silent_ends_at_its_deadline(scout):
-    with silent_server() as port:
-        scout.env["SCOUT_BIORXIV_API_URL"] = f"http://127.0.0.1:{port}"
+@contextmanager
+def _slow_api(kind: str) -> Iterator[str]:
+    """An API that never answers, or that answers a byte every 0.2 s (its body, or its
+    headers too): a whole answer would take about 20 s."""
+    if kind == "silent":
+        with silent_server() as port:
+            yield f"http://127.0.0.1:{port}"
+        return
+    with trickle_server(b'{"collection": []}' * 5, interval=0.2, headers_too=kind == "trickled headers") as url:
+        yield url
+
+
+@pytest.mark.parametrize("kind", ["silent", "trickled body", "trickled headers"])
+def test_match_with_the_api_silent_or_trickling_ends_at_its_deadline(scout, kind):
+    with _slow_api(kind) as api:
+        scout.env["SCOUT_BIORXIV_API_URL"] = api
         scout.env["SCOUT_MATCH_DEADLINE"] = "2"
         scout.env["SCOUT_HTTP_TIMEOUT"] = "30"
         scout.env["SCOUT_API_BACKOFF"] = "2"
