@@ -269,6 +269,26 @@ def test_two_polls_at_once_one_skips_with_one_line(database_url, server, setting
     assert count(db) == 7
 
 
+def test_a_poll_says_each_failed_feed_and_refused_item_once(database_url, server, settings, db):
+    """As `scout` runs from a shell (its log lines on stderr too): the report's line is the
+    only one, not a log line repeating it."""
+    _refuse_titled(db, "Refused once")
+    items = [good_item(1), Item(title="Refused once", description="An abstract.", link="https://example.org/r")]
+    server.route("/feed.rss", body=rss(items), headers=RSS_HEADERS)
+    with db.session() as session:
+        add_feed(session, server.url + "/feed.rss", settings)
+        add_feed(session, server.url + "/missing.rss", settings)
+    run = _scout_process(database_url, server.url, "poll", "--no-score")
+    _out, errors = run.communicate(timeout=60)
+    assert run.returncode == 0, errors
+    lines = errors.strip().splitlines()
+    assert [line for line in lines if "missing.rss" in line] == [
+        f"failed 127.0.0.1/missing.rss: HTTP 404 from {server.url}/missing.rss"
+    ]
+    refused = [line for line in lines if "Refused once" in line]
+    assert len(refused) == 1 and refused[0].startswith('   warning: skipped "Refused once"'), lines
+
+
 def test_a_poll_skips_while_another_holds_the_lease_and_takes_an_expired_one(db, server, settings):
     server.route("/feed.rss", body=rss([good_item(1)]), headers=RSS_HEADERS)
     with db.session() as session:

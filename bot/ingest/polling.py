@@ -220,7 +220,7 @@ def _store_outcome(
     db: Database, feed_id: int, name: str, outcome: tuple[FetchResult, ParsedFeed | None] | FeedError
 ) -> FeedResult:
     if isinstance(outcome, FeedError):
-        log.warning("feed %s failed: %s", name, outcome)
+        # Said once, by whoever reads the report (the CLI prints it, the clock logs it).
         _record_failure(db, feed_id, str(outcome))
         return FeedResult(name, ok=False, error=str(outcome))
     fetched, parsed = outcome
@@ -285,9 +285,10 @@ def store_items(
                 continue  # stored meanwhile by someone else (a backfill, another process): nothing new
             reason = one_line(str(exc)).split(" [SQL:")[0][:200]
             note = f'skipped "{item.title[:60]}" ({item.identifier[:80]}): the database refused it: {reason}'
-            log.warning(note)
-            if warnings is not None:
+            if warnings is not None:  # the caller says it (a poll's report)
                 warnings.append(note)
+            else:
+                log.warning(note)
             continue
         new += outcome == "new"
         updated += outcome == "updated"
