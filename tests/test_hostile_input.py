@@ -23,6 +23,7 @@ from bot.ingest.polling import add_feed, poll_all, poll_lease
 from tests.cli import Scout
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
 from tests.paths import FIXTURES, ROOT
+from tests.smtp_server import SmtpServer
 
 MAX_IDENTIFIER = 500  # the preprints.identifier column
 PAPERS = FIXTURES / "profiles" / "elife.jsonl"
@@ -120,6 +121,28 @@ def test_names_with_square_brackets_list_rank_show_and_remove(scout, server, nam
     assert name in scout("status").stdout
     assert f"removed profile {name}" in scout("profiles", "remove", name).stdout
     assert "no profiles yet" in scout("profiles").stdout
+
+
+def _mail_env(smtp: SmtpServer) -> dict[str, str]:
+    return {
+        "SMTP_URL": smtp.url,
+        "SCOUT_MAIL_FROM": "scout@example.org",
+        "SCOUT_BASE_URL": "https://scout.example.org",
+        "SCOUT_SECRET_KEY": "test-secret-key-0123456789abcdef",
+    }
+
+
+@pytest.mark.parametrize("name", ["[/]", "Journal [beta]"])
+def test_email_commands_show_a_name_with_square_brackets(scout, name):
+    with SmtpServer() as smtp:
+        scout.env |= _mail_env(smtp)
+        scout("profiles", "add", name, "--papers", str(PAPERS), "--no-score")
+        subscribed = scout("email", "subscribe", "ada@example.org", name).stdout
+        assert f"the digest ({name}: top 1%" in subscribed
+        assert f"{name}: top 1%" in scout("email", "list").stdout
+        assert scout("email", "unsubscribe", "ada@example.org").stdout.strip() == (
+            f"unsubscribed ada@example.org from {name}"
+        )
 
 
 # -- 3. Control characters never reach the terminal -----------------------------------------
@@ -220,17 +243,30 @@ def test_user_mistakes_get_one_line(scout, tmp_path):
     assert len(error_lines(result)) == 1
 
 
-def test_a_read_only_database_gets_one_line(scout, database_url, tmp_path):
-    scout("init")
+def test_a_read_only_database_gets_one_line(scout, database_url, server):
+    server.route("/feed.rss", body=rss([good_item(1)]), headers=RSS_HEADERS)
+    scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
+    scout("feeds", "add", server.url + "/feed.rss")
+    with SmtpServer() as smtp:
+        scout.env |= _mail_env(smtp)
+        scout("email", "subscribe", "ada@example.org", "neuro")
     if database_url.startswith("sqlite"):
         read_only = database_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
     else:
         read_only = database_url + "%20-cdefault_transaction_read_only%3Don"
     scout.env["DATABASE_URL"] = read_only
-    result = scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score", code=1)
-    lines = error_lines(result)
-    assert len(lines) == 1 and lines[0].startswith("error: database error"), lines
-    assert "read-only" in lines[0] or "readonly" in lines[0]
+    for command in (
+        ("profiles", "add", "Other", "--papers", str(PAPERS), "--no-score"),
+        ("profiles", "remove", "neuro"),  # refused at the commit: never "removed" first
+        ("feeds", "remove", "1"),
+        ("email", "unsubscribe", "ada@example.org"),
+        ("poll", "--no-score"),
+    ):
+        result = scout(*command, code=1)
+        lines = error_lines(result)
+        assert len(lines) == 1 and lines[0].startswith("error: database error"), (command, lines)
+        assert "read-only" in lines[0] or "readonly" in lines[0]
+        assert not result.stdout.strip(), (command, result.stdout)
 
 
 def _scout_process(database_url: str, feed_base: str, *args: str) -> subprocess.Popen:
