@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -460,6 +460,10 @@ def test_feeds_and_status_show_a_feed_with_warnings(scout, server):
     assert "ok," in shown and "warnings" in shown
     status = json.loads(scout("status", "--json").stdout)
     assert status["feeds"][0]["last_warning"].startswith("feed parsed despite errors")
+    # Times read the same from both databases (SQLite hands them back without their zone).
+    for polled in (feeds[0]["last_success_at"], status["feeds"][0]["last_polled_at"], status["last_poll"]):
+        assert datetime.fromisoformat(polled).utcoffset() == timedelta(0), polled
+    assert feeds[0]["last_success_at"] in shown
 
 
 def test_parse_feed_names_a_skipped_entry():

@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Database, Delivery, Digest, Subscription, utcnow
+from bot.db import Database, Delivery, Digest, Subscription, as_utc, utcnow
 from bot.scores.rankings import (
     RankedPreprint,
     preprints_by_id,
@@ -91,11 +91,11 @@ def plan_digest(
     delivered = set(session.scalars(select(Delivery.preprint_id).where(Delivery.subscription_id == sub.id)))
     # A digest that died halfway resumes with what is left of its cap, not a fresh one.
     room = sub.max_items - _sent_in_open_digest(session, sub.id)
-    fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
+    fresh_from = as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
     threshold = threshold_of(sub)
     picked: list[tuple[int, float, float]] = []
     for row, share in zip(rows, shares, strict=True):
-        if row.preprint_id in delivered or _as_utc(row.first_seen_at) < fresh_from:
+        if row.preprint_id in delivered or as_utc(row.first_seen_at) < fresh_from:
             continue
         if len(picked) >= room:
             break
@@ -153,7 +153,7 @@ def zone(name: str) -> ZoneInfo:
 def next_run(sub: Subscription, after: datetime) -> datetime:
     """The first scheduled moment strictly after `after`, in UTC."""
     tz = zone(sub.timezone or "UTC")
-    local = _as_utc(after).astimezone(tz)
+    local = as_utc(after).astimezone(tz)
     hour, minute = (int(x) for x in (sub.at_time or "08:00").split(":"))
     if sub.schedule == "hourly":
         candidate = local.replace(minute=minute, second=0, microsecond=0)
@@ -177,12 +177,7 @@ def due_subscriptions(session: Session, now: datetime, kinds: Sequence[str], for
     subs = list(session.scalars(query.order_by(Subscription.id)))
     if force:
         return subs
-    return [s for s in subs if s.next_run_at is None or _as_utc(s.next_run_at) <= _as_utc(now)]
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return [s for s in subs if s.next_run_at is None or as_utc(s.next_run_at) <= as_utc(now)]
 
 
 # -- ledger ------------------------------------------------------------------------------
@@ -295,7 +290,7 @@ class Claims:
             ),
         ]
         if due_by is not None:
-            due_by = _as_utc(due_by).astimezone(timezone.utc)  # SQLite compares the stored UTC text
+            due_by = as_utc(due_by).astimezone(timezone.utc)  # SQLite compares the stored UTC text
             conditions.append(or_(Subscription.next_run_at.is_(None), Subscription.next_run_at <= due_by))
         return self._update(conditions, claimed_by=self.owner, claim_expires_at=now + self.lease)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.config import Settings, display_url
-from bot.db import ClockLease, Database, Feed, Preprint, Score, utcnow
+from bot.db import ClockLease, Database, Feed, Preprint, Score, as_utc, utcnow
 from bot.ingest.feeds import (
     MAX_NAME,
     FeedError,
@@ -150,9 +150,7 @@ def due_feed_ids(session: Session, now: datetime, default_minutes: int) -> list[
     due = []
     for feed in session.scalars(select(Feed).order_by(Feed.id)):
         last = feed.last_polled_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        if last is None or now - last >= timedelta(minutes=feed.poll_minutes or default_minutes):
+        if last is None or now - as_utc(last) >= timedelta(minutes=feed.poll_minutes or default_minutes):
             due.append(feed.id)
     return due
 
