@@ -22,6 +22,7 @@ from bot.ingest.feeds import parse_feed
 from bot.ingest.polling import add_feed, poll_all, poll_lease
 from tests.cli import Scout
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
+from tests.loopback import free_port
 from tests.paths import FIXTURES, ROOT
 from tests.smtp_server import SmtpServer
 
@@ -155,8 +156,10 @@ def test_escape_sequences_in_a_feed_never_reach_the_terminal(scout, server):
         link="https://example.org/evil",
         pub_date=datetime.now(UTC).strftime("%a, %d %b %Y 10:00:00 GMT"),
     )
-    server.route("/rss/cs.LG", body=rss([evil]), headers=RSS_HEADERS)
-    scout("feeds", "add", "arxiv:cs.LG")
+    server.route("/rss/cs.LG", body=rss([evil], title="Feed &#27;]0;x&#7; &#x202E;title"), headers=RSS_HEADERS)
+    added = scout("feeds", "add", "arxiv:cs.LG").stdout
+    assert "it says: Feed ]0;x title; 1 items now" in added
+    assert not any(c in added for c in "\x1b\x07\u202e")
     scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
     scout("poll")
     shown = scout("rank", "neuro", "--abstracts").stdout
@@ -197,9 +200,12 @@ def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time():
 
 
 @contextmanager
-def _slow_api(kind: str) -> Iterator[str]:
-    """An API that never answers, or that answers a byte every 0.2 s (its body, or its
-    headers too): a whole answer would take about 20 s."""
+def _unreachable_api(kind: str) -> Iterator[str]:
+    """An API nobody listens at, one that never answers, or one that answers a byte every
+    0.2 s (its body, or its headers too): a whole answer would take about 20 s."""
+    if kind == "refused":
+        yield f"http://127.0.0.1:{free_port()}"
+        return
     if kind == "silent":
         with silent_server() as port:
             yield f"http://127.0.0.1:{port}"
@@ -208,9 +214,9 @@ def _slow_api(kind: str) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.parametrize("kind", ["silent", "trickled body", "trickled headers"])
-def test_match_with_the_api_silent_or_trickling_ends_at_its_deadline(scout, kind):
-    with _slow_api(kind) as api:
+@pytest.mark.parametrize("kind", ["refused", "silent", "trickled body", "trickled headers"])
+def test_match_with_the_api_unreachable_ends_at_its_deadline(scout, kind):
+    with _unreachable_api(kind) as api:
         scout.env["SCOUT_BIORXIV_API_URL"] = api
         scout.env["SCOUT_MATCH_DEADLINE"] = "2"
         scout.env["SCOUT_HTTP_TIMEOUT"] = "30"
