@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import display_url
-from bot.db import Database, Digest, Feed, Preprint, Subscription
+from bot.db import Database, Digest, Feed, Preprint, Subscription, as_utc
 from bot.delivery.subscriptions import describe
 from bot.processes.clock import active_clock
 from bot.profiles.catalog import paper_counts
@@ -18,7 +18,9 @@ from bot.scores.update import latest_run
 def iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
-    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value.isoformat()
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    return as_utc(value).isoformat(timespec="seconds")  # alike on SQLite and PostgreSQL
 
 
 def collect(db: Database, window_days: int, now: datetime) -> dict:

@@ -104,9 +104,10 @@ def silent_server() -> Iterator[int]:
 
 
 @contextmanager
-def trickle_server(body: bytes, interval: float = 0.5) -> Iterator[str]:
-    """An HTTP server that sends its headers at once and then the body one byte every
-    `interval` seconds: each read gets data in time, so only an overall deadline stops it."""
+def trickle_server(body: bytes, interval: float = 0.5, headers_too: bool = False) -> Iterator[str]:
+    """An HTTP server that sends its headers at once (or, `headers_too`, a byte at a time too)
+    and then the body one byte every `interval` seconds: each read gets data in time, so only
+    an overall deadline stops it."""
 
     def serve(conn: socket.socket, stop: threading.Event) -> None:
         with conn:
@@ -115,9 +116,10 @@ def trickle_server(body: bytes, interval: float = 0.5) -> Iterator[str]:
                 head = (
                     "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                )
-                conn.sendall(head.encode())
-                for byte in body:
+                ).encode()
+                if not headers_too:
+                    conn.sendall(head)
+                for byte in (head if headers_too else b"") + body:
                     if stop.is_set():
                         return
                     conn.sendall(bytes([byte]))

@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +22,9 @@ from bot.ingest.feeds import parse_feed
 from bot.ingest.polling import add_feed, poll_all, poll_lease
 from tests.cli import Scout
 from tests.hostile import RSS_HEADERS, Item, good_item, rss, silent_server, text, trickle_server
+from tests.loopback import free_port
 from tests.paths import FIXTURES, ROOT
+from tests.smtp_server import SmtpServer
 
 MAX_IDENTIFIER = 500  # the preprints.identifier column
 PAPERS = FIXTURES / "profiles" / "elife.jsonl"
@@ -120,6 +124,28 @@ def test_names_with_square_brackets_list_rank_show_and_remove(scout, server, nam
     assert "no profiles yet" in scout("profiles").stdout
 
 
+def _mail_env(smtp: SmtpServer) -> dict[str, str]:
+    return {
+        "SMTP_URL": smtp.url,
+        "SCOUT_MAIL_FROM": "scout@example.org",
+        "SCOUT_BASE_URL": "https://scout.example.org",
+        "SCOUT_SECRET_KEY": "test-secret-key-0123456789abcdef",
+    }
+
+
+@pytest.mark.parametrize("name", ["[/]", "Journal [beta]"])
+def test_email_commands_show_a_name_with_square_brackets(scout, name):
+    with SmtpServer() as smtp:
+        scout.env |= _mail_env(smtp)
+        scout("profiles", "add", name, "--papers", str(PAPERS), "--no-score")
+        subscribed = scout("email", "subscribe", "ada@example.org", name).stdout
+        assert f"the digest ({name}: top 1%" in subscribed
+        assert f"{name}: top 1%" in scout("email", "list").stdout
+        assert scout("email", "unsubscribe", "ada@example.org").stdout.strip() == (
+            f"unsubscribed ada@example.org from {name}"
+        )
+
+
 # -- 3. Control characters never reach the terminal -----------------------------------------
 
 
@@ -130,8 +156,10 @@ def test_escape_sequences_in_a_feed_never_reach_the_terminal(scout, server):
         link="https://example.org/evil",
         pub_date=datetime.now(UTC).strftime("%a, %d %b %Y 10:00:00 GMT"),
     )
-    server.route("/rss/cs.LG", body=rss([evil]), headers=RSS_HEADERS)
-    scout("feeds", "add", "arxiv:cs.LG")
+    server.route("/rss/cs.LG", body=rss([evil], title="Feed &#27;]0;x&#7; &#x202E;title"), headers=RSS_HEADERS)
+    added = scout("feeds", "add", "arxiv:cs.LG").stdout
+    assert "it says: Feed ]0;x title; 1 items now" in added
+    assert not any(c in added for c in "\x1b\x07\u202e")
     scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
     scout("poll")
     shown = scout("rank", "neuro", "--abstracts").stdout
@@ -142,10 +170,11 @@ def test_escape_sequences_in_a_feed_never_reach_the_terminal(scout, server):
 # -- 4. Stalls -----------------------------------------------------------------------------
 
 
-def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, settings):
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_feed_is_cut_at_the_deadline_and_holds_no_other(db, server, settings, headers_too):
     body = rss([good_item(n) for n in range(3)])
     server.route("/good.rss", body=body, headers=RSS_HEADERS)
-    with trickle_server(body, interval=0.2) as slow:
+    with trickle_server(body, interval=0.2, headers_too=headers_too) as slow:
         with db.session() as session:
             add_feed(session, slow + "/slow.rss", settings)
             add_feed(session, server.url + "/good.rss", settings)
@@ -170,9 +199,25 @@ def test_a_database_that_accepts_and_never_answers_fails_in_bounded_time():
     assert "timeout" in lines[0].lower()
 
 
-def test_match_with_the_api_silent_ends_at_its_deadline(scout):
-    with silent_server() as port:
-        scout.env["SCOUT_BIORXIV_API_URL"] = f"http://127.0.0.1:{port}"
+@contextmanager
+def _unreachable_api(kind: str) -> Iterator[str]:
+    """An API nobody listens at, one that never answers, or one that answers a byte every
+    0.2 s (its body, or its headers too): a whole answer would take about 20 s."""
+    if kind == "refused":
+        yield f"http://127.0.0.1:{free_port()}"
+        return
+    if kind == "silent":
+        with silent_server() as port:
+            yield f"http://127.0.0.1:{port}"
+        return
+    with trickle_server(b'{"collection": []}' * 5, interval=0.2, headers_too=kind == "trickled headers") as url:
+        yield url
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent", "trickled body", "trickled headers"])
+def test_match_with_the_api_unreachable_ends_at_its_deadline(scout, kind):
+    with _unreachable_api(kind) as api:
+        scout.env["SCOUT_BIORXIV_API_URL"] = api
         scout.env["SCOUT_MATCH_DEADLINE"] = "2"
         scout.env["SCOUT_HTTP_TIMEOUT"] = "30"
         scout.env["SCOUT_API_BACKOFF"] = "2"
@@ -204,17 +249,30 @@ def test_user_mistakes_get_one_line(scout, tmp_path):
     assert len(error_lines(result)) == 1
 
 
-def test_a_read_only_database_gets_one_line(scout, database_url, tmp_path):
-    scout("init")
+def test_a_read_only_database_gets_one_line(scout, database_url, server):
+    server.route("/feed.rss", body=rss([good_item(1)]), headers=RSS_HEADERS)
+    scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score")
+    scout("feeds", "add", server.url + "/feed.rss")
+    with SmtpServer() as smtp:
+        scout.env |= _mail_env(smtp)
+        scout("email", "subscribe", "ada@example.org", "neuro")
     if database_url.startswith("sqlite"):
         read_only = database_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
     else:
         read_only = database_url + "%20-cdefault_transaction_read_only%3Don"
     scout.env["DATABASE_URL"] = read_only
-    result = scout("profiles", "add", "Neuro", "--papers", str(PAPERS), "--no-score", code=1)
-    lines = error_lines(result)
-    assert len(lines) == 1 and lines[0].startswith("error: database error"), lines
-    assert "read-only" in lines[0] or "readonly" in lines[0]
+    for command in (
+        ("profiles", "add", "Other", "--papers", str(PAPERS), "--no-score"),
+        ("profiles", "remove", "neuro"),  # refused at the commit: never "removed" first
+        ("feeds", "remove", "1"),
+        ("email", "unsubscribe", "ada@example.org"),
+        ("poll", "--no-score"),
+    ):
+        result = scout(*command, code=1)
+        lines = error_lines(result)
+        assert len(lines) == 1 and lines[0].startswith("error: database error"), (command, lines)
+        assert "read-only" in lines[0] or "readonly" in lines[0]
+        assert not result.stdout.strip(), (command, result.stdout)
 
 
 def _scout_process(database_url: str, feed_base: str, *args: str) -> subprocess.Popen:
@@ -251,6 +309,26 @@ def test_two_polls_at_once_one_skips_with_one_line(database_url, server, setting
         feeds = list(session.scalars(select(Feed)))
     assert all(f.last_error is None and f.consecutive_failures == 0 for f in feeds)
     assert count(db) == 7
+
+
+def test_a_poll_says_each_failed_feed_and_refused_item_once(database_url, server, settings, db):
+    """As `scout` runs from a shell (its log lines on stderr too): the report's line is the
+    only one, not a log line repeating it."""
+    _refuse_titled(db, "Refused once")
+    items = [good_item(1), Item(title="Refused once", description="An abstract.", link="https://example.org/r")]
+    server.route("/feed.rss", body=rss(items), headers=RSS_HEADERS)
+    with db.session() as session:
+        add_feed(session, server.url + "/feed.rss", settings)
+        add_feed(session, server.url + "/missing.rss", settings)
+    run = _scout_process(database_url, server.url, "poll", "--no-score")
+    _out, errors = run.communicate(timeout=60)
+    assert run.returncode == 0, errors
+    lines = errors.strip().splitlines()
+    assert [line for line in lines if "missing.rss" in line] == [
+        f"failed 127.0.0.1/missing.rss: HTTP 404 from {server.url}/missing.rss"
+    ]
+    refused = [line for line in lines if "Refused once" in line]
+    assert len(refused) == 1 and refused[0].startswith('   warning: skipped "Refused once"'), lines
 
 
 def test_a_poll_skips_while_another_holds_the_lease_and_takes_an_expired_one(db, server, settings):
@@ -388,6 +466,10 @@ def test_feeds_and_status_show_a_feed_with_warnings(scout, server):
     assert "ok," in shown and "warnings" in shown
     status = json.loads(scout("status", "--json").stdout)
     assert status["feeds"][0]["last_warning"].startswith("feed parsed despite errors")
+    # Times read the same from both databases (SQLite hands them back without their zone).
+    for polled in (feeds[0]["last_success_at"], status["feeds"][0]["last_polled_at"], status["last_poll"]):
+        assert datetime.fromisoformat(polled).utcoffset() == timedelta(0), polled
+    assert feeds[0]["last_success_at"] in shown
 
 
 def test_parse_feed_names_a_skipped_entry():

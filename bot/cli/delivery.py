@@ -60,7 +60,7 @@ def email_subscribe(
             result = subscribe_email(db, settings, address, profile, options, created_by="cli")
         except MailError as exc:
             raise fail(str(exc), code=1) from None
-        out.print(result.message, highlight=False)
+        out.print(esc(result.message), highlight=False)
 
 
 @email_app.command("list")
@@ -96,7 +96,10 @@ def email_list(
     table = Table("address", "subscription", "status", "next digest")
     for r in rows:
         state = r["status"] + (f": {r['status_reason']}" if r["status_reason"] else "")
-        table.add_row(r["email"], r["description"].split(" [")[0], state, r["next_run_at"] or "")
+        # The status has its own column: drop describe()'s " [status]" ending (a profile's own
+        # name may hold " [" too).
+        described = r["description"].rsplit(" [", 1)[0] if r["status"] != "active" else r["description"]
+        table.add_row(esc(r["email"]), esc(described), esc(state), r["next_run_at"] or "")
     out.print(table)
 
 
@@ -110,12 +113,14 @@ def email_unsubscribe(
     from bot.delivery.email.addresses import normalise_address
     from bot.delivery.subscriptions import Target, unsubscribe
 
-    with database() as (_settings, db), db.session() as session:
-        ended = unsubscribe(session, Target(KIND, email=normalise_address(address)), profile)
-        if not ended:
-            raise fail(f"{address} has no email subscriptions{' to ' + profile if profile else ''}", code=1)
-        names = ", ".join(s.profile.name for s in ended)
-        out.print(f"unsubscribed {normalise_address(address)} from {names}", highlight=False)
+    with database() as (_settings, db):
+        with db.session() as session:
+            ended = unsubscribe(session, Target(KIND, email=normalise_address(address)), profile)
+            if not ended:
+                raise fail(f"{address} has no email subscriptions{' to ' + profile if profile else ''}", code=1)
+            names = ", ".join(s.profile.name for s in ended)
+        # Said once it is committed: a read-only database refuses at the commit.
+        out.print(f"unsubscribed {esc(normalise_address(address))} from {esc(names)}", highlight=False)
 
 
 @email_app.command("send")
@@ -157,7 +162,7 @@ def report(outcomes: list, dry_run: bool, console) -> None:
             state = "[dim]nothing new above the threshold[/dim]"
         else:
             state = f"{o.planned} planned" if dry_run else f"[green]sent[/green] {o.sent}"
-        console.print(f"{o.target} · {esc(o.profile)}: {state}", highlight=False)
+        console.print(f"{esc(o.target)} · {esc(o.profile)}: {state}", highlight=False)
     if any(o.error or o.paused for o in outcomes):
         raise typer.Exit(1)
 

@@ -99,12 +99,15 @@ def feeds_add(
 @feeds_app.command("remove")
 def feeds_remove(key: Annotated[str, typer.Argument(help="Feed id, URL, shortcut or name")]) -> None:
     """Stop polling a feed (its preprints stay)."""
-    with database() as (_settings, db), db.session() as session:
-        feed = find_feed(session, key)
-        if feed is None:
-            raise fail(f"no feed {one_line(key)!r}; `scout feeds` lists them")
-        session.delete(feed)
-        out.print(f"removed feed {esc(feed.name)}", highlight=False)
+    with database() as (_settings, db):
+        with db.session() as session:
+            feed = find_feed(session, key)
+            if feed is None:
+                raise fail(f"no feed {one_line(key)!r}; `scout feeds` lists them")
+            removed = feed.name
+            session.delete(feed)
+        # Said once it is committed: a read-only database refuses at the commit.
+        out.print(f"removed feed {esc(removed)}", highlight=False)
 
 
 @app.command(rich_help_panel="Fetch and score")

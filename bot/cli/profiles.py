@@ -251,7 +251,10 @@ def _report_ended(ended: list, owner: str) -> None:
 @profiles_app.command("remove")
 def profiles_remove(name: str) -> None:
     """Delete a profile, its papers and its scores."""
-    with database() as (_settings, db), db.session() as session:
-        profile = find_profile(session, name)
-        session.delete(profile)
-        out.print(f"removed profile {esc(profile.name)}", highlight=False)
+    with database() as (_settings, db):
+        with db.session() as session:
+            profile = find_profile(session, name)
+            removed = profile.name
+            session.delete(profile)
+        # Said once it is committed: a read-only database refuses at the commit.
+        out.print(f"removed profile {esc(removed)}", highlight=False)

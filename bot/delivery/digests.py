@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Database, Delivery, Digest, Preprint, Subscription, utcnow
+from bot.db import Database, Delivery, Digest, Preprint, Subscription, as_utc, utcnow
 from bot.fulltext import Narrowing, narrowed_ids
 from bot.scores.embeddings import cached_vectors, stack
 from bot.scores.rankings import (
@@ -106,12 +106,12 @@ def plan_digest(
     delivered = set(session.scalars(select(Delivery.preprint_id).where(Delivery.subscription_id == sub.id)))
     # A digest that died halfway resumes with what is left of its cap, not a fresh one.
     room = sub.max_items - _sent_in_open_digest(session, sub.id)
-    fresh_from = _as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
+    fresh_from = as_utc(sub.created_at) - PERIOD.get(sub.schedule, PERIOD["daily"])
     threshold, narrowing = threshold_of(sub), narrowing_of(sub)
     narrowed = narrowed_ids(session, narrowing, since, until)
     passing: list[tuple[int, float, float]] = []
     for row, share in zip(rows, shares, strict=True):
-        if row.preprint_id in delivered or _as_utc(row.first_seen_at) < fresh_from:
+        if row.preprint_id in delivered or as_utc(row.first_seen_at) < fresh_from:
             continue
         if narrowed is not None and row.preprint_id not in narrowed:
             continue
@@ -206,7 +206,7 @@ def zone(name: str) -> ZoneInfo:
 def next_run(sub: Subscription, after: datetime) -> datetime:
     """The first scheduled moment strictly after `after`, in UTC."""
     tz = zone(sub.timezone or "UTC")
-    local = _as_utc(after).astimezone(tz)
+    local = as_utc(after).astimezone(tz)
     hour, minute = (int(x) for x in (sub.at_time or "08:00").split(":"))
     if sub.schedule == "hourly":
         candidate = local.replace(minute=minute, second=0, microsecond=0)
@@ -230,12 +230,7 @@ def due_subscriptions(session: Session, now: datetime, kinds: Sequence[str], for
     subs = list(session.scalars(query.order_by(Subscription.id)))
     if force:
         return subs
-    return [s for s in subs if s.next_run_at is None or _as_utc(s.next_run_at) <= _as_utc(now)]
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return [s for s in subs if s.next_run_at is None or as_utc(s.next_run_at) <= as_utc(now)]
 
 
 # -- ledger ------------------------------------------------------------------------------
@@ -312,10 +307,10 @@ def resume_later(db: Database, subscription_id: int, digest_id: int | None, now:
     channel whose posts fail for an hour is tried a handful of times, not once a minute."""
     with db.session() as session:
         digest = session.get(Digest, digest_id) if digest_id is not None else None
-        started = _as_utc(digest.started_at) if digest is not None else now
-        wait = min(max(_as_utc(now) - started, RESUME_MIN), RESUME_MAX)
+        started = as_utc(digest.started_at) if digest is not None else now
+        wait = min(max(as_utc(now) - started, RESUME_MIN), RESUME_MAX)
         sub = session.get(Subscription, subscription_id)
-        sub.next_run_at = _as_utc(now) + wait
+        sub.next_run_at = as_utc(now) + wait
         return sub.next_run_at
 
 
@@ -361,7 +356,7 @@ class Claims:
             ),
         ]
         if due_by is not None:
-            due_by = _as_utc(due_by).astimezone(timezone.utc)  # SQLite compares the stored UTC text
+            due_by = as_utc(due_by).astimezone(timezone.utc)  # SQLite compares the stored UTC text
             conditions.append(or_(Subscription.next_run_at.is_(None), Subscription.next_run_at <= due_by))
         return self._update(conditions, claimed_by=self.owner, claim_expires_at=now + self.lease)
 

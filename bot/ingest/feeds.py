@@ -27,6 +27,7 @@ import feedparser
 import httpx
 
 from bot.config import display_url
+from bot.ingest.deadline import cutoff_after
 from bot.ingest.identifiers import ARXIV_ID_IN_TEXT, BIORXIV_DOI_IN_LINK, DOI_IN_TEXT, MAX_DOI
 from scoring.errors import InputError, ScoutError
 from scoring.text import clean_text, one_line
@@ -119,20 +120,22 @@ def fetch_feed(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     shown = display_url(url)
-    ends = time.monotonic() + deadline if deadline else None
-    try:
-        with client.stream("GET", url, headers=headers) as response:
-            return _read_response(response, shown, etag, last_modified, max_bytes, ends)
-    except _DeadlinePassed:
-        raise FeedError(f"took longer than {deadline:g}s fetching {shown} (SCOUT_FEED_DEADLINE)") from None
-    except httpx.TimeoutException:
-        raise FeedError(f"timed out after {_timeout_seconds(client)} fetching {shown}") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise FeedError(f"could not fetch {shown}: {one_line(_describe(exc))}") from None
-
-
-class _DeadlinePassed(Exception):
-    pass
+    too_long = f"took longer than {deadline:g}s fetching {shown} (SCOUT_FEED_DEADLINE)" if deadline else ""
+    with cutoff_after(deadline) as cutoff:
+        try:
+            with client.stream("GET", url, headers=headers | cutoff.headers, extensions=cutoff.extensions) as response:
+                fetched = _read_response(response, shown, etag, last_modified, max_bytes)
+        except httpx.TimeoutException:
+            raise FeedError(
+                too_long if cutoff.passed else f"timed out after {_timeout_seconds(client)} fetching {shown}"
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FeedError(
+                too_long if cutoff.passed else f"could not fetch {shown}: {one_line(_describe(exc))}"
+            ) from None
+        if cutoff.passed:  # the cut can look like the end of a body sent without a length
+            raise FeedError(too_long)
+    return fetched
 
 
 def _read_response(
@@ -141,7 +144,6 @@ def _read_response(
     etag: str | None,
     last_modified: str | None,
     max_bytes: int,
-    ends: float | None = None,
 ) -> FetchResult:
     status = response.status_code
     # Some servers omit the validators on a 304; the ones we sent are still current.
@@ -161,8 +163,6 @@ def _read_response(
         raise FeedError(f"feed too large ({int(declared):,} bytes, limit {max_bytes:,}) at {url}")
     body = bytearray()
     for chunk in response.iter_bytes():
-        if ends is not None and time.monotonic() > ends:
-            raise _DeadlinePassed
         body += chunk
         # Content-Length can be absent or wrong; a runaway body must not eat memory.
         if len(body) > max_bytes:

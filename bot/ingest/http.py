@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from bot.ingest.deadline import cutoff_after
 from scoring.errors import ScoutError
 
 MAX_BODY = 50 * 1024 * 1024
@@ -125,16 +126,28 @@ class PoliteHTTP:
     ) -> httpx.Response:
         self._pace()
         self.requests_made += 1
-        # Within a deadline each read may take at most what is left of it.
+        # Within a deadline each read may take at most what is left of it, and the request is
+        # cut when none is left (a server trickling its answer keeps every read in time).
         timeout = self.client.timeout if remaining is None else _shrink(self.client.timeout, remaining)
-        try:
-            response = self.client.get(url, params=params, headers={"Accept": accept}, timeout=timeout)
-        except httpx.TimeoutException:
-            raise _Transient(f"timed out fetching {url}") from None
-        except httpx.TransportError as exc:
-            raise _Transient(f"could not reach {url}: {exc or type(exc).__name__}") from None
-        except httpx.InvalidURL as exc:
-            raise SourceError(f"{self.service}: bad URL {url}: {exc}") from None
+        with cutoff_after(None if remaining is None else max(remaining, 0.1)) as cutoff:
+            try:
+                response = self.client.get(
+                    url,
+                    params=params,
+                    headers={"Accept": accept} | cutoff.headers,
+                    timeout=timeout,
+                    extensions=cutoff.extensions,
+                )
+            except httpx.TimeoutException:
+                raise _Transient(f"timed out fetching {url}") from None
+            except httpx.TransportError as exc:
+                if cutoff.passed:
+                    raise _OutOfTime(f"no complete answer from {url} in time") from None
+                raise _Transient(f"could not reach {url}: {exc or type(exc).__name__}") from None
+            except httpx.InvalidURL as exc:
+                raise SourceError(f"{self.service}: bad URL {url}: {exc}") from None
+            if cutoff.passed:  # the cut can look like the end of a body sent without a length
+                raise _OutOfTime(f"no complete answer from {url} in time")
         status = response.status_code
         if status in ok:
             if len(response.content) > MAX_BODY:

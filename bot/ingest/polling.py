@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.config import Settings, display_url
-from bot.db import ClockLease, Database, Feed, Preprint, Score, utcnow
+from bot.db import ClockLease, Database, Feed, Preprint, Score, as_utc, utcnow
 from bot.ingest.feeds import (
     MAX_NAME,
     FeedError,
@@ -151,9 +151,7 @@ def due_feed_ids(session: Session, now: datetime, default_minutes: int) -> list[
     due = []
     for feed in session.scalars(select(Feed).order_by(Feed.id)):
         last = feed.last_polled_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        if last is None or now - last >= timedelta(minutes=feed.poll_minutes or default_minutes):
+        if last is None or now - as_utc(last) >= timedelta(minutes=feed.poll_minutes or default_minutes):
             due.append(feed.id)
     return due
 
@@ -229,7 +227,7 @@ def _store_outcome(
     db: Database, feed_id: int, name: str, outcome: tuple[FetchResult, ParsedFeed | None] | FeedError
 ) -> FeedResult:
     if isinstance(outcome, FeedError):
-        log.warning("feed %s failed: %s", name, outcome)
+        # Said once, by whoever reads the report (the CLI prints it, the clock logs it).
         _record_failure(db, feed_id, str(outcome))
         return FeedResult(name, ok=False, error=str(outcome))
     fetched, parsed = outcome
@@ -294,9 +292,10 @@ def store_items(
                 continue  # stored meanwhile by someone else (a backfill, another process): nothing new
             reason = one_line(str(exc)).split(" [SQL:")[0][:200]
             note = f'skipped "{item.title[:60]}" ({item.identifier[:80]}): the database refused it: {reason}'
-            log.warning(note)
-            if warnings is not None:
+            if warnings is not None:  # the caller says it (a poll's report)
                 warnings.append(note)
+            else:
+                log.warning(note)
             continue
         new += outcome == "new"
         updated += outcome == "updated"

@@ -212,6 +212,9 @@ class Cycle:
                 report.poll.updated,
                 len(report.poll.failed),
             )
+            if report.poll.skipped_for:
+                log.info("poll skipped: another poll is running (%s)", report.poll.skipped_for)
+            log_feed_problems(report.poll)
         report.score = self.score()
         return report
 
@@ -271,6 +274,18 @@ class Cycle:
         report = self.poll_and_score(now, all_feeds=True)
         report.digests = self.send_digests(now)
         return report
+
+
+def log_feed_problems(poll: PollReport, most: int = 5) -> None:
+    """Each failed feed and each feed's warnings (the first `most`) as log lines: the poll's
+    report is the one place they are said, and the clock has no other output."""
+    for result in poll.feeds:
+        if not result.ok:
+            log.warning("feed %s failed: %s", result.feed, result.error)
+        for warning in result.warnings[:most]:
+            log.warning("feed %s: %s", result.feed, warning)
+        if len(result.warnings) > most:
+            log.warning("feed %s: %d more warnings", result.feed, len(result.warnings) - most)
 
 
 def leader_only(leadership: Leadership, name: str, job: Callable[[], object]) -> Callable[[], None]:

@@ -30,7 +30,8 @@ def is_non_feed(path: Path) -> bool:
 
 
 def test_the_corpus_is_large_enough():
-    assert len(FILES) >= 50
+    # Feeds, not counting the pages that are not feeds (each must fail in one line).
+    assert len([p for p in FILES if not is_non_feed(p)]) >= 50
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,23 @@ def test_once_runs_a_full_cycle(clock_world):
     report = cycle.once(now=T0 + timedelta(hours=2))
     assert report.poll.new > 0 and report.score.scored == report.poll.new
     assert deliverer.runs and len(server.requests_to("/biorxiv_xml.php")) == 1
+
+
+def test_the_clock_logs_each_failed_feed_and_each_warning_once(clock_world, db, caplog):
+    server, cycle, _deliverer = clock_world
+    server.route("/cut.rss", body=FEED.read_bytes().replace(b"</rdf:RDF>", b"<item><title>cut off"))
+    with db.session() as session:
+        add_feed(session, server.url + "/missing.rss", cycle.settings)
+        add_feed(session, server.url + "/cut.rss", cycle.settings)
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        cycle.poll_and_score(now=T0 + timedelta(hours=2))
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line for line in lines if "missing.rss" in line] == [
+        f"feed 127.0.0.1/missing.rss failed: HTTP 404 from {server.url}/missing.rss"
+    ]
+    cut = [line for line in lines if "cut.rss" in line]
+    assert cut and all(line.startswith("feed 127.0.0.1/cut.rss: ") for line in cut), lines
+    assert any("feed parsed despite errors" in line for line in cut)
 
 
 def test_prune_forgets_old_preprints_and_the_vectors_and_runs_nothing_uses(clock_world, db):

@@ -22,14 +22,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import or_, select
 
 from bot.config import Settings
-from bot.db import Database, Digest, Subscription, utcnow
+from bot.db import Database, Digest, Subscription, as_utc, utcnow
 from bot.delivery.digests import (
     ClaimLost,
     Claims,
@@ -381,7 +381,7 @@ class SlackDeliverer:
         self, client: WebClient, channel: str, subscription_id: int, digest_id: int, since: datetime
     ) -> str | None:
         """The ts of this digest's parent message if Slack holds it (posted since `since`)."""
-        oldest = f"{_as_utc(since).timestamp() - PARENT_CLOCK_SKEW:.6f}"
+        oldest = f"{as_utc(since).timestamp() - PARENT_CLOCK_SKEW:.6f}"
         for msg in self._read(client.conversations_history, channel=channel, oldest=oldest) or []:
             payload = _payload(msg, PARENT_EVENT)
             if payload.get("digest_id") == digest_id and payload.get("subscription_id") == subscription_id:
@@ -473,10 +473,6 @@ def _ambiguous(exc: Exception) -> bool:
 def _payload(message: dict, event_type: str) -> dict:
     meta = message.get("metadata") or {}
     return (meta.get("event_payload") or {}) if meta.get("event_type") == event_type else {}
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _error_text(exc: Exception) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.db import Database, Delivery, Digest, Preprint, Score, ScoringRun, Subscription
+from bot.db import Database, Delivery, Digest, Preprint, Score, ScoringRun, Subscription, as_utc
 from bot.delivery.slack.delivery import REASONS
 from bot.delivery.subscriptions import Options, Target, subscribe
 from scoring.text import content_hash
@@ -468,7 +468,7 @@ def test_an_interrupted_digest_waits_longer_each_time_the_outage_lasts(setup: Se
     assert "will resume" in setup.run(code=1)
     tries = len(setup.fake.calls_to("chat.postMessage"))
     with setup.db.session() as session:
-        wait = _as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
+        wait = as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
     assert timedelta(seconds=40) < wait <= timedelta(minutes=1)
     assert "sent" not in setup.run() and len(setup.fake.calls_to("chat.postMessage")) == tries  # not due yet
 
@@ -478,17 +478,13 @@ def test_an_interrupted_digest_waits_longer_each_time_the_outage_lasts(setup: Se
     setup.fake.fail("chat.postMessage", status=500, times=4)
     assert "will resume" in setup.run(code=1)
     with setup.db.session() as session:
-        wait = _as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
+        wait = as_utc(session.get(Subscription, sid).next_run_at) - datetime.now(UTC)
     assert timedelta(minutes=19) < wait <= timedelta(minutes=20, seconds=5)
 
     with setup.db.session() as session:  # the outage is over by the next try
         session.get(Subscription, sid).next_run_at = datetime.now(UTC) - timedelta(seconds=1)
     assert f"sent {len(setup.expected())}" in setup.run()
     assert_each_once(setup)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- errors that will not heal -----------------------------------------------------------
