@@ -230,6 +230,19 @@ def test_match_with_the_api_unreachable_ends_at_its_deadline(scout, kind):
     assert "gave up within the 2 s deadline" in last
 
 
+def test_match_asks_both_servers_within_one_deadline(scout, server):
+    """bioRxiv answers "not here" slowly: medRxiv gets what is left of the one deadline, not
+    a deadline of its own (which made `scout match` take up to twice what it announced)."""
+    doi = "10.1101/2026.01.01.123456"
+    for name in ("biorxiv", "medrxiv"):
+        server.route(f"/details/{name}/{doi}", body='{"collection": []}', delay=1.5)
+    scout.env["SCOUT_BIORXIV_API_URL"] = server.url
+    scout.env["SCOUT_MATCH_DEADLINE"] = "2"
+    result = scout("match", doi, code=2)
+    last = error_lines(result)[-1]
+    assert "gave up within the 2 s deadline" in last  # the second ask was cut, not answered
+
+
 # -- 5. Tracebacks for user mistakes --------------------------------------------------------
 
 

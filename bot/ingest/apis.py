@@ -37,8 +37,10 @@ class Sources:
         client: httpx.Client,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
+        ends_at: float | None = None,
     ) -> Sources:
-        """All four clients; each API call ends within `deadline` (default SCOUT_API_DEADLINE) seconds."""
+        """All four clients; each API call ends within `deadline` (default SCOUT_API_DEADLINE)
+        seconds, and none runs past `ends_at` (a time.monotonic() time, shared by every call)."""
 
         def polite(base: str, service: str, interval: float) -> PoliteHTTP:
             return PoliteHTTP(
@@ -50,6 +52,7 @@ class Sources:
                 backoff=settings.api_backoff,
                 sleep=sleep,
                 deadline=deadline or settings.api_deadline,
+                ends_at=ends_at,
             )
 
         mailto = settings.contact_email

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -351,7 +352,8 @@ def stored_or_fetched(
         announce(f"{one_line(query)} is not stored yet: fetching it (at most {settings.match_deadline:g} s)…")
     try:
         with http_client(settings) as client, db.session() as session:
-            sources = Sources.from_settings(settings, client, deadline=settings.match_deadline)
+            deadline = settings.match_deadline
+            sources = Sources.from_settings(settings, client, deadline=deadline, ends_at=time.monotonic() + deadline)
             preprint_id = fetch_preprint(session, sources, query).id
     except SourceError as exc:
         raise PreprintNotFound(f"no stored preprint with id {one_line(query)}, and fetching it failed: {exc}") from None

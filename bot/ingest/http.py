@@ -65,6 +65,9 @@ class PoliteHTTP:
     max_wait: float = 300.0
     # Seconds one `get` may take in all, retries and waits included (None: no bound).
     deadline: float | None = None
+    # A `clock()` time no call may run past: one bound for several calls (`scout match`
+    # asks bioRxiv, then medRxiv, within one SCOUT_MATCH_DEADLINE).
+    ends_at: float | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     requests_made: int = 0
@@ -114,7 +117,10 @@ class PoliteHTTP:
     # -- internals -------------------------------------------------------------------
 
     def _remaining(self, started: float) -> float | None:
-        return None if self.deadline is None else self.deadline - (self.clock() - started)
+        now = self.clock()
+        bounds = [self.deadline - (now - started)] if self.deadline is not None else []
+        bounds += [self.ends_at - now] if self.ends_at is not None else []
+        return min(bounds) if bounds else None
 
     def _once(
         self,
