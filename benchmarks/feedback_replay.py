@@ -19,7 +19,7 @@ everything but the votes: none learnt, learnt, and learnt with --flip of them fl
 Per week: digest precision (true items / items shown, over profiles and seeds), recall
 (the profiles' true stream preprints posted so far that some digest has shown) and ECE
 (top label, the week's new preprints, over seeds). Embeddings are cached as `scout
-evaluate` caches them (.cache/embeddings).
+evaluate` caches them with SCOUT_BACKEND=torch (.cache/embeddings, fp32 vectors).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.scores.evaluation import DEFAULT_CACHE, cached_embeddings  # noqa: E402
 from bot.scores.update import MIN_BACKGROUND  # noqa: E402
 from scoring.duplicates import copy_in, keep_one_copy  # noqa: E402
+from scoring.embedder import vector_key  # noqa: E402
 from scoring.feedback import VOTE_WEIGHT, tally, with_votes  # noqa: E402
 from scoring.lexical import lexical_features  # noqa: E402
 from scoring.metrics import calibration_error  # noqa: E402
@@ -88,7 +89,7 @@ def load(path: Path, cache: Path) -> Corpus:
         print(f"embedding {len(missing)} papers (cached for next time)...", file=sys.stderr)
         return load_embedder(BUNDLED_MODEL).embed(missing)
 
-    vectors = cached_embeddings(keys, texts, BUNDLED_MODEL, embed, cache)
+    vectors = cached_embeddings(keys, texts, vector_key(BUNDLED_MODEL), embed, cache)
     return Corpus(
         texts,
         [clean_text(r["journal"]).lower() for r in rows],
