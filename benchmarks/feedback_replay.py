@@ -1,6 +1,7 @@
 """Replay benchmark: do an editor's votes make the next digests better? (`make bench-feedback`)
 
     .venv/bin/python benchmarks/feedback_replay.py [--seeds 3] [--weeks 6] [--window 3] [--weight 1] [--refit-weekly]
+        [--unweighted]
 
 Labelled bioRxiv preprints (../shared/data/labeled, the journal each was published in)
 stand in for a feed. Each journal with --large papers or more is a profile, built from
@@ -18,8 +19,13 @@ everything but the votes: none learnt, learnt, and learnt with --flip of them fl
 
 Per week: digest precision (true items / items shown, over profiles and seeds), recall
 (the profiles' true stream preprints posted so far that some digest has shown) and ECE
-(top label, the week's new preprints, over seeds). Embeddings are cached as `scout
-evaluate` caches them (.cache/embeddings).
+(top label, the week's new preprints, over seeds); next to ECE, the mean probability of
+"elsewhere" and the share of those preprints that are. The store never holds the 2,000
+preprints of a full background sample, so the sample weighs as a full one
+(`scoring.scorer.background_weight`), as in the bot; --unweighted counts it as its rows
+(as the bot did before), and then every refit, as the store grows, raises the odds of
+"elsewhere". Embeddings are cached as `scout evaluate` caches them with
+SCOUT_BACKEND=torch (.cache/embeddings, fp32 vectors).
 """
 
 from __future__ import annotations
@@ -39,10 +45,11 @@ from bot.config import BUNDLED_MODEL  # noqa: E402
 from bot.scores.evaluation import DEFAULT_CACHE, cached_embeddings  # noqa: E402
 from bot.scores.update import MIN_BACKGROUND  # noqa: E402
 from scoring.duplicates import copy_in, keep_one_copy  # noqa: E402
+from scoring.embedder import vector_key  # noqa: E402
 from scoring.feedback import VOTE_WEIGHT, tally, with_votes  # noqa: E402
 from scoring.lexical import lexical_features  # noqa: E402
 from scoring.metrics import calibration_error  # noqa: E402
-from scoring.scorer import L2_GRID, Catalog, fit  # noqa: E402
+from scoring.scorer import L2_GRID, Catalog, background_weight, fit  # noqa: E402
 from scoring.text import clean_text, content_hash, document  # noqa: E402
 from scoring.thresholds import DEFAULT, parse_threshold  # noqa: E402
 from scoring.window import top_share  # noqa: E402
@@ -67,6 +74,8 @@ class Week:
     shown: int = 0
     hits: int = 0
     confidence: list[float] = field(default_factory=list)
+    elsewhere: list[float] = field(default_factory=list)  # P("elsewhere") of each new preprint
+    is_elsewhere: list[bool] = field(default_factory=list)  # and whether it is (no profile's)
     correct: list[bool] = field(default_factory=list)
     found: int = 0  # true stream preprints posted so far that a digest has shown
     posted: int = 0  # true stream preprints posted so far
@@ -88,7 +97,7 @@ def load(path: Path, cache: Path) -> Corpus:
         print(f"embedding {len(missing)} papers (cached for next time)...", file=sys.stderr)
         return load_embedder(BUNDLED_MODEL).embed(missing)
 
-    vectors = cached_embeddings(keys, texts, BUNDLED_MODEL, embed, cache)
+    vectors = cached_embeddings(keys, texts, vector_key(BUNDLED_MODEL), embed, cache)
     return Corpus(
         texts,
         [clean_text(r["journal"]).lower() for r in rows],
@@ -141,7 +150,7 @@ def replay(
             # The classifier's penalty is chosen at the first fit and kept: the grid search
             # is most of a fit's time, and the first fit is the same in every run.
             grid = L2_GRID if model is None else (model[0].calibration.l2,)
-            model = _fit(corpus, names, truth, refs, stored, tallies, args.weight, grid)
+            model = _fit(corpus, names, truth, refs, stored, tallies, args.weight, grid, not args.unweighted)
             fitted_on = tallies
             print(f"  week {w}: fitted, {time.perf_counter() - started:.0f} s", file=sys.stderr)
         if w == 1:
@@ -155,6 +164,8 @@ def replay(
         week = Week()
         new = np.isin(window, chunks[w])
         week.confidence = probs[new].max(axis=1).tolist()
+        week.elsewhere = probs[new, -1].tolist()
+        week.is_elsewhere = (truth[window[new]] == k).tolist()
         week.correct = (probs[new].argmax(axis=1) == truth[window[new]]).tolist()
         for c, name in enumerate(names):
             scores = probs[:, c]
@@ -186,9 +197,10 @@ def _outgrown(background: int, stored: int) -> bool:
     return background < BACKGROUND and stored >= 2 * background + MIN_BACKGROUND
 
 
-def _fit(corpus, names, truth, refs, stored, tallies, weight, l2_grid) -> tuple:
+def _fit(corpus, names, truth, refs, stored, tallies, weight, l2_grid, weighted: bool = True) -> tuple:
     """(scorer, background rows) as the bot fits them: the background is the stored
-    preprints but those voted into a profile, one copy of each text."""
+    preprints but those voted into a profile, one copy of each text, weighing as a full
+    sample (`weighted`)."""
     voted_in = {t.preprint for t in tallies if t.is_reference}
     background = np.array([i for i in stored if i not in voted_in][-BACKGROUND:])
     background = background[keep_one_copy(corpus.vectors[background])]
@@ -202,6 +214,7 @@ def _fit(corpus, names, truth, refs, stored, tallies, weight, l2_grid) -> tuple:
         background=corpus.vectors[background],
         lexical=corpus.words[refs],
         background_lexical=corpus.words[background],
+        background_weight=background_weight(len(background), BACKGROUND) if weighted else 1.0,
     )
     catalog = with_votes(catalog, tallies, corpus.vectors[voted], corpus.words[voted], weight=weight)
     return fit(catalog, l2_grid=l2_grid), background
@@ -249,6 +262,9 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=VOTE_WEIGHT, help="a voted preprint's weight")
     parser.add_argument("--after", type=int, default=4, help="weeks of votes before the goal is checked")
     parser.add_argument("--refit-weekly", action="store_true", help="refit every week in every run (the baseline too)")
+    parser.add_argument(
+        "--unweighted", action="store_true", help="count the background sample as its rows, not as a full sample"
+    )
     args = parser.parse_args()
     # One thread each for torch and BLAS: on 2 shared cores, their worker threads spin
     # while waiting for each other, and a fit took 5-25 times longer.
@@ -279,7 +295,8 @@ def report(runs: dict[str, list[list[Week]]], names: list[str], args, seconds: f
     print(
         f"{len(names)} profiles (journals with {args.large}+ papers), {stream} stream preprints, "
         f"{args.weeks} weeks, window {args.window} weeks, threshold {DEFAULT}, {args.seeds} seeds, "
-        f"vote weight {args.weight:g}{', refitted weekly' if args.refit_weekly else ''}, {seconds:.0f} s"
+        f"vote weight {args.weight:g}{', refitted weekly' if args.refit_weekly else ''}"
+        f"{', background unweighted' if args.unweighted else ''}, {seconds:.0f} s"
     )
     print()
     head = "| week | " + " | ".join(f"{c}: precision / recall / ECE (shown)" for c in CONDITIONS) + " |"
@@ -298,16 +315,23 @@ def report(runs: dict[str, list[list[Week]]], names: list[str], args, seconds: f
         shown = sum(x.shown for x in later)
         confidence = np.concatenate([x.confidence for x in later])
         correct = np.concatenate([x.correct for x in later])
-        summary[c] = (sum(x.hits for x in later) / max(shown, 1), calibration_error(confidence, correct))
+        elsewhere = (
+            np.mean([p for x in later for p in x.elsewhere]),
+            np.mean([e for x in later for e in x.is_elsewhere]),
+        )
+        summary[c] = (sum(x.hits for x in later) / max(shown, 1), calibration_error(confidence, correct), elsewhere)
     base = summary[CONDITIONS[0]][0]
     print(
         f"| weeks {args.after + 1}-{args.weeks} (after {args.after} weeks of votes) "
-        f"| precision | vs without | ECE | final recall |"
+        f"| precision | vs without | ECE | P(elsewhere) / elsewhere | final recall |"
     )
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for c, (precision, ece) in summary.items():
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for c, (precision, ece, (p_elsewhere, share)) in summary.items():
         change = f"{100 * (precision / base - 1):+.0f}%" if base else "-"
-        print(f"| {c} | {precision:.3f} | {change} | {ece:.3f} | {tables[c][-1]['recall']:.3f} |")
+        print(
+            f"| {c} | {precision:.3f} | {change} | {ece:.3f} | {p_elsewhere:.3f} / {share:.3f} "
+            f"| {tables[c][-1]['recall']:.3f} |"
+        )
     print()
     profile_rows = {c: per_profile(r, names, args.after) for c, r in runs.items()}
     worse = {c: [n for n in names if profile_rows[c][n][1] < profile_rows[CONDITIONS[0]][n][1]] for c in CONDITIONS[1:]}

@@ -124,7 +124,12 @@ class Catalog:
     `weights` (n,) say how much each reference counts in the classifier's fit (1 when
     None; a preprint voted relevant may count for more or less than a published paper),
     and `negatives` are rows that belong to anything but one profile (`Negatives`); both
-    come from the editors' votes (`scoring.feedback`)."""
+    come from the editors' votes (`scoring.feedback`).
+
+    `background_weight` is how many preprints each background row stands for
+    (`background_weight()`): the model learns the odds of "elsewhere" against the profiles
+    from how many background rows it sees, and a sample that is small only because few
+    preprints are stored yet must not make every profile likelier until the next refit."""
 
     names: tuple[str, ...]
     vectors: np.ndarray  # (n, d) unit rows
@@ -136,10 +141,13 @@ class Catalog:
     background_lexical: np.ndarray | sparse.spmatrix | None = None
     weights: np.ndarray | None = None
     negatives: Negatives | None = None
+    background_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.vectors) != len(self.labels):
             raise ValueError("one label per reference vector")
+        if not self.background_weight > 0:
+            raise ValueError("a background row stands for a positive number of preprints")
         if self.weights is not None and len(self.weights) != len(self.vectors):
             raise ValueError("one weight per reference vector")
         if len(self.names) == 0:
@@ -356,7 +364,7 @@ class Scorer:
                     progress(len(x[start:stop]))
                 return
             logit = _class_log_density(self.catalog, x[start:stop], self.tau, excl)
-            logit = (logit + _log_priors(self.catalog)) / self.temperature
+            logit = _weigh_background(self.catalog, (logit + _log_priors(self.catalog)) / self.temperature)
             out[start:stop] = logit - _logsumexp(logit)[:, None]
             if progress:
                 progress(len(x[start:stop]))
@@ -407,7 +415,7 @@ class Scorer:
         classifier = _classifier(self.blend, dense, lex, excl)
         words = None if lex is None or self.blend.word_basis is None else word_vectors(lex, self.blend.word_basis)
         feats, valid = _channels(self._index, self.blend, x, dense[:, x.shape[1] :], rows, classifier, words=words)
-        logit = _combine(feats, valid, self.blend.weights)
+        logit = _weigh_background(self.catalog, _combine(feats, valid, self.blend.weights))
         if not self.catalog.has_background:
             logit = np.hstack([logit, _fallback_background_logit(logit, self._index, x)[:, None]])
         return logit - _logsumexp(logit)[:, None]
@@ -950,7 +958,32 @@ def nearest_references(scorer: Scorer, x: np.ndarray, profile: int, k: int = 3) 
     return [(int(rows[i]), float(sims[i])) for i in order]
 
 
+def background_weight(rows: int, stands_for: int) -> float:
+    """How many preprints each of `rows` background rows stands for, when the sample is
+    meant to be `stands_for` preprints (the configured sample size) and the store holds
+    fewer: never less than one."""
+    return max(1.0, stands_for / rows) if rows else 1.0
+
+
 # -- internals ---------------------------------------------------------------------------
+
+
+def _weigh_background(catalog: Catalog, logit: np.ndarray) -> np.ndarray:
+    """Fitted logits with the background's prior as if each of its rows were
+    `catalog.background_weight` preprints.
+
+    The fit calibrates the model on its own rows, so the odds of "elsewhere" against
+    the profiles are those of the sample's size: 800 background rows next to 300
+    reference papers give "elsewhere" a prior of 0.73, 1,250 rows 0.81. Bayes' rule moves
+    a calibrated posterior to other class proportions by the ratio of the priors, here a
+    constant on the background's logit; the sample still decides what "elsewhere" looks
+    like. Without it every refit while the store grows toward the sample size lowered
+    every profile's score (benchmarks/feedback_replay.py, docs/results.md "Votes")."""
+    if catalog.background_weight == 1.0 or not catalog.has_background:
+        return logit
+    logit = logit.copy()
+    logit[:, catalog.background_index] += np.log(catalog.background_weight)
+    return logit
 
 
 def _log_priors(catalog: Catalog) -> np.ndarray:

@@ -31,8 +31,8 @@ def cached_vectors(session: Session, key: str, hashes: Sequence[str]) -> dict[st
                 Embedding.model == key, Embedding.content_hash.in_(batch)
             )
         )
-        for key, blob in rows:
-            found[key] = np.frombuffer(blob, dtype=np.float32)
+        for text_hash, blob in rows:
+            found[text_hash] = np.frombuffer(blob, dtype=np.float32)
     return found
 
 

@@ -22,7 +22,7 @@ from scoring.embedder import TORCH, Embedder, load_embedder, resolve_backend, ve
 from scoring.feedback import Tally, tally, with_votes
 from scoring.lexical import LEXICAL_VERSION, lexical_features
 from scoring.progress import Steps, begin_step
-from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, fit
+from scoring.scorer import CHANNELS, Blend, Catalog, Scorer, background_weight, fit
 from scoring.text import document
 
 INSERT_BATCH = 5000
@@ -385,6 +385,9 @@ def _catalog(
         background=stack(vectors, [p.content_hash for p in background], dim),
         lexical=words([texts[paper.content_hash] for _, paper in papers]),
         background_lexical=words([texts[p.content_hash] for p in background]),
+        # While fewer preprints are stored than the sample's size, the sample weighs as
+        # much as a full one: otherwise each refit as the store grows moves every score.
+        background_weight=background_weight(len(background), ctx.background_size),
     )
     vote_words = words([texts[p.content_hash] for p in voted]) if votes else None
     return with_votes(catalog, votes, vote_vectors, lexical=vote_words), [p.id for p in background]

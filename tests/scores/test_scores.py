@@ -29,8 +29,8 @@ def _store_vector(session, key: str, vector: np.ndarray) -> None:
     session.merge(Embedding(model=vector_key(BUNDLED_MODEL), content_hash=key, dim=DIM, vector=vector.tobytes()))
 
 
-def _preprint(session, number: int, vector: np.ndarray, words: str) -> Preprint:
-    title, abstract = f"Preprint {number} on {words}", f"We study {words} in experiment {number}."
+def _preprint(session, number: int, vector: np.ndarray, words: str, text: tuple[str, str] | None = None) -> Preprint:
+    title, abstract = text or (f"Preprint {number} on {words}", f"We study {words} in experiment {number}.")
     row = Preprint(
         server="biorxiv",
         identifier=f"10.1101/{number}",
@@ -121,13 +121,16 @@ def test_settle_without_a_preload_returns_at_once():
     assert ctx._preloading is None
 
 
-def _add_profile(session, rng, name: str, topic: np.ndarray, papers: int = 5) -> None:
+def _add_profile(
+    session, rng, name: str, topic: np.ndarray, papers: int = 5, words: str | None = None, spread: float = 0.1
+) -> None:
+    """A profile of papers near `topic`, on `words` when given (`_text`)."""
     profile = Profile(name=name, name_key=normalise_name(name), source="test")
     for i in range(papers):
-        title, abstract = f"{name} paper {i}", f"On {name.lower()} matters, part {i}."
+        title, abstract = _text(rng, words) if words else (f"{name} paper {i}", f"On {name.lower()} matters, part {i}.")
         key = content_hash(title, abstract)
         profile.papers.append(ReferencePaper(title=title, abstract=abstract, content_hash=key))
-        _store_vector(session, key, topic + 0.1 * rng.standard_normal(DIM))
+        _store_vector(session, key, topic + spread * rng.standard_normal(DIM))
     session.add(profile)
 
 
@@ -208,3 +211,55 @@ def test_every_step_of_a_refit_reports_until_done(db, catalog):
     assert all(done == total for done, total in seen.values())
     assert seen["scoring"][1] == report.scored
     assert seen["writing scores"][1] == report.scored * report.profiles
+
+
+def test_a_refit_as_the_store_grows_keeps_the_scores_it_gave(db):
+    """A fresh install stores fewer preprints than its background sample's size, and
+    refits as the store grows. Each refit samples more of the same stream as "elsewhere";
+    the scores of preprints already stored must keep their meaning, not all drop as the
+    sample fills up (the sample weighs as a full one from the first fit on)."""
+    rng = np.random.default_rng(8)
+    topics = {name: rng.standard_normal(DIM) / np.sqrt(DIM) for name in TOPICS}
+    ctx = ScoringContext(BUNDLED_MODEL, _no_model, background_size=400)
+    with db.session() as session:
+        for name, words in TOPICS.items():
+            _add_profile(session, rng, name, topics[name], papers=60, words=words, spread=SPREAD)
+    probes = _store_stream(db, rng, topics, range(100))
+    with db.session() as session:
+        assert update_scores(session, ctx).refitted
+        before = np.array([sum(_scores(session, i).values()) for i in probes])
+    _store_stream(db, rng, topics, range(100, 400))
+    with db.session() as session:
+        assert update_scores(session, ctx).refitted  # the store outgrew the background
+        after = np.array([sum(_scores(session, i).values()) for i in probes])
+    assert before.max() > 0.3  # a profile's topic is likely a profile's, not only elsewhere's
+    assert np.abs(after - before).mean() < 0.05
+
+
+def _no_model():
+    raise AssertionError("every vector is cached: the model must not load")
+
+
+# Papers on one topic as close as a field's (cosine about 0.6), not as far as the
+# fixtures' (about 0.2): close enough that a preprint on it could be a profile's or not.
+SPREAD = 0.04
+
+
+def _text(rng, words: str) -> tuple[str, str]:
+    """A title and abstract with nothing but their topic's words and a made-up word of
+    their own: a reference paper and a preprint on one topic read alike."""
+    return f"On {words}", f"We study {words} ({''.join(rng.choice(list('bcdfghkmnpstvz'), 10))})."
+
+
+def _store_stream(db, rng, topics: dict[str, np.ndarray], numbers: range) -> list[int]:
+    """Stored preprints: every third on one profile's topic, in its words; the rest on soil."""
+    ids = []
+    with db.session() as session:
+        for number in numbers:
+            name = list(TOPICS)[number % 2] if number % 3 == 0 else None
+            vector = rng.standard_normal(DIM) if name is None else topics[name] + SPREAD * rng.standard_normal(DIM)
+            words = TOPICS[name] if name else f"soil bacteria survey {number % 7}"
+            row = _preprint(session, number, vector, words, text=_text(rng, words))
+            session.flush()
+            ids.append(row.id)
+    return ids

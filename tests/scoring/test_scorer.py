@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.scorer import CHANNELS, Catalog, Scorer, _hubness, expected_calibration_error, fit, nearest_references
+from scoring.scorer import (
+    CHANNELS,
+    Catalog,
+    Scorer,
+    _hubness,
+    background_weight,
+    expected_calibration_error,
+    fit,
+    nearest_references,
+)
 from scoring.window import format_lift, format_score, format_top, top_share, top_shares_of_best, window_stats
 
 DIM = 32
@@ -180,6 +189,48 @@ def test_blend_weights_never_reward_dissimilarity():
     assert all(weights[name] >= 0 for name in CHANNELS if name != "log_count")
     held = np.vstack([cluster(rng, centres[i], 5) for i in range(3)])
     assert (scorer.predict_proba(held).argmax(axis=1) == np.repeat(np.arange(3), 5)).mean() >= 0.9
+
+
+@pytest.mark.parametrize("method", ["blend", "kde"])
+def test_a_small_background_sample_weighed_as_a_full_one_scores_as_the_full_one(method):
+    """The store grows between refits; the sample of it that stands for "elsewhere" grows
+    with it until it reaches its configured size. Weighed as that size, a fifth of the
+    sample gives the stream's preprints about the chance of "elsewhere" the whole sample
+    gives; counted as it is, it makes every profile likelier (the odds of "elsewhere"
+    follow the number of rows, as in the votes replay, docs/results.md)."""
+    rng = np.random.default_rng(2)
+    centres = np.linalg.qr(rng.standard_normal((DIM, 5)))[0].T.astype(np.float32)
+
+    def stream(n: int) -> np.ndarray:
+        # A third of the stream is on some profile's topic, the rest on anything.
+        rows = unit(rng.standard_normal((n, DIM)))
+        topical = np.flatnonzero(rng.random(n) < 1 / 3)
+        rows[topical] = unit(
+            centres[rng.integers(0, 5, len(topical))] + 0.15 * rng.standard_normal((len(topical), DIM))
+        )
+        return rows
+
+    refs = np.vstack([cluster(rng, centre, 20) for centre in centres])
+    stored, queries = stream(500), stream(300)
+
+    def elsewhere(rows: int, weight: float = 1.0) -> np.ndarray:
+        catalog = Catalog(
+            tuple("ABCDE"), refs, np.repeat(np.arange(5), 20), background=stored[:rows], background_weight=weight
+        )
+        return fit(catalog, method=method).predict_proba(queries)[:, -1]
+
+    full = elsewhere(500)
+    weighed = np.abs(elsewhere(100, weight=5.0) - full).mean()
+    counted = np.abs(elsewhere(100) - full).mean()
+    assert weighed < counted / 2
+
+
+def test_a_background_row_stands_for_at_least_one_preprint():
+    assert background_weight(rows=400, stands_for=2000) == 5.0
+    assert background_weight(rows=2000, stands_for=2000) == background_weight(rows=2500, stands_for=2000) == 1.0
+    assert background_weight(rows=0, stands_for=2000) == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        Catalog(("A",), np.eye(2, dtype=np.float32), np.zeros(2, dtype=np.int64), background_weight=0.0)
 
 
 def test_hubness_is_the_mean_cosine_to_the_nearest_other_papers():
