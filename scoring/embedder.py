@@ -88,9 +88,8 @@ def openvino_installed() -> bool:
 def resolve_backend(requested: str) -> str:
     """The backend that will run: `auto`'s choice (OpenVINO where installed, else PyTorch
     fp32), or the one asked for if this machine can run it. `auto` picks only backends
-    whose cross-validated ranking quality was measured against fp32 (docs/results.md):
-    PyTorch bf16 agrees with fp32 as closely as OpenVINO does, but it has not been through
-    that evaluation, so it is chosen by name only."""
+    whose cross-validated ranking quality was measured against fp32 (docs/results.md);
+    PyTorch bf16 passed that check too, but OpenVINO is faster, so bf16 runs by name only."""
     if requested not in BACKENDS:
         raise ModelError(f"SCOUT_BACKEND={requested!r} is not one of {', '.join(BACKENDS)}")
     if requested == AUTO:
